@@ -1,0 +1,31 @@
+"""Benchmarks by name, and the grid files of the paper's tables (TOML, next to this file)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from augbench.benchmarks.base import COMMON_SETTINGS, Benchmark, accuracy_by_group
+from augbench.registry import Registry
+
+BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", "augbench.benchmarks", "augbench.benchmarks")
+register_benchmark = BENCHMARKS.register
+
+
+def get_benchmark(name: str) -> type[Benchmark]:
+    """The benchmark class registered under `name`."""
+    return BENCHMARKS.get(name)
+
+
+def list_benchmarks(pattern: str = "*") -> list[str]:
+    """Registered benchmark names matching a shell-style pattern."""
+    return BENCHMARKS.names(pattern)
+
+
+def create_benchmark(name: str, settings: Mapping[str, Any] | None = None) -> Benchmark:
+    """A benchmark with validated settings."""
+    cls = get_benchmark(name)
+    return cls(cls.spec().resolve(settings))
+
+
+__all__ = ["BENCHMARKS", "COMMON_SETTINGS", "Benchmark", "accuracy_by_group", "create_benchmark",
+           "get_benchmark", "list_benchmarks", "register_benchmark"]

@@ -1,0 +1,92 @@
+"""A benchmark fixes dataset, splits, model, task, transformation family, schedule and evaluation.
+
+Settings are declared like method hyperparameters, under dotted names that `--set` reaches:
+`data.*` (dataset, sizes, paths), `model.*`, `train.*` (schedule), `eval.*` and `run.*`
+(bookkeeping that never changes a result, so it stays out of the run's identity).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import Tensor
+
+from augbench.datasets.base import Dataset, Split
+from augbench.hparams import HParam, Spec
+
+COMMON_SETTINGS: dict[str, HParam] = {
+    "model.name": HParam("small_cnn", str, help="backbone (augbench.models.BACKBONES)"),
+    "model.width": HParam(1.0, float, low=0.0625, high=16, help="channel width multiplier"),
+    "train.epochs": HParam(10, int, low=1, help="training epochs"),
+    "train.batch_size": HParam(64, int, low=1),
+    "train.optimizer": HParam("sgd", str, choices=("sgd", "adam")),
+    "train.lr": HParam(0.05, float, low=0.0),
+    "train.momentum": HParam(0.9, float, low=0.0, high=1.0),
+    "train.weight_decay": HParam(5e-4, float, low=0.0),
+    "train.scheduler": HParam("plateau", str, choices=("plateau", "cosine", "none"),
+                              help="plateau: lr x factor when validation accuracy stalls (paper D.1)"),
+    "train.plateau_factor": HParam(0.9, float, low=0.0, high=1.0),
+    "train.plateau_patience": HParam(10, int, low=0),
+    "train.hflip": HParam(False, bool, help="random horizontal flips for every method (the paper's base augmentation)"),
+    "train.val_fraction": HParam(0.1, float, low=0.0, high=0.9, help="validation split carved from train by the seed"),
+    "train.select": HParam("best", str, choices=("best", "last"), help="weights reported: best validation epoch or last"),
+    "eval.tta_views": HParam(10, int, low=0, help="test-time augmentation views (0: none)"),
+    "eval.batch_size": HParam(256, int, low=1, identity=False),
+    "eval.inspect_samples": HParam(256, int, low=0, identity=False, help="test samples whose distribution parameters are saved for plots"),
+    "run.device": HParam("auto", str, identity=False, help="cpu, cuda, cuda:N or auto"),
+    "run.checkpoint_every_steps": HParam(0, int, low=0, identity=False, help="extra mid-epoch checkpoints (0: off)"),
+    "run.checkpoint_minutes": HParam(5.0, float, low=0.0, identity=False, help="mid-epoch checkpoint interval in minutes"),
+    "run.log_every": HParam(50, int, low=1, identity=False, help="training records every N steps"),
+    "run.progress": HParam(True, bool, identity=False, help="progress bar (only on a terminal)"),
+}
+
+
+class Benchmark:
+    """Base class of benchmarks; subclasses set the class attributes and `load`."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # "crop", "rotation", "color"
+    task: ClassVar[str] = "classification"
+    paper: ClassVar[str] = ""  # where in the paper, e.g. "Table 1"
+    description: ClassVar[str] = ""
+    embedded: ClassVar[bool] = False  # runs with no data on disk
+    settings: ClassVar[dict[str, HParam]] = {}  # benchmark-specific declarations
+    defaults: ClassVar[dict[str, Any]] = {}  # overrides of COMMON_SETTINGS defaults
+    method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # per-method hyperparameter defaults
+
+    @classmethod
+    def spec(cls) -> Spec:
+        """All settings of this benchmark with its defaults."""
+        params = dict(COMMON_SETTINGS)
+        params.update(cls.settings)
+        for key, value in cls.defaults.items():
+            hp = params[key]
+            params[key] = HParam(value, hp.type, hp.low, hp.high, hp.choices, hp.help, hp.identity, hp.nullable, hp.is_list)
+        return Spec(f"benchmark {cls.name}", params)
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.s = dict(settings)
+
+    def load(self) -> Dataset:
+        """The dataset, with uint8 images (N, C, H, W)."""
+        raise NotImplementedError
+
+    def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
+                inspect: Mapping[str, Tensor]) -> dict[str, float]:
+        """Benchmark-specific metrics beyond accuracy (group accuracies, ground-truth invariance).
+
+        `correct`/`tta_correct` are per-sample booleans over `split`; `inspect` holds the
+        method's per-sample distribution parameters over the same samples.
+        """
+        return {}
+
+
+def accuracy_by_group(correct: Tensor, group: Tensor, groups: Mapping[str, list[int]], prefix: str) -> dict[str, float]:
+    """Accuracy over the samples whose `group` value is in each named list."""
+    out = {}
+    for name, members in groups.items():
+        mask = torch.isin(group, torch.tensor(members, device=group.device))
+        if mask.any():
+            out[f"{prefix}{name}"] = correct[mask].float().mean().item()
+    return out

@@ -1,0 +1,129 @@
+"""The `augbench` command line: `list`, `run`, and the commands of the feature modules.
+
+Bad input (unknown benchmark, method or setting, bad value, unreadable data) is one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from augbench.errors import AugbenchError, ConfigError
+
+# Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
+COMMAND_MODULES: list[str] = []
+
+
+def parse_sets(items: Sequence[str] | None) -> dict[str, str]:
+    """`KEY=VALUE` pairs (values stay strings; the declarations convert and validate them)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    width = max((len(k) for k in metrics), default=0)
+    lines = []
+    for k, v in metrics.items():
+        lines.append(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from augbench.benchmarks import get_benchmark, list_benchmarks
+    from augbench.methods import get_method, list_methods
+
+    what = args.what
+    if what in ("all", "methods"):
+        print("methods:")
+        for name in list_methods():
+            cls = get_method(name)
+            fams = ",".join(sorted(cls.families))
+            print(f"  {name}  [{fams}]  {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+            for hp_name, hp in cls.hparams.items():
+                print(f"      {hp_name}: {hp.describe()}" + (f"  -- {hp.help}" if hp.help else ""))
+    if what in ("all", "benchmarks"):
+        print("benchmarks:")
+        for name in list_benchmarks():
+            cls = get_benchmark(name)
+            spec = cls.spec().params
+            data = "embedded" if cls.embedded else "data.root required"
+            paper = f"  paper: {cls.paper}" if cls.paper else ""
+            print(f"  {name}  family={cls.family} task={cls.task} model={spec['model.name'].default} "
+                  f"({data}){paper}")
+            if cls.description:
+                print(f"      {cls.description}")
+            if args.verbose:
+                for key, hp in spec.items():
+                    print(f"      {key}: {hp.describe()}")
+    if what in ("all", "datasets"):
+        print("datasets:")
+        for name in list_benchmarks():
+            cls = get_benchmark(name)
+            print(f"  {name}: {cls.load.__doc__.strip().splitlines()[0] if cls.load.__doc__ else cls.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from augbench.runs import execute, resolve
+
+    overrides = parse_sets(args.set)
+    if args.device:
+        overrides["run.device"] = args.device
+    cfg = resolve(args.benchmark, args.method, args.seed, overrides)
+    out = Path(args.out) if args.out else Path("runs") / cfg.run_id
+    print(f"run {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed} -> {out}", file=sys.stderr)
+    metrics = execute(cfg, out)
+    print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="augbench", description="Benchmarks for learned data augmentation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="methods with their hyperparameters, benchmarks, datasets")
+    p.add_argument("what", nargs="?", default="all", choices=("all", "methods", "benchmarks", "datasets"))
+    p.add_argument("-v", "--verbose", action="store_true", help="show every benchmark setting")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="train one method on one benchmark (resumes; prints final metrics)")
+    p.add_argument("benchmark")
+    p.add_argument("--method", required=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="benchmark setting (train.epochs=5, data.root=...) or method hyperparameter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory (default: runs/<run id>)")
+    p.add_argument("--device", help="shortcut for --set run.device=...")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.set_defaults(func=cmd_run)
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AugbenchError as exc:
+        print(f"augbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("augbench: interrupted (finished results are kept; re-run to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

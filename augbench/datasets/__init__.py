@@ -1,0 +1,1 @@
+"""Datasets: in-memory uint8 splits, real-data loaders and embedded generators."""

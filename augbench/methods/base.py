@@ -1,0 +1,198 @@
+"""The AugmentationMethod interface: what every augmentation method gives the trainer.
+
+A method is an `nn.Module` (its learnable parameters and schedule state live in its
+`state_dict`, so checkpoints need nothing else) with a handful of hooks. The trainer is the
+same for every method:
+
+    views = method.sample(x, ctx, n_views)       # (V*B, C, H, W), differentiable where it can be
+    out = model(views.x)                         # one forward pass
+    per_sample = task.loss(out, ...)             # (V*B,) task loss, e.g. cross-entropy
+    loss, logs = method.objective(per_sample, views)   # + regularisers, REINFORCE, ...
+    loss.backward(); step the classifier's and the method's optimizers
+
+A minimal learned method (Augerino-style global rotation range)::
+
+    @register_method("my-rotation")
+    class MyRotation(AugmentationMethod):
+        families = frozenset({"rotation"})
+        hparams = {"lam": HParam(0.01, float, low=0.0), "lr": HParam(1e-3, float, low=0.0)}
+
+        def __init__(self, ctx, **hp):
+            super().__init__(ctx, **hp)
+            self.raw = nn.Parameter(torch.zeros(()))
+
+        def sample(self, x, ctx, n_views=1):
+            x = repeat_views(x, n_views)
+            width = F.softplus(self.raw)
+            angle = (torch.rand(x.shape[0], device=x.device) - 0.5) * width
+            return Views(rotate(x, angle), n_views)
+
+        def objective(self, per_sample_loss, views):
+            reg = F.softplus(self.raw)
+            return per_sample_loss.mean() - self.hp["lam"] * reg, {"width": reg.detach()}
+
+        def make_optimizer(self):
+            return torch.optim.Adam(self.parameters(), lr=self.hp["lr"])
+
+See README "Adding a method" for the whole contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from augbench.hparams import HParam, Spec
+
+
+@dataclass
+class MethodContext:
+    """What a method may know about its benchmark when it is built."""
+
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    families: frozenset[str]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    epochs: int = 1
+    steps_per_epoch: int = 1
+
+
+@dataclass
+class StepContext:
+    """What the trainer hands `sample` each step.
+
+    `y` is given for label-conditioned methods (class-specific InstaAug) and is None at test
+    time. `features` computes the classifier's penultimate features of [0, 1] images (AdaAug's
+    policy input) without the method having to know the model.
+    """
+
+    y: Tensor | None = None
+    features: Callable[[Tensor], Tensor] | None = None
+    training: bool = True
+    epoch: int = 0
+    step: int = 0
+
+
+@dataclass
+class Views:
+    """Transformed inputs and what the method needs back in `objective`.
+
+    Layout: views are stacked view-major, `x[v * B + i]` is view v of input i, so
+    `x.view(n_views, B, ...)` recovers the views of each input.
+    """
+
+    x: Tensor
+    n_views: int = 1
+    log_prob: Tensor | None = None  # (V*B,) log p(tau | x) of discrete choices, for REINFORCE
+    entropy: Tensor | None = None  # (B,) entropy of p(tau; phi(x)) per input
+    info: dict[str, Tensor] = field(default_factory=dict)  # logged/plotted parameters
+
+
+def repeat_views(x: Tensor, n_views: int) -> Tensor:
+    """Stack `n_views` copies of a batch view-major, the layout `Views` promises."""
+    if n_views == 1:
+        return x
+    return x.unsqueeze(0).expand(n_views, *x.shape).reshape(n_views * x.shape[0], *x.shape[1:])
+
+
+class AugmentationMethod(nn.Module):
+    """Base class of every method; override what your method needs, nothing else.
+
+    Class attributes
+    - `name`: registry key (set by `register_method`).
+    - `families`: transformation families the method supports ("crop", "rotation", "color",
+      "policy"); a benchmark runs a method only if they intersect its family.
+    - `hparams`: declared hyperparameters; `self.hp` holds the resolved values.
+    - `needs`: subset of {"labels", "features", "validation"}: what the trainer must provide.
+      "validation" makes the trainer call `explore` with validation batches.
+    - `tta_reduce`: how test-time views are combined: "logits" (mean logit, InstaAug C.2) or
+      "log_softmax" (mean log-probability, Augerino).
+    """
+
+    name: ClassVar[str] = ""
+    families: ClassVar[frozenset[str]] = frozenset()
+    hparams: ClassVar[Mapping[str, HParam]] = {}
+    needs: ClassVar[frozenset[str]] = frozenset()
+    tta_reduce: ClassVar[str] = "logits"
+    explore_every: ClassVar[int] = 1
+
+    def __init__(self, ctx: MethodContext, **hp: Any) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.hp: dict[str, Any] = self.spec().resolve(hp)
+
+    @classmethod
+    def spec(cls) -> Spec:
+        """The declared hyperparameters as a `Spec` (validation, identity)."""
+        return Spec(f"method {cls.name}", cls.hparams)
+
+    # ------------------------------------------------------------------ training
+    def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
+        """Draw `n_views` transformations per input and apply them (training time)."""
+        raise NotImplementedError
+
+    def objective(self, per_sample_loss: Tensor, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
+        """The scalar to minimise, from the task's per-sample losses (shape (V*B,)).
+
+        Gradients reach differentiable transforms through `per_sample_loss` itself; a method
+        that samples discrete choices adds its score-function term here (see InstaAug).
+        """
+        return per_sample_loss.mean(), {}
+
+    def make_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer of the method's own parameters, or None when it has none."""
+        return None
+
+    def explore(self, x: Tensor, y: Tensor, ctx: StepContext, head: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        """A search step on a validation batch (AdaAug); only for methods that need "validation"."""
+        return {}
+
+    # ------------------------------------------------------------------ schedules
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before each training epoch (pretraining phases, learning-rate warm-up)."""
+
+    def end_epoch(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
+        """Called after validation with its averaged `inspect` statistics; returns values to log.
+
+        Schedules that react to training (InstaAug's dynamic lambda) live here, driven by the
+        validation split only.
+        """
+        return {}
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def test_views(self, x: Tensor, n_views: int, ctx: StepContext) -> Tensor:
+        """Views for test-time augmentation, (n_views * B, C, H, W) view-major.
+
+        Default: the training distribution. Methods whose training distribution needs labels
+        override this (class-specific InstaAug falls back to random crops).
+        """
+        return self.sample(x, ctx, n_views).x
+
+    @torch.no_grad()
+    def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        """Per-sample distribution parameters and summaries, first dimension B.
+
+        Used for validation statistics (means of 1-D entries feed `end_epoch`), ground-truth
+        invariance metrics (e.g. "rotation_range": (B, 2) in radians) and plots.
+        """
+        return {}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.hp.items())
+
+
+def build_param_optimizer(params: list[nn.Parameter], hp: Mapping[str, Any], prefix: str = "") -> torch.optim.Optimizer | None:
+    """SGD/Adam from the conventional `optimizer`, `lr`, `momentum`, `weight_decay` hyperparameters."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        return None
+    kind = hp.get(prefix + "optimizer", "adam")
+    lr = hp[prefix + "lr"]
+    wd = hp.get(prefix + "weight_decay", 0.0)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=hp.get(prefix + "momentum", 0.9), weight_decay=wd)
+    return torch.optim.Adam(params, lr=lr, weight_decay=wd)

@@ -1,0 +1,77 @@
+"""`random-crop`: RandomResizedCrop semantics, drawn per sample and applied in one resample."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from augbench.hparams import HParam
+from augbench.methods import AugmentationMethod, StepContext, Views, register_method, repeat_views
+from augbench.transforms.geometry import crop
+
+
+def sample_resized_crop_boxes(n: int, image_hw: tuple[int, int], scale: tuple[float, float],
+                              ratio: tuple[float, float], device: torch.device,
+                              generator: torch.Generator | None = None,
+                              attempts: int = 10) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-sample boxes (center_y, center_x, height, width) as fractions of the image.
+
+    torchvision's RandomResizedCrop distribution, vectorised: area fraction ~ U(scale), log
+    aspect ratio ~ U(log ratio), up to `attempts` draws until the box fits, else the centre
+    crop that torchvision falls back to. All attempts are drawn at once for the whole batch.
+    """
+    h, w = image_hw
+    area = torch.empty(attempts, n, device=device).uniform_(scale[0], scale[1], generator=generator)
+    log_r = torch.empty(attempts, n, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                                             generator=generator)
+    r = torch.exp(log_r)  # width / height in pixels
+    width = torch.sqrt(area * h * w * r) / w  # box of area*h*w pixels with aspect r
+    height = torch.sqrt(area * h * w / r) / h
+    fits = (width <= 1) & (height <= 1)
+    first = fits.to(torch.int8).argmax(0)  # first attempt that fits (0 if none)
+    pick = lambda t: t.gather(0, first.unsqueeze(0)).squeeze(0)  # noqa: E731
+    width, height, ok = pick(width), pick(height), fits.any(0)
+    # torchvision's fallback: the whole image, cut to the nearest allowed aspect ratio
+    in_ratio = w / h
+    fb_w = min(1.0, max(ratio) * h / w) if in_ratio > max(ratio) else 1.0
+    fb_h = min(1.0, w / (min(ratio) * h)) if in_ratio < min(ratio) else 1.0
+    width = torch.where(ok, width, torch.full_like(width, fb_w))
+    height = torch.where(ok, height, torch.full_like(height, fb_h))
+    u = torch.rand(2, n, device=device, generator=generator)
+    half = torch.full_like(width, 0.5)
+    center_y = torch.where(ok, height / 2 + u[0] * (1 - height), half)
+    center_x = torch.where(ok, width / 2 + u[1] * (1 - width), half)
+    return center_y, center_x, height, width
+
+
+@register_method("random-crop")
+class RandomCrop(AugmentationMethod):
+    """Random resized crops with per-sample boxes; the lower scale bound is the paper's sweep axis."""
+
+    families = frozenset({"crop"})
+    hparams = {
+        "scale_min": HParam(0.1, float, low=1e-3, high=1.0, help="lower bound of the area fraction (paper best: 0.1)"),
+        "scale_max": HParam(1.0, float, low=1e-3, high=1.0, help="upper bound of the area fraction"),
+        "ratio_min": HParam(3 / 4, float, low=0.05, high=20.0, help="lower bound of the aspect ratio"),
+        "ratio_max": HParam(4 / 3, float, low=0.05, high=20.0, help="upper bound of the aspect ratio"),
+    }
+
+    def __init__(self, ctx, **hp) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx, **hp)
+        from augbench.errors import ConfigError
+
+        if self.hp["scale_min"] > self.hp["scale_max"] or self.hp["ratio_min"] > self.hp["ratio_max"]:
+            raise ConfigError("random-crop: scale_min/ratio_min must not exceed scale_max/ratio_max")
+
+    def boxes(self, n: int, image_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Draw `n` boxes from the configured distribution."""
+        return sample_resized_crop_boxes(
+            n, image_hw, (self.hp["scale_min"], self.hp["scale_max"]),
+            (self.hp["ratio_min"], self.hp["ratio_max"]), device)
+
+    def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
+        x = repeat_views(x, n_views)
+        cy, cx, hh, ww = self.boxes(x.shape[0], tuple(x.shape[-2:]), x.device)
+        return Views(crop(x, cy, cx, hh, ww), n_views, info={"box": torch.stack([cy, cx, hh, ww], -1)})

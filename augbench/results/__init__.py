@@ -1,0 +1,1 @@
+"""Run records, collection, the paper's tables and figures."""

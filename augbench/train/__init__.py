@@ -1,0 +1,1 @@
+"""The trainer, tasks, evaluation and checkpoints."""

@@ -1,0 +1,286 @@
+"""The one trainer every method and task goes through.
+
+Per step: a batch of uint8 images already on the device -> [0, 1] floats -> (benchmark's base
+flips) -> `method.sample` -> one forward pass -> task's per-sample losses ->
+`method.objective` -> one backward -> step every optimizer. Validation (a split carved from the
+training data by the seed) drives every decision: best epoch, learning-rate plateau and the
+method's own schedules; the test split is touched once, for the final report.
+
+Resumes are exact: a checkpoint holds model, optimizers, schedulers, method state, RNG states,
+the position in the epoch's data order and the byte offset of the records file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from augbench.benchmarks import Benchmark
+from augbench.datasets.base import Dataset, Split
+from augbench.methods import AugmentationMethod, MethodContext, StepContext, create_method
+from augbench.results.records import RecordWriter, touch_heartbeat
+from augbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from augbench.train.evaluate import to_float
+from augbench.train.tasks import Task, get_task
+from augbench.transforms.geometry import hflip
+
+HEARTBEAT_SECONDS = 30.0
+
+
+def derive_seed(seed: int, tag: str) -> int:
+    """An independent seed per purpose, so e.g. the data split never depends on the method."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{tag}".encode()).digest()[:8], "little") >> 1
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def split_train_val(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """Validation rows drawn by the run seed alone: every method sees the same split."""
+    n_val = int(round(len(train) * fraction))
+    if n_val == 0:
+        return train, None
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(derive_seed(seed, "split")))
+    return train.subset(perm[n_val:]), train.subset(perm[:n_val])
+
+
+def _scalars(logs: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in logs.items():
+        if isinstance(v, torch.Tensor):
+            if v.numel() != 1:
+                continue
+            v = v.item()
+        if isinstance(v, (int, float)):
+            out[k] = float(v)
+    return out
+
+
+class Trainer:
+    """Trains one (benchmark, method, hyperparameters, seed) run inside its run directory."""
+
+    def __init__(self, bench: Benchmark, method_name: str, hparams: dict[str, Any], seed: int,
+                 run_dir: Path, header: dict[str, Any], dataset: Dataset | None = None) -> None:
+        self.bench, self.s, self.seed, self.run_dir = bench, bench.s, seed, Path(run_dir)
+        self.device = resolve_device(self.s["run.device"])
+        self.records = RecordWriter(self.run_dir, header)
+        dataset = dataset if dataset is not None else bench.load()
+        self.dataset = dataset
+        train, val = split_train_val(dataset.train, self.s["train.val_fraction"], seed)
+        self.train_split = train.to(self.device)
+        self.val_split = val.to(self.device) if val is not None else None
+        self.test_split = dataset.test
+        self.task: Task = get_task(bench.task)(bench, dataset)
+        bs = self.s["train.batch_size"]
+        n = len(self.train_split)
+        self.drop_last = n >= bs
+        self.steps_per_epoch = n // bs if self.drop_last else 1
+        self.epochs = self.s["train.epochs"]
+
+        torch.manual_seed(derive_seed(seed, "model"))
+        self.model: nn.Module = self.task.build_model().to(self.device)
+        torch.manual_seed(derive_seed(seed, "method"))
+        mctx = MethodContext(num_classes=dataset.num_classes, image_shape=dataset.image_shape,
+                             families=frozenset({bench.family}), device=self.device, epochs=self.epochs,
+                             steps_per_epoch=self.steps_per_epoch)
+        self.method: AugmentationMethod = create_method(method_name, mctx, **hparams).to(self.device)
+        torch.manual_seed(derive_seed(seed, "train"))
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.model_opt = self._model_optimizer(params) if params else None
+        self.method_opt = self.method.make_optimizer()
+        self.scheduler = self._scheduler()
+        self.explore_gen = torch.Generator().manual_seed(derive_seed(seed, "explore"))
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "model": None, "method": None}
+        self._last_ckpt_time = time.monotonic()
+        self._last_heartbeat = 0.0
+
+    # ------------------------------------------------------------------ setup helpers
+    def _model_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        s = self.s
+        if s["train.optimizer"] == "adam":
+            return torch.optim.Adam(params, lr=s["train.lr"], weight_decay=s["train.weight_decay"])
+        return torch.optim.SGD(params, lr=s["train.lr"], momentum=s["train.momentum"],
+                               weight_decay=s["train.weight_decay"])
+
+    def _scheduler(self) -> Any:
+        if self.model_opt is None or self.s["train.scheduler"] == "none":
+            return None
+        if self.s["train.scheduler"] == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.model_opt, T_max=self.epochs)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.model_opt, mode="max", factor=self.s["train.plateau_factor"],
+            patience=self.s["train.plateau_patience"])
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "model": self.model.state_dict(), "method": self.method.state_dict(),
+            "model_opt": self.model_opt.state_dict() if self.model_opt else None,
+            "method_opt": self.method_opt.state_dict() if self.method_opt else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "rng": rng_state(), "explore_rng": self.explore_gen.get_state(),
+            "records_offset": self.records.offset(), "best": self.best,
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / "checkpoint.pt", self._state())
+        self._last_ckpt_time = time.monotonic()
+
+    def try_resume(self) -> bool:
+        """Load the last checkpoint if there is one; rewind the records to it."""
+        ck = load_checkpoint(self.run_dir / "checkpoint.pt")
+        if ck is None:
+            return False
+        self.model.load_state_dict(ck["model"])
+        self.method.load_state_dict(ck["method"])
+        if self.model_opt is not None:
+            self.model_opt.load_state_dict(ck["model_opt"])
+        if self.method_opt is not None:
+            self.method_opt.load_state_dict(ck["method_opt"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(ck["scheduler"])
+        set_rng_state(ck["rng"])
+        self.explore_gen.set_state(ck["explore_rng"])
+        self.epoch, self.step_in_epoch, self.global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
+        self.best = ck["best"]
+        self.records.truncate(ck["records_offset"])
+        return True
+
+    def _checkpoint_due(self) -> bool:
+        every = self.s["run.checkpoint_every_steps"]
+        if every and self.global_step % every == 0:
+            return True
+        minutes = self.s["run.checkpoint_minutes"]
+        return minutes > 0 and time.monotonic() - self._last_ckpt_time > minutes * 60
+
+    # ------------------------------------------------------------------ training
+    def _order(self, epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, f"order/{epoch}"))
+        return torch.randperm(len(self.train_split), generator=gen).to(self.device)
+
+    def _step(self, idx: torch.Tensor) -> dict[str, float]:
+        x = to_float(self.train_split.x[idx])
+        y = self.train_split.y[idx]
+        if self.s["train.hflip"]:
+            x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
+        features = getattr(self.model, "features", None)
+        ctx = StepContext(y=y, features=features, training=True, epoch=self.epoch, step=self.global_step)
+        n_views = self.task.n_views
+        views = self.method.sample(x, ctx, n_views)
+        out = self.model(views.x)
+        per_sample = self.task.per_sample_loss(out, y, n_views)
+        loss, logs = self.method.objective(per_sample, views)
+        for opt in (self.model_opt, self.method_opt):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in (self.model_opt, self.method_opt):
+            if opt is not None:
+                opt.step()
+        if "validation" in self.method.needs and self.val_split is not None \
+                and self.global_step % self.method.explore_every == 0:
+            vi = torch.randint(len(self.val_split), (x.shape[0],), generator=self.explore_gen).to(self.device)
+            logs.update(self.method.explore(to_float(self.val_split.x[vi]), self.val_split.y[vi], ctx,
+                                            self.model.head))
+        stats = {"loss": loss.detach(), "task_loss": per_sample.detach().mean()}
+        if out.dim() == 2 and out.shape[0] == y.shape[0] * n_views and self.task.name == "classification":
+            stats["acc"] = (out.detach().argmax(-1) == y.repeat(n_views)).float().mean()
+        if views.entropy is not None:
+            stats["entropy"] = views.entropy.detach().mean()
+        stats.update(logs)
+        return _scalars(stats)
+
+    def _progress(self, total: int, initial: int):  # type: ignore[no-untyped-def]
+        from tqdm.auto import tqdm
+
+        disable = not (self.s["run.progress"] and sys.stderr.isatty())
+        return tqdm(total=total, initial=initial, disable=disable, leave=False,
+                    desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True)
+
+    def fit(self) -> dict[str, float]:
+        """Train (resuming if a checkpoint exists), then report on the test split."""
+        self.try_resume()
+        bs = self.s["train.batch_size"]
+        while self.epoch < self.epochs:
+            self.model.train()
+            self.method.train()
+            self.method.begin_epoch(self.epoch)  # idempotent: called again after a resume
+            order = self._order(self.epoch)
+            bar = self._progress(self.steps_per_epoch, self.step_in_epoch)
+            while self.step_in_epoch < self.steps_per_epoch:
+                i = self.step_in_epoch
+                idx = order[i * bs:(i + 1) * bs] if self.drop_last else order
+                stats = self._step(idx)
+                self.step_in_epoch += 1
+                self.global_step += 1
+                bar.update(1)
+                if self.global_step % self.s["run.log_every"] == 0 or self.step_in_epoch == self.steps_per_epoch:
+                    self.records.write(step=self.global_step, epoch=self.epoch, split="train", metrics=stats)
+                    bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats.get('acc', float('nan')):.3f}")
+                self._heartbeat()
+                if self.step_in_epoch < self.steps_per_epoch and self._checkpoint_due():
+                    self.save()
+            bar.close()
+            self._end_epoch()
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.save()
+        return self._final_report()
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat > HEARTBEAT_SECONDS:
+            touch_heartbeat(self.run_dir)
+            self._last_heartbeat = now
+
+    def _end_epoch(self) -> None:
+        split = self.val_split if self.val_split is not None else None
+        metrics: dict[str, float] = {}
+        if split is not None:
+            metrics = self.task.evaluate(self.model, self.method, split, self.device, final=False)
+        metrics.update(_scalars(self.method.end_epoch(self.epoch, metrics)))
+        score = metrics.get("acc", metrics.get("score", -metrics.get("loss", 0.0)))
+        if self.scheduler is not None:
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(score)
+            else:
+                self.scheduler.step()
+        if self.model_opt is not None:
+            metrics["lr"] = self.model_opt.param_groups[0]["lr"]
+        if split is None or self.s["train.select"] == "last" or score > self.best["score"]:
+            self.best = {"score": score, "epoch": self.epoch,
+                         "model": copy.deepcopy(self.model.state_dict()),
+                         "method": copy.deepcopy(self.method.state_dict())}
+        self.records.write(step=self.global_step, epoch=self.epoch, split="val", metrics=metrics)
+
+    def _final_report(self) -> dict[str, float]:
+        if self.best["model"] is not None:
+            self.model.load_state_dict(self.best["model"])
+            self.method.load_state_dict(self.best["method"])
+        metrics = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
+        metrics["best_epoch"] = self.best["epoch"]
+        metrics["steps"] = self.global_step
+        self.records.write(step=self.global_step, epoch=self.epochs, split="test", metrics=metrics)
+        inspect = getattr(self.task, "last_inspect", {})
+        k = self.s["eval.inspect_samples"]
+        if inspect and k:
+            torch.save({name: v[:k].contiguous() for name, v in inspect.items()}, self.run_dir / "inspect.pt")
+        torch.save({"model": self.model.state_dict(), "method": self.method.state_dict()},
+                   self.run_dir / "final_weights.pt")
+        return metrics
