@@ -75,3 +75,10 @@ class RandomCrop(AugmentationMethod):
         x = repeat_views(x, n_views)
         cy, cx, hh, ww = self.boxes(x.shape[0], tuple(x.shape[-2:]), x.device)
         return Views(crop(x, cy, cx, hh, ww), n_views, info={"box": torch.stack([cy, cx, hh, ww], -1)})
+
+    @torch.no_grad()
+    def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        """`crop_boxes` (B, 8, 4): eight boxes drawn per image, for crop-keeping metrics and plots."""
+        n, k = x.shape[0], 8
+        boxes = torch.stack(self.boxes(n * k, tuple(x.shape[-2:]), x.device), -1)
+        return {"crop_boxes": boxes.view(k, n, 4).transpose(0, 1)}

@@ -1,0 +1,203 @@
+"""Cropping benchmarks: the paper's Tiny-ImageNet protocol (Table 1, E.1, Figures 6, E.1),
+the same protocol on CIFAR, a user's ImageFolder tree, Fashion-MNIST and the embedded
+`clutter-crop`, whose object boxes say which crops keep the label.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from augbench.benchmarks import Benchmark, register_benchmark
+from augbench.datasets.base import Dataset, Split
+from augbench.errors import DataError
+from augbench.hparams import HParam
+
+ROOT = HParam("", str, identity=False, help="dataset folder (official layout)")
+
+# Paper D.1: PreActResNet-18 width 1, SGD lr 0.2 momentum 0.9 wd 1e-4, batch 100, lr x0.9 after
+# 10 epochs without validation improvement, at most 150 epochs, flips for every method, TTA 50.
+PAPER_CROP_SCHEDULE: dict[str, Any] = {
+    "model.name": "preact_resnet18", "train.epochs": 150, "train.batch_size": 100, "train.lr": 0.2,
+    "train.momentum": 0.9, "train.weight_decay": 1e-4, "train.scheduler": "plateau",
+    "train.plateau_factor": 0.9, "train.plateau_patience": 10, "train.hflip": True, "eval.tta_views": 50,
+    "eval.batch_size": 500,
+}
+# InstaAug on 64x64 crops (reference/methods.md): LRP, lambda0 0.2, [Hmin, Hmax] = [3.0, 3.5],
+# 10 pretraining epochs, phi by SGD at 1e-5 warmed up over 10 epochs.
+INSTAAUG_CROP_64: dict[str, Any] = {"parameterization": "lrp", "hmin": 3.0, "hmax": 3.5}
+INSTAAUG_CROP_32: dict[str, Any] = {"parameterization": "lrp", "hmin": 2.5, "hmax": 3.0}
+
+
+def require_root(bench: Benchmark, what: str) -> str:
+    """The data root, or a one-line error saying how to give it."""
+    root = bench.s["data.root"]
+    if not root:
+        raise DataError(f"{bench.name} reads {what} from disk: pass --set data.root=PATH")
+    return root
+
+
+def subsample(split: Split, n: int | None, seed: int) -> Split:
+    """A fixed random subset of `n` rows (the same for every run): the size knob of real datasets."""
+    if n is None or n >= len(split):
+        return split
+    perm = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    return split.subset(perm.sort().values)
+
+
+def sized(ds: Dataset, s: Mapping[str, Any]) -> Dataset:
+    """`ds` cut to `data.n_train` / `data.n_test` rows."""
+    return Dataset(ds.name, subsample(ds.train, s["data.n_train"], 0), subsample(ds.test, s["data.n_test"], 1),
+                   ds.classes, ds.info)
+
+
+SIZE_SETTINGS = {
+    "data.root": ROOT,
+    "data.n_train": HParam(None, int, low=1, nullable=True, help="use a fixed subset of the training set"),
+    "data.n_test": HParam(None, int, low=1, nullable=True, help="use a fixed subset of the test set"),
+}
+
+
+def crop_metrics(split: Split, inspect: Mapping[str, Tensor]) -> dict[str, float]:
+    """Mean size of the method's sampled crops (area fraction), when it reports them."""
+    boxes = inspect.get("crop_boxes")  # (N, S, 4): center_y, center_x, height, width
+    if boxes is None:
+        return {}
+    return {"crop_area": (boxes[..., 2] * boxes[..., 3]).mean().item()}
+
+
+class CropBenchmark(Benchmark):
+    family = "crop"
+
+    def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
+                inspect: Mapping[str, Tensor]) -> dict[str, float]:
+        return crop_metrics(split, inspect)
+
+
+@register_benchmark("tinyimagenet-crop")
+class TinyImageNetCrop(CropBenchmark):
+    """Tiny-ImageNet-200 (official val as test), PreActResNet-18, the paper's schedule."""
+
+    paper = "Table 1, Table E.1, Figures 6 and E.1"
+    description = "Tiny-ImageNet-200 64x64, 200 classes; data.root = tiny-imagenet-200 folder"
+    settings = dict(SIZE_SETTINGS)
+    defaults = dict(PAPER_CROP_SCHEDULE)
+    method_defaults = {"instaaug": INSTAAUG_CROP_64, "random-crop": {"scale_min": 0.1}}
+
+    def load(self) -> Dataset:
+        """Tiny-ImageNet-200 from data.root (wnids.txt order = label order)."""
+        from augbench.datasets.tinyimagenet import load_tinyimagenet
+
+        return sized(load_tinyimagenet(require_root(self, "Tiny-ImageNet-200")), self.s)
+
+
+class _CifarCrop(CropBenchmark):
+    paper = "Table 1 protocol on CIFAR"
+    which = "cifar10"
+    settings = dict(SIZE_SETTINGS)
+    defaults = {**PAPER_CROP_SCHEDULE, "train.lr": 0.1, "train.weight_decay": 5e-4}
+    method_defaults = {"instaaug": INSTAAUG_CROP_32, "random-crop": {"scale_min": 0.25}}
+
+    def load(self) -> Dataset:
+        """CIFAR in torchvision's python format from data.root."""
+        from augbench.datasets.cifar import load_cifar
+
+        return sized(load_cifar(require_root(self, self.which.upper()), self.which), self.s)
+
+
+@register_benchmark("cifar10-crop")
+class Cifar10Crop(_CifarCrop):
+    """CIFAR-10, PreActResNet-18, the Tiny-ImageNet cropping protocol at 32x32."""
+
+    description = "CIFAR-10 32x32; data.root = folder holding cifar-10-batches-py"
+    which = "cifar10"
+
+
+@register_benchmark("cifar100-crop")
+class Cifar100Crop(_CifarCrop):
+    """CIFAR-100, PreActResNet-18, the Tiny-ImageNet cropping protocol at 32x32."""
+
+    description = "CIFAR-100 32x32; data.root = folder holding cifar-100-python"
+    which = "cifar100"
+
+
+@register_benchmark("imagefolder-crop")
+class ImageFolderCrop(CropBenchmark):
+    """A user's own ImageFolder tree (train/<class>/*, val/<class>/*) with the cropping protocol."""
+
+    description = "your data: data.root with train/<class>/ and val/<class>/ (or test/<class>/)"
+    settings = {**SIZE_SETTINGS, "data.image_size": HParam(64, int, low=8, high=1024)}
+    defaults = dict(PAPER_CROP_SCHEDULE)
+    method_defaults = {"instaaug": INSTAAUG_CROP_64}
+
+    def load(self) -> Dataset:
+        """An ImageFolder tree, resized and centre-cropped to data.image_size."""
+        from augbench.datasets.imagefolder import load_imagefolder
+
+        return sized(load_imagefolder(require_root(self, "an ImageFolder tree"), self.s["data.image_size"]), self.s)
+
+
+@register_benchmark("fashion-mnist-crop")
+class FashionMnistCrop(CropBenchmark):
+    """Fashion-MNIST (real images that install offline with Debian's dataset-fashion-mnist)."""
+
+    description = "Fashion-MNIST 28x28 from /usr/share/datasets/fashion-mnist or data.root"
+    embedded = False
+    settings = {**SIZE_SETTINGS, "data.n_train": HParam(10000, int, low=1, nullable=True),
+                "data.n_test": HParam(2000, int, low=1, nullable=True)}
+    defaults = {"train.epochs": 10, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
+    method_defaults = {"instaaug": {"parameterization": "lrp"}, "random-crop": {"scale_min": 0.3}}
+
+    def load(self) -> Dataset:
+        """Fashion-MNIST IDX files (the Debian package's folder unless data.root is given)."""
+        from augbench.datasets.fashion_mnist import load_fashion_mnist
+
+        return sized(load_fashion_mnist(self.s["data.root"] or None), self.s)
+
+
+@register_benchmark("clutter-crop")
+class ClutterCrop(CropBenchmark):
+    """Objects on clutter made of other classes' fragments: crops that miss the object change the label.
+
+    Besides accuracy: the fraction of the method's sampled test crops that keep at least half of
+    the object (`keeps_object`), from the known object boxes.
+    """
+
+    paper = "Table 1 (embedded stand-in)"
+    embedded = True
+    description = "procedural objects on clutter, 4 classes, object boxes known"
+    settings = {
+        "data.n_train": HParam(3000, int, low=8),
+        "data.n_test": HParam(1000, int, low=8),
+        "data.image_size": HParam(32, int, low=16, high=256),
+        "data.num_classes": HParam(4, int, low=2),
+        "data.seed": HParam(0, int, low=0),
+    }
+    defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "train.hflip": True,
+                "eval.tta_views": 10}
+    method_defaults = {"instaaug": INSTAAUG_CROP_32, "random-crop": {"scale_min": 0.25}}
+
+    def load(self) -> Dataset:
+        """Generated clutter images with object boxes (deterministic in data.seed, cached)."""
+        from augbench.datasets.clutter import make_clutter
+
+        s = self.s
+        return make_clutter(s["data.n_train"], s["data.n_test"], s["data.image_size"], s["data.num_classes"],
+                            s["data.seed"])
+
+    def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
+                inspect: Mapping[str, Tensor]) -> dict[str, float]:
+        from augbench.datasets.clutter import crop_keeps_object
+        from augbench.transforms.geometry import boxes_to_pixels
+
+        out = crop_metrics(split, inspect)
+        boxes = inspect.get("crop_boxes")
+        if boxes is not None:
+            n, k = boxes.shape[:2]
+            flat = boxes.reshape(n * k, 4).float()
+            px = boxes_to_pixels(*flat.unbind(-1), image_hw=tuple(split.x.shape[-2:]))
+            obj = split.meta["box"][:n].float().repeat_interleave(k, 0)
+            out["keeps_object"] = crop_keeps_object(px, obj).float().mean().item()
+        return out

@@ -1,0 +1,466 @@
+"""Image operations of AutoAugment, RandAugment, TrivialAugment and AdaAug, batched with
+one magnitude per sample.
+
+torchvision applies ONE op with ONE magnitude to a whole batch tensor (methods.md,
+"AutoAugment, RandAugment, TrivialAugment"); a learned, per-input policy (AdaAug) needs a
+different op and magnitude for every image. Each op here takes ``x`` (B, C, H, W) float
+in [0, 1] and ``magnitude`` (B,) and reproduces, image by image, what
+``torchvision.transforms.v2`` AutoAugment's ``_apply_image_or_video_transform`` does with
+that magnitude on a float image (``tests/test_transforms_ops.py`` checks each against it):
+
+=============  ===========================================================================
+op             magnitude
+=============  ===========================================================================
+ShearX/Y       shear coefficient s (tan of the shear angle), about the top-left corner
+TranslateX/Y   pixels, truncated to an integer (torchvision's ``int(magnitude)``)
+Rotate         degrees, counter-clockwise, about the image centre
+Brightness     factor 1 + m: multiply by it
+Color          factor 1 + m: blend with the greyscale image (saturation)
+Contrast       factor 1 + m: blend with the mean grey level
+Sharpness      factor 1 + m: blend with a 3x3 smoothed image (border pixels kept)
+Posterize      bits kept, truncated to an integer in [0, 8]
+Solarize       threshold in [0, 1]: pixels >= threshold are inverted
+AutoContrast,  (ignored)
+Equalize,
+Invert,
+Identity,
+Flip
+Cutout         side of a square as a fraction of the width; random centre (AdaAug)
+=============  ===========================================================================
+
+Geometric ops use nearest interpolation and fill 0 (torchvision's AutoAugment defaults).
+
+Float semantics of the two quantising ops. torchvision's float Posterize
+(``floor(x * 2^bits) / 2^bits``) and float Equalize differ from what the same op does to
+the uint8 image the float image came from. augbench defines both on floats as "convert
+to uint8 (round(255 x)), apply torchvision's uint8 op, divide by 255", so that an image
+stored as uint8 gets exactly the published (PIL / uint8) behaviour whatever its dtype.
+Both are piecewise constant: no gradient flows through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from augbench.errors import ConfigError, DataError
+
+__all__ = [
+    "OpSpec",
+    "OPS",
+    "get_op",
+    "apply_ops",
+    "draw_uniform",
+    "draw_int",
+    "CUTOUT_FILL",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+    "rotate",
+    "brightness",
+    "color",
+    "contrast",
+    "sharpness",
+    "posterize",
+    "solarize",
+    "autocontrast",
+    "equalize",
+    "invert",
+    "identity",
+    "cutout",
+    "flip",
+]
+
+# AdaAug's Cutout colour (its operation.py), close to the ImageNet mean: after the model's
+# normalisation the patch is roughly zero rather than a black square.
+CUTOUT_FILL: tuple[float, float, float] = (125 / 255, 123 / 255, 114 / 255)
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def draw_uniform(
+    shape: Sequence[int], *, device: torch.device | str, generator: torch.Generator | None = None
+) -> Tensor:
+    """U[0, 1) float32 on ``device``.
+
+    With a generator the numbers are drawn on the generator's own device and then moved,
+    so one seeded CPU generator gives the same augmentations on CPU and on any GPU.
+    """
+    if generator is None:
+        return torch.rand(tuple(shape), device=device)
+    return torch.rand(tuple(shape), generator=generator, device=generator.device).to(device)
+
+
+def draw_int(
+    high: int,
+    shape: Sequence[int],
+    *,
+    device: torch.device | str,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Uniform int64 in [0, high) on ``device``; same device rule as :func:`draw_uniform`."""
+    if generator is None:
+        return torch.randint(high, tuple(shape), device=device)
+    return torch.randint(high, tuple(shape), generator=generator, device=generator.device).to(device)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _per_sample(m: Tensor, x: Tensor) -> Tensor:
+    """(B,) -> (B, 1, 1, 1) in x's dtype and device, for broadcasting against images."""
+    return m.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+
+
+def _blend(x: Tensor, other: Tensor, factor: Tensor) -> Tensor:
+    """x * f + other * (1 - f), clamped: torchvision's ``_blend`` with a per-sample ratio."""
+    f = _per_sample(factor, x)
+    return (x * f + other * (1.0 - f)).clamp(0.0, 1.0)
+
+
+def _grey(x: Tensor) -> Tensor:
+    """ITU-R 601 luma (B, 1, H, W), the weights of torchvision's ``rgb_to_grayscale``."""
+    if x.shape[1] == 1:
+        return x
+    if x.shape[1] != 3:
+        raise DataError(f"colour ops need 1 or 3 channels, got {x.shape[1]}")
+    r, g, b = x.unbind(dim=1)
+    return (r * 0.2989 + g * 0.587 + b * 0.114).unsqueeze(1)
+
+
+def _to_levels(x: Tensor) -> Tensor:
+    """Float image in [0, 1] -> int64 grey levels 0..255 (round, the inverse of /255)."""
+    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.int64)
+
+
+def _from_levels(q: Tensor, like: Tensor) -> Tensor:
+    return q.to(like.dtype) / 255.0
+
+
+# ------------------------------------------------------------------------- geometry
+
+
+def _matrix_dtype(device: torch.device) -> torch.dtype:
+    # torchvision builds the matrix in Python doubles; float64 keeps us bit-identical
+    # (MPS has no float64).
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _inverse_affine(
+    angle: Tensor,
+    translate: tuple[Tensor, Tensor],
+    shear: tuple[Tensor, Tensor],
+    center: tuple[float, float],
+) -> Tensor:
+    """Per-sample output->input matrices (B, 2, 3) in centred pixel coordinates.
+
+    The batched form of torchvision's ``_get_inverse_affine_matrix`` (scale 1): angles and
+    shears in degrees, translations in pixels, ``center`` relative to the image centre.
+    """
+    rot = torch.deg2rad(angle)
+    sx, sy = torch.deg2rad(shear[0]), torch.deg2rad(shear[1])
+    cx, cy = center
+    tx, ty = translate
+    cos_sy = torch.cos(sy)
+    tan_sx = torch.tan(sx)
+    a = torch.cos(rot - sy) / cos_sy
+    b = -(a * tan_sx + torch.sin(rot))
+    c = torch.sin(rot - sy) / cos_sy
+    d = torch.cos(rot) - c * tan_sx
+    m0, m1, m3, m4 = d, -b, -c, a
+    cx_tx, cy_ty = cx + tx, cy + ty
+    m2 = cx - m0 * cx_tx - m1 * cy_ty
+    m5 = cy - m3 * cx_tx - m4 * cy_ty
+    return torch.stack((m0, m1, m2, m3, m4, m5), dim=-1).view(-1, 2, 3)
+
+
+def _warp(x: Tensor, inverse: Tensor) -> Tensor:
+    """Resample x with per-sample inverse matrices: nearest, fill 0, output size = input.
+
+    Builds the sampling grid exactly as torchvision's ``_affine_grid`` does (pixel-centred
+    base grid, then divided by half the size) so nearest-neighbour picks the same pixels.
+    """
+    batch, _, height, width = x.shape
+    theta = inverse.to(x.dtype)
+    base = torch.empty(1, height, width, 3, dtype=x.dtype, device=x.device)
+    base[..., 0] = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=x.device)
+    base[..., 1] = torch.linspace(
+        (1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=x.device
+    ).unsqueeze(-1)
+    base[..., 2] = 1.0
+    half_size = torch.tensor([0.5 * width, 0.5 * height], dtype=x.dtype, device=x.device)
+    rescaled = theta.transpose(1, 2) / half_size
+    grid = base.view(1, height * width, 3).expand(batch, -1, -1).bmm(rescaled)
+    grid = grid.view(batch, height, width, 2)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _magnitude64(magnitude: Tensor, x: Tensor) -> Tensor:
+    return magnitude.to(device=x.device, dtype=_matrix_dtype(x.device))
+
+
+def _top_left(x: Tensor) -> tuple[float, float]:
+    """torchvision's ``center=[0, 0]`` (the top-left corner) relative to the image centre."""
+    return (-0.5 * x.shape[-1], -0.5 * x.shape[-2])
+
+
+def shear_x(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Horizontal shear: input column = column + s * row, about the top-left corner."""
+    deg = torch.rad2deg(torch.atan(_magnitude64(magnitude, x)))
+    zero = torch.zeros_like(deg)
+    return _warp(x, _inverse_affine(zero, (zero, zero), (deg, zero), _top_left(x)))
+
+
+def shear_y(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Vertical shear: input row = row + s * column, about the top-left corner."""
+    deg = torch.rad2deg(torch.atan(_magnitude64(magnitude, x)))
+    zero = torch.zeros_like(deg)
+    return _warp(x, _inverse_affine(zero, (zero, zero), (zero, deg), _top_left(x)))
+
+
+def translate_x(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Move the content right by trunc(magnitude) pixels (left if negative)."""
+    shift = torch.trunc(_magnitude64(magnitude, x))
+    zero = torch.zeros_like(shift)
+    return _warp(x, _inverse_affine(zero, (shift, zero), (zero, zero), (0.0, 0.0)))
+
+
+def translate_y(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Move the content down by trunc(magnitude) pixels (up if negative)."""
+    shift = torch.trunc(_magnitude64(magnitude, x))
+    zero = torch.zeros_like(shift)
+    return _warp(x, _inverse_affine(zero, (zero, shift), (zero, zero), (0.0, 0.0)))
+
+
+def rotate(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Rotate counter-clockwise by ``magnitude`` degrees about the centre, same size."""
+    angle = torch.remainder(_magnitude64(magnitude, x), 360.0)
+    zero = torch.zeros_like(angle)
+    # torchvision's rotate hands -angle to the affine matrix (its sign convention).
+    return _warp(x, _inverse_affine(-angle, (zero, zero), (zero, zero), (0.0, 0.0)))
+
+
+def flip(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Horizontal mirror (AdaAug's Flip); ``magnitude`` is ignored."""
+    return x.flip(-1)
+
+
+# ---------------------------------------------------------------------------- colour
+
+
+def brightness(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Multiply by 1 + m and clamp (blend with black)."""
+    return (x * _per_sample(1.0 + magnitude, x)).clamp(0.0, 1.0)
+
+
+def color(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Saturation: blend with the greyscale image by 1 + m (grey images unchanged)."""
+    if x.shape[1] == 1:
+        return x
+    return _blend(x, _grey(x), 1.0 + magnitude)
+
+
+def contrast(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Blend with the image's mean grey level by 1 + m."""
+    mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+    return _blend(x, mean, 1.0 + magnitude)
+
+
+def sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Blend with a smoothed image by 1 + m (PIL's SMOOTH kernel; border pixels kept)."""
+    channels, height, width = x.shape[1:]
+    if height <= 2 or width <= 2:
+        return x
+    a, b = 1.0 / 13.0, 5.0 / 13.0
+    kernel = torch.tensor([[a, a, a], [a, b, a], [a, a, a]], dtype=x.dtype, device=x.device)
+    blurred = F.conv2d(x, kernel.expand(channels, 1, 3, 3), groups=channels)
+    inner = x[..., 1:-1, 1:-1]
+    inner = inner + (blurred - inner) * (1.0 - _per_sample(1.0 + magnitude, x))
+    return F.pad(inner, (1, 1, 1, 1)).add(x * _border_mask(x)).clamp(0.0, 1.0)
+
+
+def _border_mask(x: Tensor) -> Tensor:
+    """1 on the one-pixel frame, 0 inside, shape (1, 1, H, W)."""
+    mask = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+    mask[..., 1:-1, 1:-1] = 0.0
+    return mask
+
+
+def posterize(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Keep the top trunc(m) bits of each uint8 level (m clamped to [0, 8])."""
+    bits = torch.trunc(magnitude.to(x.device)).clamp(0, 8).to(torch.int64)
+    shift = (8 - bits).view(-1, 1, 1, 1)
+    mask = torch.bitwise_left_shift(torch.bitwise_right_shift(torch.full_like(shift, 255), shift), shift)
+    return _from_levels(_to_levels(x) & mask, x)
+
+
+def solarize(x: Tensor, magnitude: Tensor) -> Tensor:
+    """Invert pixels >= threshold m (m > 1 leaves the image unchanged)."""
+    return torch.where(x >= _per_sample(magnitude, x), 1.0 - x, x)
+
+
+def autocontrast(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
+    """Stretch each channel of each image to [0, 1] (constant channels unchanged)."""
+    low = x.amin(dim=(-2, -1), keepdim=True)
+    high = x.amax(dim=(-2, -1), keepdim=True)
+    flat = high == low
+    low = torch.where(flat, torch.zeros_like(low), low)
+    scale = torch.where(flat, torch.ones_like(high), high - low)
+    return ((x - low) / scale).clamp(0.0, 1.0)
+
+
+def equalize(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
+    """Histogram equalisation per image and channel, PIL's lookup table, on uint8 levels.
+
+    All B*C histograms come from one ``scatter_add_`` over the flattened levels; the
+    lookup table follows torchvision's ``equalize_image`` (PIL's rule): with
+    step = (pixels not in the highest occupied bin) // 255, lut[k] = (cdf[k-1] + step//2)
+    // step, and a channel with step == 0 is returned unchanged.
+    """
+    levels = _to_levels(x)
+    flat = levels.flatten(start_dim=2)  # (B, C, N)
+    hist = torch.zeros(*flat.shape[:2], 256, dtype=torch.int64, device=x.device)
+    hist.scatter_add_(-1, flat, torch.ones_like(flat))
+    cdf = hist.cumsum(dim=-1)
+    last_bin = cdf.argmax(dim=-1, keepdim=True)  # first index reaching the total
+    step = (flat.shape[-1] - hist.gather(-1, last_bin)).div(255, rounding_mode="floor")
+    lut = (cdf[..., :-1] + step // 2).div(step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
+    lut = torch.cat((torch.zeros_like(lut[..., :1]), lut), dim=-1)
+    equalized = torch.where(step > 0, lut.gather(-1, flat), flat)
+    return _from_levels(equalized.view_as(levels), x)
+
+
+def invert(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
+    """1 - x."""
+    return 1.0 - x
+
+
+def identity(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
+    """Returns ``x`` itself (no copy)."""
+    return x
+
+
+def cutout(x: Tensor, magnitude: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Fill a square of side m * width pixels with :data:`CUTOUT_FILL`, centre uniform.
+
+    Each image gets its own centre, uniform over the image; the square is clipped at the
+    border (DeVries & Taylor's Cutout). AdaAug's code instead shifts squares that cross the
+    left or top edge inwards but clips them at the right or bottom, so patches near the
+    top-left are larger; augbench does not copy that asymmetry. m <= 0 changes nothing.
+    """
+    batch, channels, height, width = x.shape
+    centre = draw_uniform((batch, 2), device=x.device, generator=generator).to(x.dtype)
+    half = _per_sample(magnitude, x).view(-1, 1) * (0.5 * width)  # (B, 1)
+    cols = torch.arange(width, device=x.device, dtype=x.dtype) + 0.5
+    rows = torch.arange(height, device=x.device, dtype=x.dtype) + 0.5
+    in_cols = (cols - centre[:, :1] * width).abs() < half  # (B, W)
+    in_rows = (rows - centre[:, 1:] * height).abs() < half  # (B, H)
+    inside = (in_rows.unsqueeze(-1) & in_cols.unsqueeze(-2)).unsqueeze(1)  # (B, 1, H, W)
+    fill = torch.tensor(CUTOUT_FILL, dtype=x.dtype, device=x.device)
+    fill = fill.view(1, 3, 1, 1) if channels == 3 else fill.mean().view(1, 1, 1, 1)
+    return torch.where(inside, fill, x)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One registered op and what policies need to know about its magnitude.
+
+    ``signed``: the op is symmetric around magnitude 0 (a shear, a shift, a rotation, a
+    factor 1 + m); policies flip the sign of such magnitudes with probability 1/2.
+    ``random``: the op draws its own randomness and takes a ``generator``.
+    """
+
+    name: str
+    fn: Callable[..., Tensor]
+    unit: str
+    uses_magnitude: bool = True
+    signed: bool = False
+    random: bool = False
+
+    def __call__(self, x: Tensor, magnitude: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.random:
+            return self.fn(x, magnitude, generator=generator)
+        return self.fn(x, magnitude)
+
+
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (
+        OpSpec("Identity", identity, "none", uses_magnitude=False),
+        OpSpec("ShearX", shear_x, "shear coefficient (tan of angle)", signed=True),
+        OpSpec("ShearY", shear_y, "shear coefficient (tan of angle)", signed=True),
+        OpSpec("TranslateX", translate_x, "pixels (truncated)", signed=True),
+        OpSpec("TranslateY", translate_y, "pixels (truncated)", signed=True),
+        OpSpec("Rotate", rotate, "degrees", signed=True),
+        OpSpec("Brightness", brightness, "factor - 1", signed=True),
+        OpSpec("Color", color, "factor - 1", signed=True),
+        OpSpec("Contrast", contrast, "factor - 1", signed=True),
+        OpSpec("Sharpness", sharpness, "factor - 1", signed=True),
+        OpSpec("Posterize", posterize, "bits kept (truncated)"),
+        OpSpec("Solarize", solarize, "threshold in [0, 1]"),
+        OpSpec("AutoContrast", autocontrast, "none", uses_magnitude=False),
+        OpSpec("Equalize", equalize, "none", uses_magnitude=False),
+        OpSpec("Invert", invert, "none", uses_magnitude=False),
+        OpSpec("Cutout", cutout, "fraction of width", random=True),
+        OpSpec("Flip", flip, "none", uses_magnitude=False),
+    )
+}
+
+
+def get_op(name: str) -> OpSpec:
+    """The registered op called ``name``; ConfigError naming the valid ones otherwise."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise ConfigError(f"unknown image op {name!r}; valid: {', '.join(OPS)}") from None
+
+
+def apply_ops(
+    x: Tensor,
+    op_index: Tensor,
+    magnitude: Tensor,
+    names: Sequence[str],
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Apply op ``names[op_index[i]]`` with ``magnitude[i]`` to image i, for all i at once.
+
+    The batch is grouped by op (one stable argsort, one bincount, one host sync) and each
+    op runs once on its sub-batch (index_select / index_copy): the Python loop is over the
+    distinct ops, never over samples. ``op_index[i] < 0`` leaves image i unchanged, which
+    is how a policy's "not applied" draws are expressed; when no image is changed, ``x``
+    itself is returned. Differentiable w.r.t. ``x`` wherever the ops are.
+    """
+    specs = [get_op(name) for name in names]
+    batch = x.shape[0]
+    if op_index.shape != (batch,) or magnitude.shape != (batch,):
+        raise DataError(
+            f"op_index and magnitude must have shape ({batch},), "
+            f"got {tuple(op_index.shape)} and {tuple(magnitude.shape)}"
+        )
+    index = op_index.to(device=x.device, dtype=torch.int64).clamp(min=-1)
+    magnitude = magnitude.to(x.device)
+    counts = torch.bincount(index + 1, minlength=len(specs) + 1).tolist()
+    if len(counts) > len(specs) + 1:
+        raise ConfigError(f"op_index has values >= {len(specs)}; valid: -1 (skip) to {len(specs) - 1}")
+    if counts[0] == batch:
+        return x
+    groups = torch.argsort(index, stable=True).split(counts)
+    out = x.clone()
+    for spec, rows in zip(specs, groups[1:]):
+        if rows.numel() == 0:
+            continue
+        if rows.numel() == batch:  # the whole batch draws this op: no gather needed
+            return spec(x, magnitude, generator)
+        result = spec(x.index_select(0, rows), magnitude.index_select(0, rows), generator)
+        out.index_copy_(0, rows, result)
+    return out
