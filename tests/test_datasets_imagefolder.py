@@ -1,0 +1,79 @@
+"""Class-folder trees: sorted classes, resize + centre crop, val/test fallback, errors."""
+
+import pytest
+import torch
+from torchvision.io import encode_jpeg, encode_png, write_file
+
+from augbench.datasets.imagefolder import load_imagefolder
+from augbench.errors import ConfigError, DataError
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGBENCH_CACHE", str(tmp_path / "cache"))
+
+
+def _wide(path, centre, sides, h=20, w=60):
+    """An image whose middle third (columns 20..39) is ``centre`` and the rest ``sides``."""
+    img = torch.tensor(sides, dtype=torch.uint8).view(3, 1, 1).repeat(1, h, w)
+    img[:, :, w // 3 : 2 * w // 3] = torch.tensor(centre, dtype=torch.uint8).view(3, 1, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = encode_png(img) if path.suffix == ".png" else encode_jpeg(img, quality=95)
+    write_file(str(path), data)
+
+
+def make_tree(root, test_name="val"):
+    _wide(root / "train" / "zebra" / "1.png", (255, 0, 0), (0, 0, 255))
+    _wide(root / "train" / "zebra" / "2.JPG", (255, 0, 0), (0, 0, 255), h=30, w=90)
+    _wide(root / "train" / "ant" / "1.png", (0, 255, 0), (0, 0, 255))
+    (root / "train" / "ant" / "notes.txt").write_text("not an image")
+    _wide(root / test_name / "zebra" / "a.png", (255, 0, 0), (0, 0, 255))
+    _wide(root / test_name / "ant" / "b.jpeg", (0, 255, 0), (0, 0, 255))
+    _wide(root / test_name / "ant" / "c.png", (0, 255, 0), (0, 0, 255))
+    return root
+
+
+@pytest.mark.parametrize("test_name", ["val", "test"])
+def test_sorted_classes_and_centre_crop(tmp_path, test_name):
+    ds = load_imagefolder(make_tree(tmp_path / "data", test_name), image_size=16, cache=False)
+    assert ds.classes == ["ant", "zebra"]
+    assert ds.train.y.tolist() == [0, 1, 1] and ds.test.y.tolist() == [0, 0, 1]
+    assert ds.train.x.shape == (3, 3, 16, 16) and ds.test.x.shape == (3, 3, 16, 16)
+    assert ds.info["test_split"] == test_name
+    # shorter side 20 -> 16 makes the image 48x16; the centre 16 columns are the middle third
+    for split in (ds.train, ds.test):
+        mean = split.x[:, :, 2:-2, 2:-2].float().mean(dim=(2, 3))  # away from resampling edges
+        assert torch.all(mean[:, 2] < 20), "side colour leaked into the centre crop"
+        assert torch.equal(mean[:, :2].argmax(dim=1), 1 - split.y)  # ant green, zebra red
+
+
+def test_cache_roundtrip(tmp_path):
+    root = make_tree(tmp_path / "data")
+    a = load_imagefolder(root, image_size=8)
+    b = load_imagefolder(root, image_size=8)
+    assert torch.equal(a.train.x, b.train.x) and a.classes == b.classes
+    assert load_imagefolder(root, image_size=12).image_shape == (3, 12, 12)  # size is in the key
+
+
+def test_errors(tmp_path):
+    root = tmp_path / "data"
+    with pytest.raises(DataError, match="no train/ folder"):
+        load_imagefolder(root, 16)
+    make_tree(root)
+    with pytest.raises(ConfigError, match="image_size"):
+        load_imagefolder(root, 0)
+    _wide(root / "val" / "bee" / "x.png", (1, 1, 1), (1, 1, 1))
+    with pytest.raises(DataError, match="bee has no counterpart in train/"):
+        load_imagefolder(root, 16, cache=False)
+
+
+def test_missing_val_and_empty_classes(tmp_path):
+    root = tmp_path / "data"
+    (root / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="no val/ or test/ folder"):
+        load_imagefolder(root, 16)
+    (root / "val" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images"):
+        load_imagefolder(root, 16)
