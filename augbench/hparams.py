@@ -36,7 +36,8 @@ class HParam:
 
     def coerce(self, name: str, value: Any) -> Any:
         """Convert `value` (possibly a command-line string) and check it against the declaration."""
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        spelled_none = isinstance(value, str) and self.type is not str and value.lower() in ("none", "null")
+        if value is None or spelled_none:
             if self.nullable or self.default is None:
                 return None
             raise ConfigError(f"{name}: None is not allowed ({self.describe()})")

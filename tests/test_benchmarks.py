@@ -1,0 +1,104 @@
+"""Every benchmark runs a tiny configuration end to end; real-data ones on fake official trees."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from augbench.benchmarks import get_benchmark, list_benchmarks
+from augbench.cli import main
+from augbench.runs import execute, resolve
+
+# fake trees in the official layouts, built by the loaders' own tests
+from test_datasets_cifar import make_cifar10
+from test_datasets_fashion_mnist import make_files as make_fashion_mnist
+from test_datasets_imagefolder import make_tree as make_imagefolder
+from test_datasets_rawfoot import LIGHTINGS as RAWFOOT_LIGHTINGS
+from test_datasets_rawfoot import make_tree as make_rawfoot
+from test_datasets_tinyimagenet import make_tree as make_tinyimagenet
+
+SMALL_TRAIN = {"train.epochs": 1, "train.batch_size": 4, "eval.tta_views": 2, "run.progress": False,
+               "model.name": "small_cnn", "model.width": 0.25, "train.val_fraction": 0.25}
+
+EMBEDDED_CASES = {
+    "glyphs-rotation": ("random-rotation", {"data.n_train": 64, "data.n_test": 16}, {"coverage", "violation"}),
+    "clutter-crop": ("random-crop", {"data.n_train": 64, "data.n_test": 16}, {"keeps_object", "crop_area"}),
+    "texture-color": ("none", {"data.n_train_per_class": 8, "data.n_test_per_class": 1}, {"acc_id", "acc_ood"}),
+}
+
+
+def test_every_embedded_benchmark_is_covered():
+    embedded = {n for n in list_benchmarks() if get_benchmark(n).embedded}
+    assert embedded >= set(EMBEDDED_CASES)
+
+
+@pytest.mark.parametrize("bench", sorted(EMBEDDED_CASES))
+def test_embedded_benchmark_end_to_end(bench, tmp_path):
+    method, data, expected = EMBEDDED_CASES[bench]
+    cfg = resolve(bench, method, 0, {**SMALL_TRAIN, **data})
+    metrics = execute(cfg, tmp_path / "run")
+    assert expected <= set(metrics) and 0.0 <= metrics["acc"] <= 1.0
+
+
+def _tinyimagenet(tmp: Path) -> dict:
+    return {"data.root": str(make_tinyimagenet(tmp / "tiny-imagenet-200"))}
+
+
+def _cifar(tmp: Path) -> dict:
+    make_cifar10(tmp / "cifar", per_batch=4)
+    return {"data.root": str(tmp / "cifar")}
+
+
+def _imagefolder(tmp: Path) -> dict:
+    return {"data.root": str(make_imagefolder(tmp / "folder")), "data.image_size": 16}
+
+
+def _rawfoot(tmp: Path) -> dict:
+    make_rawfoot(tmp / "rawfoot")
+    return {"data.root": str(tmp / "rawfoot"), "data.d45": RAWFOOT_LIGHTINGS[0], "data.patches_per_image": 4,
+            "data.test_patches_per_image": 1, "data.patch_size": 8, "data.image_size": 8}
+
+
+def _fashion(tmp: Path) -> dict:
+    make_fashion_mnist(tmp / "fmnist", n_train=12)
+    return {"data.root": str(tmp / "fmnist")}
+
+
+REAL_CASES = {
+    "tinyimagenet-crop": (_tinyimagenet, "random-crop", set()),
+    "cifar10-crop": (_cifar, "random-crop", set()),
+    "imagefolder-crop": (_imagefolder, "random-crop", set()),
+    "rawfoot-color": (_rawfoot, "none", {"acc_easy"}),
+    "fashion-mnist-crop": (_fashion, "random-crop", set()),
+}
+
+
+@pytest.mark.parametrize("bench", sorted(REAL_CASES))
+def test_real_data_benchmark_on_fake_official_tree(bench, tmp_path):
+    build, method, expected = REAL_CASES[bench]
+    cfg = resolve(bench, method, 0, {**SMALL_TRAIN, **build(tmp_path)})
+    metrics = execute(cfg, tmp_path / "run")
+    assert expected <= set(metrics) and 0.0 <= metrics["tta_acc"] <= 1.0
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_fashion_mnist_reads_the_debian_package(tmp_path):
+    cfg = resolve("fashion-mnist-crop", "random-crop", 0,
+                  {**SMALL_TRAIN, "data.n_train": 64, "data.n_test": 32, "train.batch_size": 16})
+    assert execute(cfg, tmp_path / "run")["acc"] >= 0.0
+
+
+@pytest.mark.parametrize("bench", ["tinyimagenet-crop", "rawfoot-color", "cifar100-crop"])
+def test_missing_or_broken_data_root_is_one_line_exit_2(bench, tmp_path, capsys):
+    method = "none"
+    assert main(["run", bench, "--method", method, "--set", "train.epochs=1"]) == 2
+    assert "pass --set data.root=PATH" in capsys.readouterr().err
+    assert main(["run", bench, "--method", method, "--set", f"data.root={tmp_path / 'nowhere'}",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("augbench: error")]
+    assert len(errors) == 1 and str(tmp_path / "nowhere") in errors[0] and "Traceback" not in err
+    assert "failed" in (tmp_path / "run" / "status.json").read_text()
