@@ -124,3 +124,11 @@ def test_resume_after_kill_9_is_exact(tmp_path):
     for part in ("model", "method"):
         assert a[part].keys() == b[part].keys()
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+
+
+def test_mixed_precision_and_channels_last_run(tmp_path, tiny):
+    """bf16 autocast (CPU and CUDA) and channels_last go through the same trainer step."""
+    cfg = resolve("glyphs-rotation", "random-rotation", 0, {**tiny, "train.amp": "bf16", "run.channels_last": True})
+    metrics = execute(cfg, tmp_path / "amp")
+    assert 0.0 <= metrics["acc"] <= 1.0
+    assert cfg.run_id != resolve("glyphs-rotation", "random-rotation", 0, tiny).run_id  # amp is part of identity

@@ -31,6 +31,8 @@ COMMON_SETTINGS: dict[str, HParam] = {
     "train.hflip": HParam(False, bool, help="random horizontal flips for every method (the paper's base augmentation)"),
     "train.val_fraction": HParam(0.1, float, low=0.0, high=0.9, help="validation split carved from train by the seed"),
     "train.select": HParam("best", str, choices=("best", "last"), help="weights reported: best validation epoch or last"),
+    "train.amp": HParam("off", str, choices=("off", "bf16", "fp16"),
+                        help="mixed precision for the classifier's forward pass (changes numerics: part of the identity)"),
     "eval.tta_views": HParam(10, int, low=0, help="test-time augmentation views (0: none)"),
     "eval.batch_size": HParam(256, int, low=1, identity=False),
     "eval.inspect_samples": HParam(256, int, low=0, identity=False, help="test samples whose distribution parameters are saved for plots"),
@@ -38,6 +40,8 @@ COMMON_SETTINGS: dict[str, HParam] = {
     "run.checkpoint_every_steps": HParam(0, int, low=0, identity=False, help="extra mid-epoch checkpoints (0: off)"),
     "run.checkpoint_minutes": HParam(5.0, float, low=0.0, identity=False, help="mid-epoch checkpoint interval in minutes"),
     "run.log_every": HParam(50, int, low=1, identity=False, help="training records every N steps"),
+    "run.channels_last": HParam(False, bool, identity=False, help="channels_last memory format (faster convs on CUDA)"),
+    "run.compile": HParam(False, bool, identity=False, help="torch.compile the classifier"),
     "run.progress": HParam(True, bool, identity=False, help="progress bar (only on a terminal)"),
 }
 

@@ -90,6 +90,12 @@ class Trainer:
 
         torch.manual_seed(derive_seed(seed, "model"))
         self.model: nn.Module = self.task.build_model().to(self.device)
+        if self.s["run.channels_last"]:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # the compiled module shares parameters with self.model, whose state_dict keys stay plain
+        self.forward = torch.compile(self.model) if self.s["run.compile"] else self.model
+        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.s["train.amp"]]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         torch.manual_seed(derive_seed(seed, "method"))
         mctx = MethodContext(num_classes=dataset.num_classes, image_shape=dataset.image_shape,
                              families=frozenset({bench.family}), device=self.device, epochs=self.epochs,
@@ -134,6 +140,7 @@ class Trainer:
             "model_opt": self.model_opt.state_dict() if self.model_opt else None,
             "method_opt": self.method_opt.state_dict() if self.method_opt else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict(),
             "rng": rng_state(), "explore_rng": self.explore_gen.get_state(),
             "records_offset": self.records.offset(), "best": self.best,
         }
@@ -155,6 +162,7 @@ class Trainer:
             self.method_opt.load_state_dict(ck["method_opt"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"])
         self.explore_gen.set_state(ck["explore_rng"])
         self.epoch, self.step_in_epoch, self.global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
@@ -183,16 +191,18 @@ class Trainer:
         ctx = StepContext(y=y, features=features, training=True, epoch=self.epoch, step=self.global_step)
         n_views = self.task.n_views
         views = self.method.sample(x, ctx, n_views)
-        out = self.model(views.x)
-        per_sample = self.task.per_sample_loss(out, y, n_views)
+        inputs = views.x.contiguous(memory_format=torch.channels_last) if self.s["run.channels_last"] else views.x
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            out = self.forward(inputs)
+            per_sample = self.task.per_sample_loss(out, y, n_views).float()
         loss, logs = self.method.objective(per_sample, views)
-        for opt in (self.model_opt, self.method_opt):
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for opt in (self.model_opt, self.method_opt):
-            if opt is not None:
-                opt.step()
+        optimizers = [opt for opt in (self.model_opt, self.method_opt) if opt is not None]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        for opt in optimizers:
+            self.scaler.step(opt)
+        self.scaler.update()
         if "validation" in self.method.needs and self.val_split is not None \
                 and self.global_step % self.method.explore_every == 0:
             vi = torch.randint(len(self.val_split), (x.shape[0],), generator=self.explore_gen).to(self.device)
