@@ -36,6 +36,9 @@ def tiny() -> dict:
 def slurm_available() -> bool:
     if shutil.which("sinfo") is None:
         return False
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not os.path.exists(conf):
+        return False
     try:
         return subprocess.run(["sinfo"], capture_output=True, timeout=10, env=os.environ).returncode == 0
     except (OSError, subprocess.SubprocessError):
