@@ -80,6 +80,9 @@ def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, 
     if bench_cls.family and method_cls.families and bench_cls.family not in method_cls.families:
         raise ConfigError(f"method {method} does not support the {bench_cls.family!r} family of benchmark "
                           f"{benchmark}; it supports: {', '.join(sorted(method_cls.families))}")
+    if method_cls.tasks and bench_cls.task not in method_cls.tasks:
+        raise ConfigError(f"method {method} does not support the {bench_cls.task!r} task of benchmark {benchmark}; "
+                          f"it supports: {', '.join(sorted(method_cls.tasks))}")
     settings, hparams = split_overrides(benchmark, method, overrides or {})
     hp = {**bench_cls.method_defaults.get(method, {}), **hparams}
     return RunConfig(benchmark, method, int(seed), bench_cls.spec().resolve(settings), method_cls.spec().resolve(hp))

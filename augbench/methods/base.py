@@ -58,6 +58,8 @@ class MethodContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     epochs: int = 1
     steps_per_epoch: int = 1
+    feature_dim: int | None = None  # size of the classifier's penultimate features, when it has them
+    task: str = "classification"
 
 
 @dataclass
@@ -108,16 +110,22 @@ class AugmentationMethod(nn.Module):
     - `hparams`: declared hyperparameters; `self.hp` holds the resolved values.
     - `needs`: subset of {"labels", "features", "validation"}: what the trainer must provide.
       "validation" makes the trainer call `explore` with validation batches.
+    - `tasks`: tasks the method can serve (`augbench.train.tasks`); empty means all.
     - `tta_reduce`: how test-time views are combined: "logits" (mean logit, InstaAug C.2) or
       "log_softmax" (mean log-probability, Augerino).
+    - `explore_every`: steps between `explore` calls (an instance may set its own).
+
+    `ctx.features` runs the classifier: a method that calls it while the model is in train
+    mode also updates BatchNorm statistics, so policies read features in eval mode.
     """
 
     name: ClassVar[str] = ""
     families: ClassVar[frozenset[str]] = frozenset()
     hparams: ClassVar[Mapping[str, HParam]] = {}
     needs: ClassVar[frozenset[str]] = frozenset()
+    tasks: ClassVar[frozenset[str]] = frozenset()
     tta_reduce: ClassVar[str] = "logits"
-    explore_every: ClassVar[int] = 1
+    explore_every: int = 1
 
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__()

@@ -99,7 +99,8 @@ class Trainer:
         torch.manual_seed(derive_seed(seed, "method"))
         mctx = MethodContext(num_classes=dataset.num_classes, image_shape=dataset.image_shape,
                              families=frozenset({bench.family}), device=self.device, epochs=self.epochs,
-                             steps_per_epoch=self.steps_per_epoch)
+                             steps_per_epoch=self.steps_per_epoch, task=bench.task,
+                             feature_dim=getattr(getattr(self.model, "backbone", None), "out_features", None))
         self.method: AugmentationMethod = create_method(method_name, mctx, **hparams).to(self.device)
         torch.manual_seed(derive_seed(seed, "train"))
 
@@ -200,9 +201,13 @@ class Trainer:
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        for opt in optimizers:
-            self.scaler.step(opt)
-        self.scaler.update()
+        stepped = False
+        for opt in optimizers:  # an optimizer whose parameters got no gradient this step is skipped
+            if any(p.grad is not None for group in opt.param_groups for p in group["params"]):
+                self.scaler.step(opt)
+                stepped = True
+        if stepped:
+            self.scaler.update()
         if "validation" in self.method.needs and self.val_split is not None \
                 and self.global_step % self.method.explore_every == 0:
             vi = torch.randint(len(self.val_split), (x.shape[0],), generator=self.explore_gen).to(self.device)
