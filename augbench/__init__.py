@@ -4,26 +4,32 @@
     augbench.list_methods(), augbench.list_benchmarks()
     cfg = augbench.resolve("glyphs-rotation", "random-rotation", seed=0, overrides={"train.epochs": 2})
     metrics = augbench.execute(cfg, "runs/example")
+
+Names are imported lazily, so commands that only read run directories start without torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from augbench.benchmarks import create_benchmark, get_benchmark, list_benchmarks, register_benchmark  # noqa: E402
-from augbench.methods import (  # noqa: E402
-    AugmentationMethod,
-    HParam,
-    MethodContext,
-    StepContext,
-    Views,
-    create_method,
-    get_method,
-    list_methods,
-    register_method,
-)
-from augbench.runs import RunConfig, execute, resolve  # noqa: E402
+_EXPORTS = {
+    "AugmentationMethod": "augbench.methods", "HParam": "augbench.hparams", "MethodContext": "augbench.methods",
+    "StepContext": "augbench.methods", "Views": "augbench.methods", "create_method": "augbench.methods",
+    "get_method": "augbench.methods", "list_methods": "augbench.methods", "register_method": "augbench.methods",
+    "create_benchmark": "augbench.benchmarks", "get_benchmark": "augbench.benchmarks",
+    "list_benchmarks": "augbench.benchmarks", "register_benchmark": "augbench.benchmarks",
+    "RunConfig": "augbench.runs", "execute": "augbench.runs", "resolve": "augbench.runs",
+}
 
-__all__ = [
-    "AugmentationMethod", "HParam", "MethodContext", "RunConfig", "StepContext", "Views", "__version__",
-    "create_benchmark", "create_method", "execute", "get_benchmark", "get_method", "list_benchmarks",
-    "list_methods", "register_benchmark", "register_method", "resolve",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'augbench' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from augbench.errors import AugbenchError, ConfigError
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
-COMMAND_MODULES: list[str] = ["augbench.slurm.cli", "augbench.results.cli"]
+COMMAND_MODULES: list[str] = ["augbench.slurm.cli", "augbench.results.cli", "augbench.perf.cli"]
 
 
 def parse_sets(items: Sequence[str] | None) -> dict[str, str]:

@@ -31,7 +31,9 @@ class GlyphsRotation(Benchmark):
         "data.seed": HParam(0, int, low=0, help="generator seed: fixed, so every run sees the same data"),
     }
     defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
-    method_defaults = {"instaaug": {"parameterization": "rotation"}, "augerino": {"generators": "rotation"}}
+    method_defaults = {"instaaug": {"parameterization": "rotation", "optimizer": "adam", "lr": 1e-3, "lambda0": 0.3,
+                                    "h_min": 1.0, "h_max": 1.15},
+                       "augerino": {"generators": "rotation"}}
 
     def load(self) -> Dataset:
         return make_glyphs(self.s["data.n_train"], self.s["data.n_test"], self.s["data.image_size"], self.s["data.seed"])

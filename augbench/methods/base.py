@@ -180,6 +180,15 @@ class AugmentationMethod(nn.Module):
         """
         return self.sample(x, ctx, n_views).x
 
+    def combine_views(self, outs: Tensor) -> Tensor:
+        """Combine test-time outputs (V, B, K) into (B, K) as `tta_reduce` says.
+
+        Override for other rules (InstaAug's top-k probability weighting).
+        """
+        if self.tta_reduce == "log_softmax":
+            outs = torch.log_softmax(outs, dim=-1)
+        return outs.mean(0)
+
     @torch.no_grad()
     def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         """Per-sample distribution parameters and summaries, first dimension B.

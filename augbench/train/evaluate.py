@@ -26,15 +26,12 @@ def tta_logits(model: Callable[[Tensor], Tensor], method: AugmentationMethod, x:
                ctx: StepContext, max_chunk: int = 4096) -> Tensor:
     """Combined logits over `n_views` test-time views, batched in chunks of at most `max_chunk` images.
 
-    `method.tta_reduce` says how: "logits" averages logits (InstaAug, C.2); "log_softmax"
-    averages log-probabilities (Augerino).
+    `method.combine_views` says how: mean logits (InstaAug, C.2), mean log-probabilities
+    (Augerino), or a method's own rule.
     """
     views = method.test_views(x, n_views, ctx)  # (V*B, C, H, W), view-major
     outs = torch.cat([model(views[s]) for s in batches(views.shape[0], max_chunk)])
-    outs = outs.view(n_views, x.shape[0], -1)
-    if method.tta_reduce == "log_softmax":
-        outs = F.log_softmax(outs, dim=-1)
-    return outs.mean(0)
+    return method.combine_views(outs.view(n_views, x.shape[0], -1))
 
 
 @dataclass

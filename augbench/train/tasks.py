@@ -32,6 +32,10 @@ def register_task(name: str):  # type: ignore[no-untyped-def]
 
 
 def get_task(name: str) -> type["Task"]:
+    """The task registered as `name` (tasks beyond classification live in their own modules)."""
+    import augbench.train.contrastive  # noqa: F401  (registers "contrastive")
+    import augbench.train.fixed_classifier  # noqa: F401  (registers "fixed-classifier")
+
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; valid: {', '.join(sorted(TASKS))}")
     return TASKS[name]

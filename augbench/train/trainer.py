@@ -129,6 +129,9 @@ class Trainer:
             return None
         if self.s["train.scheduler"] == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.model_opt, T_max=self.epochs)
+        if self.s["train.scheduler"] == "multistep":
+            return torch.optim.lr_scheduler.MultiStepLR(self.model_opt, milestones=self.s["train.milestones"],
+                                                        gamma=self.s["train.gamma"])
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.model_opt, mode="max", factor=self.s["train.plateau_factor"],
             patience=self.s["train.plateau_patience"])
@@ -197,22 +200,30 @@ class Trainer:
             out = self.forward(inputs)
             per_sample = self.task.per_sample_loss(out, y, n_views).float()
         loss, logs = self.method.objective(per_sample, views)
-        optimizers = [opt for opt in (self.model_opt, self.method_opt) if opt is not None]
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        stepped = False
-        for opt in optimizers:  # an optimizer whose parameters got no gradient this step is skipped
-            if any(p.grad is not None for group in opt.param_groups for p in group["params"]):
-                self.scaler.step(opt)
-                stepped = True
-        if stepped:
-            self.scaler.update()
+        if loss.requires_grad:  # False when nothing learns (a fixed policy on a frozen classifier)
+            self._optimize(loss)
         if "validation" in self.method.needs and self.val_split is not None \
                 and self.global_step % self.method.explore_every == 0:
             vi = torch.randint(len(self.val_split), (x.shape[0],), generator=self.explore_gen).to(self.device)
             logs.update(self.method.explore(to_float(self.val_split.x[vi]), self.val_split.y[vi], ctx,
                                             self.model.head))
+        return self._stats(loss, per_sample, out, y, n_views, views, logs)
+
+    def _optimize(self, loss: torch.Tensor) -> None:
+        """One backward pass, then a step of every optimizer whose parameters got a gradient."""
+        optimizers = [opt for opt in (self.model_opt, self.method_opt) if opt is not None]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        stepped = False
+        for opt in optimizers:
+            if any(p.grad is not None for group in opt.param_groups for p in group["params"]):
+                self.scaler.step(opt)
+                stepped = True
+        if stepped:
+            self.scaler.update()
+
+    def _stats(self, loss, per_sample, out, y, n_views, views, logs) -> dict[str, float]:  # type: ignore[no-untyped-def]
         stats = {"loss": loss.detach(), "task_loss": per_sample.detach().mean()}
         if out.dim() == 2 and out.shape[0] == y.shape[0] * n_views and self.task.name == "classification":
             stats["acc"] = (out.detach().argmax(-1) == y.repeat(n_views)).float().mean()
@@ -231,6 +242,8 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train (resuming if a checkpoint exists), then report on the test split."""
         self.try_resume()
+        if self.model_opt is None and self.method_opt is None:
+            self.epoch = self.epochs  # nothing can learn (a fixed policy on a frozen classifier): report only
         bs = self.s["train.batch_size"]
         while self.epoch < self.epochs:
             self.model.train()
@@ -278,7 +291,7 @@ class Trainer:
                 self.scheduler.step()
         if self.model_opt is not None:
             metrics["lr"] = self.model_opt.param_groups[0]["lr"]
-        if split is None or self.s["train.select"] == "last" or score > self.best["score"]:
+        if split is None or self.s["train.select"] == "last" or score >= self.best["score"]:  # ties: the later epoch
             self.best = {"score": score, "epoch": self.epoch,
                          "model": copy.deepcopy(self.model.state_dict()),
                          "method": copy.deepcopy(self.method.state_dict())}

@@ -1,0 +1,321 @@
+"""`adaaug`: input-dependent augmentation policies (Cheung & Yeung, ICLR 2022).
+
+Policy: one linear layer from the classifier's penultimate features to 2 x n_ops;
+magnitudes m = sigmoid(first half), op probabilities p = softmax(second half / T)
+(reference/methods.md "AdaAug"; the public code's ``predict_aug_params``).
+
+Exploitation (`sample`): per image, k ops drawn without replacement from p_T, magnitudes
+jittered by +-U(0, delta) and clipped to [0, 1] (``perturb_param``), applied in order and
+batched (`transforms.policies.adaaug_apply`).
+
+Exploration (`explore`, every `explore_every` steps on a validation batch): every image goes
+through ALL ops, the frozen classifier's features of the n_ops results are mixed by p
+(temperature 1), and the head's cross-entropy on the mix updates the policy only.
+Magnitudes get a straight-through gradient: each augmented image acts as image + m - sg(m),
+i.e. d image / d m = 1 at every pixel (the public code's ``stop_gradient``).
+
+augbench runs AdaAug's search and training as ONE joint run: the policy reads the features
+of the classifier being trained. (The public code searches with a small network, then
+trains a fresh classifier with the frozen search network and policy; the paper's
+Tiny-ImageNet recipe is not public.) The classifier is put in eval mode whenever the
+policy reads its features, as the public code does (``gf_model.eval()``), so BatchNorm
+statistics are neither used per batch nor updated by these extra passes.
+
+`ops="lrp"` (InstaAug paper Table 1, "AdaAug w/ LRP"): the policy chooses among InstaAug's
+location-related crop candidates (`augbench.methods.lrp`) instead of the 17 image ops;
+crops have no magnitude, so the policy outputs one logit per candidate and one crop is
+applied per image.
+
+Test-time views (Table 1 uses 50) are drawn from the exploitation distribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augbench.errors import ConfigError
+from augbench.hparams import HParam
+from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, lrp, register_method, repeat_views
+from augbench.methods.lrp import crop_candidates
+from augbench.transforms.policies import ADAAUG_NAMES, adaaug_apply, adaaug_apply_all
+
+INSPECT_SAMPLES = 8  # sampled crops per input reported by `inspect` (ops="lrp")
+
+
+@contextlib.contextmanager
+def eval_mode(features: Callable[[Tensor], Tensor]) -> Iterator[None]:
+    """Run `features` (a bound method of a module, e.g. `Classifier.features`) in eval mode.
+
+    Restores every submodule's own training flag afterwards. A plain function is left alone.
+    """
+    owner = getattr(features, "__self__", None)
+    if not isinstance(owner, nn.Module):
+        yield
+        return
+    flags = [(m, m.training) for m in owner.modules()]
+    owner.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def jitter_magnitudes(m: Tensor, delta: float) -> Tensor:
+    """AdaAug's ``perturb_param`` batched: m - U(0, delta) clipped at 0, or m + U(0, delta) clipped at 1, p = 1/2."""
+    if delta <= 0:
+        return m
+    amount = torch.rand_like(m) * delta
+    down = torch.rand_like(m) < 0.5
+    return torch.where(down, (m - amount).clamp_min(0.0), (m + amount).clamp_max(1.0))
+
+
+class OpSet:
+    """The candidate transformations a policy chooses among."""
+
+    names: tuple[str, ...]
+    has_magnitude: bool
+
+    def apply(self, x: Tensor, op_index: Tensor, magnitude: Tensor | None) -> Tensor:
+        """Apply ops `op_index` (N, k) in order with magnitudes (N, k) in [0, 1]."""
+        raise NotImplementedError
+
+    def apply_all(self, x: Tensor, magnitude: Tensor | None) -> Tensor:
+        """Every op on every image: (B, C, H, W) -> (B, n_ops, C, H, W)."""
+        raise NotImplementedError
+
+
+class ImageOps(OpSet):
+    """AdaAug's 17 ops (ShearX ... Identity) with its magnitude ranges (`transforms.policies`)."""
+
+    names = ADAAUG_NAMES
+    has_magnitude = True
+
+    def apply(self, x: Tensor, op_index: Tensor, magnitude: Tensor | None) -> Tensor:
+        assert magnitude is not None
+        return adaaug_apply(x, op_index, magnitude)
+
+    def apply_all(self, x: Tensor, magnitude: Tensor | None) -> Tensor:
+        assert magnitude is not None
+        return adaaug_apply_all(x, magnitude)
+
+
+class LRPCrops(OpSet):
+    """InstaAug's LRP candidate crops as AdaAug ops: op j crops candidate box j.
+
+    The candidates and their prior are InstaAug's for this input size
+    (`lrp.default_lrp_config`): e.g. 64x64 -> layers [2, 3, global], K = 321.
+    """
+
+    has_magnitude = False
+
+    def __init__(self, image_hw: tuple[int, int]) -> None:
+        layers, prior, max_outside = lrp.default_lrp_config(image_hw)
+        self.candidates = lrp.build_candidates(image_hw, layers, max_outside)
+        self.boxes = self.candidates.boxes  # (K, 4): center_y, center_x, height, width
+        self.prior = lrp.prior_logits(self.candidates, prior)  # (K,) InstaAug's initial logits
+        self.names = tuple(f"crop{j}" for j in range(len(self.candidates)))
+
+    def apply(self, x: Tensor, op_index: Tensor, magnitude: Tensor | None) -> Tensor:
+        return crop_candidates(x, self.boxes, op_index[:, 0])
+
+    def apply_all(self, x: Tensor, magnitude: Tensor | None) -> Tensor:
+        b, k = x.shape[0], len(self.names)
+        index = torch.arange(k, device=x.device).repeat(b)
+        return crop_candidates(x.repeat_interleave(k, dim=0), self.boxes, index).view(b, k, *x.shape[1:])
+
+
+class AdaAugPolicy(nn.Module):
+    """features -> (magnitudes in [0, 1] or None, op logits); AdaAug's ``Projection`` with no hidden layer."""
+
+    def __init__(self, n_ops: int, has_magnitude: bool, in_features: int | None = None,
+                 prior: Tensor | None = None) -> None:
+        super().__init__()
+        self.n_ops = n_ops
+        self.has_magnitude = has_magnitude
+        out = 2 * n_ops if has_magnitude else n_ops
+        if in_features:
+            self.linear: nn.Module = nn.Linear(in_features, out)
+        else:  # the classifier's feature size is not part of MethodContext: infer it on first use
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Lazy modules are a new feature")
+                self.linear = nn.LazyLinear(out)
+        # Fixed offset of the op logits (LRP: InstaAug's prior, so both start from one distribution).
+        self.register_buffer("prior", torch.zeros(n_ops) if prior is None else prior.float().clone(),
+                             persistent=False)
+
+    def forward(self, features: Tensor) -> tuple[Tensor | None, Tensor]:
+        a = self.linear(features)
+        if not self.has_magnitude:
+            return None, a + self.prior
+        m, logits = a.split(self.n_ops, dim=-1)
+        return torch.sigmoid(m), logits + self.prior
+
+
+@register_method("adaaug")
+class AdaAug(AugmentationMethod):
+    """Linear policy on the classifier's features: k ops per image, explored on validation batches."""
+
+    families = frozenset({"policy", "crop", "color"})
+    needs = frozenset({"features", "validation"})
+    # Exploration is cross-entropy of the classifier's head on labelled validation data: AdaAug
+    # applies to neither contrastive learning nor a frozen classifier (paper Sections 5.3 and 6).
+    tasks = frozenset({"classification"})
+    hparams = {
+        "ops": HParam("standard", str, choices=("standard", "lrp"),
+                      help="standard: AdaAug's 17 image ops; lrp: InstaAug's LRP crop candidates"),
+        "k": HParam(None, int, low=1, nullable=True,
+                    help="ops per image; None: 2 (published) for standard, 1 for lrp"),
+        "temperature": HParam(None, float, low=1e-3, nullable=True,
+                              help="exploitation temperature T of softmax(logits / T); None: 3 (published) "
+                                   "for standard, 1 for lrp (keeps InstaAug's prior)"),
+        "delta": HParam(0.3, float, low=0.0, high=1.0, help="magnitude jitter +-U(0, delta)"),
+        "lr": HParam(1e-3, float, low=0.0, help="policy Adam learning rate (AdaAug search: 0.001)"),
+        "weight_decay": HParam(1e-3, float, low=0.0, help="policy Adam weight decay (AdaAug: 0.001)"),
+        "lrp_prior": HParam(True, bool, help="lrp: add InstaAug's prior to the logits (initial mass on the "
+                                             "whole image) instead of starting uniform over the candidates"),
+        "explore_every": HParam(3, int, low=1, help="training steps per exploration step (AdaAug CIFAR-10: 3)"),
+        "explore_samples": HParam(0, int, low=0, help="validation images per exploration step (0: the whole batch)"),
+        "explore_chunk": HParam(1024, int, low=1, identity=False,
+                                help="augmented images per classifier pass in exploration (memory only)"),
+    }
+
+    def __init__(self, ctx: MethodContext, **hp: Any) -> None:
+        super().__init__(ctx, **hp)
+        lrp_ops = self.hp["ops"] == "lrp"
+        self.op_set: OpSet = LRPCrops(tuple(ctx.image_shape[-2:])) if lrp_ops else ImageOps()
+        k = self.hp["k"] if self.hp["k"] is not None else (1 if lrp_ops else 2)
+        if lrp_ops and k != 1:
+            raise ConfigError(f"adaaug: ops 'lrp' applies one crop per image, got k={k}; use k=1")
+        if k > len(self.op_set.names):
+            raise ConfigError(f"adaaug: k={k} exceeds the {len(self.op_set.names)} available ops")
+        self.k = k
+        t = self.hp["temperature"]
+        self.temperature: float = t if t is not None else (1.0 if lrp_ops else 3.0)
+        self.explore_every = self.hp["explore_every"]  # type: ignore[misc]  # read by the trainer
+        prior = getattr(self.op_set, "prior", None) if self.hp["lrp_prior"] else None
+        self.policy = AdaAugPolicy(len(self.op_set.names), self.op_set.has_magnitude,
+                                   getattr(ctx, "feature_dim", None), prior)
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    # ------------------------------------------------------------------ policy
+    def _policy(self, x: Tensor, ctx: StepContext) -> tuple[Tensor | None, Tensor]:
+        """(magnitudes, logits) of the policy on the frozen classifier's features of `x`."""
+        if ctx.features is None:
+            raise ConfigError("adaaug needs the classifier's features (StepContext.features), got None")
+        with eval_mode(ctx.features), torch.no_grad():
+            feats = ctx.features(x)
+        return self.policy(feats.detach())
+
+    def draw_ops(self, probs: Tensor) -> Tensor:
+        """(N, k) distinct op indices per row, drawn without replacement from `probs` (N, n_ops)."""
+        return torch.multinomial(probs, self.k, replacement=False)
+
+    # ------------------------------------------------------------------ training
+    def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
+        with torch.no_grad():  # the policy learns in `explore` only, never from the training loss
+            mag, logits = self._policy(x, ctx)
+            probs = F.softmax(logits / self.temperature, dim=-1).repeat(n_views, 1)
+            ops = self.draw_ops(probs)
+            m = None
+            if mag is not None:
+                m = jitter_magnitudes(mag.repeat(n_views, 1).gather(1, ops), self.hp["delta"])
+            entropy = -(F.log_softmax(logits, -1) * F.softmax(logits, -1)).sum(-1)
+        out = self.op_set.apply(repeat_views(x, n_views), ops, m)
+        return Views(out, n_views, entropy=entropy, info={"ops": ops})
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """The policy's Adam; `explore` steps it (the trainer's step finds no gradient to apply)."""
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.hp["lr"],
+                                               weight_decay=self.hp["weight_decay"])
+        return self._optimizer
+
+    def explore(self, x: Tensor, y: Tensor, ctx: StepContext, head: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        if self.hp["explore_samples"]:
+            x, y = x[: self.hp["explore_samples"]], y[: self.hp["explore_samples"]]
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        with torch.enable_grad():
+            loss, grads = self.exploration_gradients(x, y, ctx, head, params)
+        opt = self.make_optimizer()
+        opt.zero_grad(set_to_none=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return {"explore_loss": loss.detach()}
+
+    def exploration_gradients(self, x: Tensor, y: Tensor, ctx: StepContext, head: Callable[[Tensor], Tensor],
+                              params: list[nn.Parameter]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The exploration loss and its gradient w.r.t. `params` (the classifier gets none).
+
+        With at most `explore_chunk` augmented images, one differentiable pass (the public
+        code's graph). Otherwise two passes with the same gradient in bounded memory: the
+        features without a graph give the loss and g = dL/d(mixed); then, chunk by chunk,
+        dL/dm[b, j] = p[b, j] <g_b, d f(image_bj + s) / d s> at s = 0 (straight-through).
+        Exact because the classifier is in eval mode, so images do not interact.
+        """
+        if ctx.features is None:
+            raise ConfigError("adaaug needs the classifier's features (StepContext.features), got None")
+        features = ctx.features
+        b, n = x.shape[0], len(self.op_set.names)
+        with eval_mode(features):
+            with torch.no_grad():
+                base = features(x)
+            mag, logits = self.policy(base)
+            p = F.softmax(logits, dim=-1)  # temperature 1 in exploration
+            with torch.no_grad():
+                flat = self.op_set.apply_all(x, None if mag is None else mag.detach()).flatten(0, 1)
+            chunk = self.hp["explore_chunk"]
+            if mag is not None and flat.shape[0] <= chunk:
+                st = flat + (mag - mag.detach()).reshape(-1, 1, 1, 1)
+                feats = features(st).view(b, n, -1)
+                loss = F.cross_entropy(self._logits(head, torch.einsum("bn,bnd->bd", p, feats)), y)
+                return loss, torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                feats = torch.cat([features(c) for c in flat.split(chunk)]).view(b, n, -1)
+            mixed = torch.einsum("bn,bnd->bd", p, feats)
+            loss = F.cross_entropy(self._logits(head, mixed), y)
+            if mag is None:
+                return loss, torch.autograd.grad(loss, params)
+            (g,) = torch.autograd.grad(loss, mixed, retain_graph=True)
+            weights = (p.detach().unsqueeze(-1) * g.detach().unsqueeze(1)).reshape(b * n, -1)
+            dm = torch.empty(b * n, device=x.device, dtype=mag.dtype)
+            for start in range(0, b * n, chunk):
+                s = slice(start, min(start + chunk, b * n))
+                shift = torch.zeros(s.stop - s.start, device=x.device, dtype=flat.dtype, requires_grad=True)
+                f = features(flat[s] + shift.view(-1, 1, 1, 1))
+                (ds,) = torch.autograd.grad((f * weights[s]).sum(), shift)
+                dm[s] = ds
+            grads = torch.autograd.grad([loss, mag], params, grad_outputs=[torch.ones_like(loss), dm.view(b, n)])
+            return loss, grads
+
+    def _logits(self, head: Callable[[Tensor], Tensor], features: Tensor) -> Tensor:
+        out = head(features)
+        if out.dim() != 2 or out.shape[1] != self.ctx.num_classes:
+            raise ConfigError(f"adaaug explores with a classifier head over {self.ctx.num_classes} classes, got "
+                              f"outputs of shape {tuple(out.shape)}; it supports tasks: "
+                              f"{', '.join(sorted(self.tasks))}")
+        return out
+
+    # ------------------------------------------------------------------ introspection
+    @torch.no_grad()
+    def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        if ctx.features is None:
+            return {}
+        mag, logits = self._policy(x, ctx)
+        p = F.softmax(logits, dim=-1)
+        out = {"op_probs": p, "policy_entropy": -(p * F.log_softmax(logits, -1)).sum(-1)}
+        if mag is not None:
+            out["magnitudes"] = mag
+        if isinstance(self.op_set, LRPCrops):  # sampled crops, for the crop benchmarks' metrics
+            draws = torch.multinomial(F.softmax(logits / self.temperature, -1), INSPECT_SAMPLES, replacement=True)
+            out["crop_boxes"] = self.op_set.boxes.to(x.device)[draws]  # (B, S, 4)
+            out["layer_mass"] = lrp.layer_mass(p, self.op_set.candidates.layer, len(self.op_set.candidates.layers))
+        return out

@@ -1,0 +1,154 @@
+"""The `augbench bench` subcommand: run the measurements, write the CSV, print the table and targets."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from augbench.errors import ConfigError
+from augbench.perf.bench import MEASURES, TARGETS, check_targets, run_bench
+from augbench.perf.harness import CONFIGS
+
+# (column, heading, format) of the printed table; the CSV has every column.
+DISPLAY: list[tuple[str, str, str]] = [
+    ("method", "method", "{}"),
+    ("augment_img_s", "aug img/s", "{:,.0f}"),
+    ("augment_own_pct", "aug %step", "{:.1f}"),
+    ("augment_required_pct", "req %step", "{:.1f}"),
+    ("step_ms", "step ms", "{:.1f}"),
+    ("step_x_none", "x none", "{:.2f}"),
+    ("step_x_crop", "x crop", "{:.2f}"),
+    ("tta_ms", "tta ms", "{:.1f}"),
+    ("tta_x_none", "x none", "{:.2f}"),
+    ("tta_x_plain", "x plain", "{:.2f}"),
+    ("step_mem_mb", "step MB", "{:.1f}"),
+    ("mem_x_none", "x none", "{:.2f}"),
+    ("mem_x_crop", "x crop", "{:.2f}"),
+]
+
+
+def split_sets(pairs: dict[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """`KEY=VALUE` for every method's benchmark settings, `METHOD:HPARAM=VALUE` for one method."""
+    settings: dict[str, str] = {}
+    per_method: dict[str, dict[str, str]] = {}
+    for key, value in pairs.items():
+        method, sep, name = key.partition(":")
+        if sep:
+            if not method or not name:
+                raise ConfigError(f"--set expects KEY=VALUE or METHOD:HPARAM=VALUE, got {key!r}")
+            per_method.setdefault(method, {})[name] = value
+        else:
+            settings[key] = value
+    return settings, per_method
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    return pattern.format(value)
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """The headline columns of the measured methods, one line per method."""
+    ok = df[df["status"] == "ok"]
+    cells = [[_fmt(v, f) for col, _, f in DISPLAY for v in [row[col]]] for _, row in ok.iterrows()]
+    return pd.DataFrame(cells, columns=[head for _, head, _ in DISPLAY]).to_string(index=False)
+
+
+def format_report(df: pd.DataFrame) -> str:
+    """Header, table, skipped/failed methods and the issue's targets, as printed by `augbench bench`."""
+    first = df.iloc[0]
+    lines = [
+        f"config {first['config']} on {first['benchmark']}: batch {first['batch_size']}, "
+        f"{first['image_size']}x{first['image_size']}, TTA {first['tta_views']} views x {first['tta_batch']} images",
+        f"device {first['device']} ({first['device_name']}, {first['threads']} threads), torch {first['torch']}, "
+        f"median of {first['reps']} rounds (ratios: median of per-round ratios)",
+    ]
+    sources = sorted({s for s in df["mem_source"] if s})
+    if sources:
+        lines.append("peak memory above the start of an untimed call: " + "; ".join(sources))
+    lines.append("x none / x crop: cost relative to none / random-crop; aug %step, req %step: augmentation "
+                 "(own work / required feature pass) as % of the none training step")
+    if (df["status"] == "ok").any():
+        lines += ["", format_table(df)]
+    others = df[df["status"] != "ok"]
+    if len(others):
+        lines.append("")
+        lines += [f"{r['status']}: {r['method']} ({r['note']})" for _, r in others.iterrows()]
+    targets = check_targets(df, TARGETS)
+    if len(targets):
+        lines += ["", "targets (value +- half the IQR over rounds; noise: over the limit by less than that):"]
+        for label, group in targets.groupby("target", sort=False):
+            limit = group["limit"].iloc[0]
+            if not group["value"].map(math.isfinite).any():
+                lines.append(f"  {label}, limit {limit:g}: not measured")
+                continue
+            binding = bool(group["binding"].any())
+            lines.append(f"  {label}, limit {limit:g}" + ("" if binding else f" [{group['note'].iloc[0]}]") + ":")
+            for _, t in group.iterrows():
+                value = "-" if not math.isfinite(t["value"]) else f"{t['value']:.3g}"
+                if math.isfinite(t["noise"]):
+                    value += f" +- {t['noise']:.2g}"
+                lines.append(f"    {t['verdict']:>6}  {t['method']}: {value}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from augbench.cli import parse_sets
+
+    settings, per_method = split_sets(parse_sets(args.set))
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    measures = [m.strip() for m in args.measure.split(",") if m.strip()]
+    df = run_bench(args.config, args.methods, device=args.device, benchmark=args.benchmark, settings=settings,
+                   method_hparams=per_method, reps=args.reps, warmup=args.warmup, tta_views=args.tta_views,
+                   tta_batch=args.tta_batch, measures=measures, min_time=args.min_time, memory=not args.no_memory,
+                   seed=args.seed,
+                   log=(lambda msg: None) if args.quiet else None)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    print(format_report(df))
+    print(f"\nwrote {out}", file=sys.stderr)
+    return 1 if (df["status"] == "failed").any() else 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench", help="time each method: augmentation, training step, test-time augmentation, peak memory",
+        description="Measure every registered method (or --methods) whose family fits the config, in one "
+                    "process on the same batches, with the trainer's own training step. Figures are medians "
+                    "over --reps repetitions after --warmup calls, absolute and relative to none and "
+                    "random-crop (always measured). Exit status 1 if a method failed.")
+    p.add_argument("--config", default="embedded", choices=sorted(CONFIGS),
+                   help="; ".join(f"{c.name}: {c.description}" for c in CONFIGS.values()))
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--methods", nargs="+", metavar="NAME",
+                   help="methods or shell patterns (default: every registered method)")
+    p.add_argument("--benchmark", help="take family, settings and method defaults from this benchmark instead "
+                                       "(e.g. texture-color to time colour methods); the data stay synthetic")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="benchmark setting for every method (model.width=0.5, run.channels_last=true), or "
+                        "METHOD:HPARAM=VALUE for one method (adaaug:ops=lrp)")
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions per method and measure (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    p.add_argument("--tta-views", type=int, help="test-time views (default: the benchmark's eval.tta_views)")
+    p.add_argument("--tta-batch", type=int, help="images per test-time call (default: the training batch size)")
+    p.add_argument("--measure", default=",".join(MEASURES), help=f"subset of {','.join(MEASURES)}")
+    p.add_argument("--min-time", type=float, default=0.05,
+                   help="seconds a repetition lasts at least: short calls are repeated (default 0.05)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the two extra untimed calls per measure that record peak memory")
+    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's own choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results/perf.csv", help="CSV of every figure (default results/perf.csv)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_bench)

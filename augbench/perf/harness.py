@@ -1,0 +1,188 @@
+"""One method inside the real trainer, on in-memory data, ready to be timed.
+
+Nothing here re-implements training: `MethodHarness.step` calls `Trainer._step`, the very
+function `augbench run` calls every step, so a timing can never drift from what runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from augbench.benchmarks import create_benchmark
+from augbench.datasets.base import Dataset, Split
+from augbench.errors import ConfigError
+from augbench.methods import StepContext, Views, repeat_views
+from augbench.perf.measure import synchronize
+from augbench.runs import resolve
+from augbench.train.evaluate import batches, tta_logits
+from augbench.train.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A model, input size and batch to time methods at, on the settings of one benchmark.
+
+    `benchmark` supplies the transformation family (which methods run), the per-method
+    hyperparameter defaults and the schedule; `settings` override its model and batch.
+    """
+
+    name: str
+    benchmark: str
+    image_size: int
+    num_classes: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    channels: int = 3
+    description: str = ""
+
+
+CONFIGS: dict[str, BenchConfig] = {
+    cfg.name: cfg
+    for cfg in (
+        # Paper D.1/D.3: Tiny-ImageNet cropping, PreActResNet-18, 64x64, batch 100, 200 classes.
+        BenchConfig("paper", "tinyimagenet-crop", 64, 200,
+                    {"model.name": "preact_resnet18", "train.batch_size": 100},
+                    description="PreActResNet-18, 64x64, batch 100, 200 classes (paper D.1, D.3)"),
+        BenchConfig("embedded", "clutter-crop", 32, 4, {"model.name": "small_cnn", "train.batch_size": 64},
+                    description="the embedded demo: small_cnn, 32x32, batch 64, 4 classes"),
+        BenchConfig("tiny", "clutter-crop", 32, 4,
+                    {"model.name": "small_cnn", "model.width": 0.25, "train.batch_size": 8, "eval.tta_views": 4},
+                    description="a seconds-long smoke test: small_cnn x0.25, 32x32, batch 8"),
+    )
+}
+
+
+def get_config(name: str) -> BenchConfig:
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown bench config {name!r}; valid: {', '.join(sorted(CONFIGS))}")
+    return CONFIGS[name]
+
+
+def synthetic_dataset(n_train: int, n_test: int, shape: tuple[int, int, int], num_classes: int,
+                      seed: int = 0) -> Dataset:
+    """Uniform-noise uint8 images and random labels: the cost of every op here is content-blind."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> Split:
+        x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
+        return Split(x, torch.randint(num_classes, (n,), generator=gen))
+
+    return Dataset("perf-synthetic", split(n_train), split(n_test), [f"c{i}" for i in range(num_classes)])
+
+
+class MethodHarness:
+    """A `Trainer` for one method, positioned in its last epoch, with the three timed calls.
+
+    The trainer is placed at its final epoch (`begin_epoch(epochs - 1)`), past every
+    pretraining and warm-up phase (InstaAug trains without augmentation at first), so the
+    step timed is the method's steady state. Batches are given as indices into the training
+    split, which depends on the seed only: every method sees the same images.
+    """
+
+    def __init__(self, benchmark: str, method: str, overrides: Mapping[str, Any], dataset: Dataset,
+                 run_dir: Path, seed: int = 0) -> None:
+        cfg = resolve(benchmark, method, seed, overrides)
+        self.method_name = method
+        self.hparams = cfg.hparams
+        bench = create_benchmark(cfg.benchmark, cfg.settings)
+        header = {"run_id": cfg.run_id, "benchmark": benchmark, "method": method, "seed": seed, "perf": True}
+        self.trainer = t = Trainer(bench, method, cfg.hparams, seed, run_dir, header, dataset=dataset)
+        self.device = t.device
+        t.epoch = t.epochs - 1
+        t.model.train()
+        t.method.train()
+        t.method.begin_epoch(t.epoch)
+        explores = "validation" in t.method.needs and t.val_split is not None
+        #: steps per timed step-block: exploring methods explore once every `explore_every`
+        #: steps, so a block of that many steps carries exactly one exploration.
+        self.block = int(t.method.explore_every) if explores else 1
+        self.required_seconds = 0.0
+        self._features = self._timed_features()
+
+    # ------------------------------------------------------------------ the timed calls
+    def augment(self, x: Tensor, y: Tensor) -> Views:
+        """`method.sample` alone on [0, 1] images, as inside a training step (autograd on)."""
+        t = self.trainer
+        ctx = StepContext(y=y, features=self._features, training=True, epoch=t.epoch, step=t.global_step)
+        return t.method.sample(x, ctx, t.task.n_views)
+
+    def step(self, idx: Tensor) -> None:
+        """One training step of the trainer itself (augment, forward, loss, backward, optimizers)."""
+        t = self.trainer
+        t._step(idx)
+        t.global_step += 1
+
+    @torch.no_grad()
+    def tta(self, x: Tensor, n_views: int) -> Tensor:
+        """Test-time augmentation exactly as the final report computes it (`tta_logits`)."""
+        t = self.trainer
+        t.model.eval()
+        t.method.eval()
+        try:
+            ctx = StepContext(training=False, features=getattr(t.model, "features", None))
+            return tta_logits(t.model, t.method, x, n_views, ctx)
+        finally:
+            t.model.train()
+            t.method.train()
+
+    @torch.no_grad()
+    def plain_forward(self, x: Tensor, n_views: int, max_chunk: int = 4096) -> Tensor:
+        """`n_views` copies of `x` through the classifier in `tta_logits`' chunks: TTA's floor."""
+        t = self.trainer
+        t.model.eval()
+        try:
+            flat = repeat_views(x, n_views)
+            return torch.cat([t.model(flat[s]) for s in batches(flat.shape[0], max_chunk)])
+        finally:
+            t.model.train()
+
+    # ------------------------------------------------------------------ required work
+    def _timed_features(self) -> Any:
+        """`model.features`, bound to the model (methods switch its owner to eval mode), timed.
+
+        The time spent inside it during `augment` is work a method's definition requires
+        (AdaAug's policy reads the classifier's features), reported apart from the rest.
+        """
+        model = self.trainer.model
+        inner = getattr(model, "features", None)
+        if inner is None:
+            return None
+        device, harness = self.device, self
+
+        def features(owner: Any, x: Tensor) -> Tensor:
+            synchronize(device)
+            start = time.perf_counter()
+            out = inner(x)
+            synchronize(device)
+            harness.required_seconds += time.perf_counter() - start
+            return out
+
+        return types.MethodType(features, model)
+
+
+def dataset_for(config: BenchConfig, batch_size: int, val_fraction: float, n_batches: int, n_test: int,
+                seed: int = 0) -> Dataset:
+    """Enough training rows for `n_batches` distinct batches after the validation split."""
+    n_train = math.ceil(n_batches * batch_size / (1.0 - val_fraction)) + 1
+    shape = (config.channels, config.image_size, config.image_size)
+    return synthetic_dataset(n_train, max(1, n_test), shape, config.num_classes, seed)
+
+
+def fixed_batches(n_rows: int, batch_size: int, n_batches: int, device: torch.device, seed: int = 0) -> list[Tensor]:
+    """`n_batches` disjoint index batches drawn once by `seed`; every method cycles through them."""
+    if n_rows < batch_size:
+        raise ConfigError(f"bench: {n_rows} training rows cannot fill a batch of {batch_size}")
+    perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
+    n_batches = max(1, min(n_batches, n_rows // batch_size))
+    return [perm[i * batch_size:(i + 1) * batch_size].to(device) for i in range(n_batches)]
+
+
+__all__ = ["BenchConfig", "CONFIGS", "MethodHarness", "dataset_for", "fixed_batches", "get_config",
+           "synthetic_dataset"]

@@ -1,0 +1,125 @@
+"""Subcommands `collect`, `table`, `plot` and `demo` (registered through augbench.cli.COMMAND_MODULES)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from augbench.errors import ConfigError
+
+
+def _say(line: str) -> None:
+    print(f"augbench: {line}", file=sys.stderr)
+
+
+def _frame(root: str, running_within: float | None = None) -> Any:
+    from augbench.results.collect import RUNNING_WITHIN, collect
+
+    return collect(Path(root), report=_say, running_within=RUNNING_WITHIN if running_within is None else running_within)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from augbench.results.collect import runs, write_frame
+
+    frame = _frame(args.root, args.running_within)
+    if args.out:
+        path = write_frame(frame, args.out)
+        _say(f"{len(frame)} rows of {frame['run_id'].nunique() if len(frame) else 0} runs -> {path}")
+    if frame.empty:
+        print("no runs found")
+        return 0
+    summary = runs(frame).fillna({"variant": ""}).groupby(["benchmark", "method", "variant", "state"]).size()
+    print(summary.rename("runs").reset_index().to_string(index=False))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from augbench.results.paper import get_table
+    from augbench.results.tables import SUFFIX, build_tables, render
+
+    if args.table not in ("auto", "all"):
+        get_table(args.table)  # a bad id fails before any reading
+    frame = _frame(args.root)
+    if frame.empty and args.table == "auto":
+        raise ConfigError(f"no runs under {args.root}: nothing to tabulate")
+    results = build_tables(frame, args.table, args.benchmark)
+    for res in results:
+        text = render(res, args.format)
+        if args.out:
+            path = Path(args.out) / f"table-{res.id.replace('.', '')}.{SUFFIX[args.format]}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            _say(f"wrote {path}")
+        print(text)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from augbench.results.plots import FIGURES, MissingRuns, render, render_all
+
+    if args.figure != "all" and args.figure not in FIGURES:
+        raise ConfigError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}, all")
+    frame = _frame(args.root)
+    out = Path(args.out)
+    if args.figure == "all":
+        paths = render_all(frame, args.root, out, report=_say, benchmark=args.benchmark)
+    else:
+        try:
+            paths = render(args.figure, frame, args.root, out, args.benchmark)
+        except MissingRuns as exc:
+            _say(str(exc))
+            return 1
+    for p in paths:
+        print(p)
+    return 0 if paths else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from augbench.cli import parse_sets
+    from augbench.results.demo import run_demo
+
+    failed = run_demo(args.root, args.out, args.max_parallel, args.seeds, parse_sets(args.set))
+    if failed:
+        _say(f"{failed} run(s) failed; their status.json holds the reason and traceback")
+    return 1 if failed else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the results subcommands to the `augbench` parser."""
+    from augbench.results.demo import DEMO_PARALLEL, DEMO_SEEDS
+    from augbench.results.paper import TABLES
+    from augbench.results.plots import FIGURES
+    from augbench.results.tables import FORMATS
+
+    p = subparsers.add_parser("collect", help="every record under ROOT as one table (CSV; Parquet with pyarrow)")
+    p.add_argument("root", help="folder of run directories (searched recursively)")
+    p.add_argument("--out", help="write the frame here (.csv, or .parquet when pyarrow is installed)")
+    p.add_argument("--running-within", type=float, default=None, metavar="SECONDS",
+                   help="a run without status touched this recently counts as running (default 300)")
+    p.set_defaults(func=cmd_collect)
+
+    p = subparsers.add_parser("table", help="a paper table (or `auto`: methods x metrics per benchmark)")
+    p.add_argument("root")
+    p.add_argument("--table", required=True, help=f"one of {', '.join(TABLES)}, E1, auto, all")
+    p.add_argument("--format", default="md", choices=FORMATS)
+    p.add_argument("--benchmark", help="with --table auto: only this benchmark")
+    p.add_argument("--out", help="also write table-<id>.<csv|md|tex> into this folder")
+    p.set_defaults(func=cmd_table)
+
+    p = subparsers.add_parser("plot", help="figures (PNG and PDF) from the runs under ROOT")
+    p.add_argument("root")
+    p.add_argument("--figure", required=True, help=f"one of {', '.join(FIGURES)}, all")
+    p.add_argument("--benchmark", help="draw from this benchmark's runs (default: the paper's, else any that fits)")
+    p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.set_defaults(func=cmd_plot)
+
+    p = subparsers.add_parser("demo", help="run a small grid on the embedded benchmarks, write tables and figures")
+    p.add_argument("--root", default="runs/demo", help="run directories (default: runs/demo; resumes)")
+    p.add_argument("--out", default="results", help="tables and figures (default: results)")
+    p.add_argument("--max-parallel", type=int, default=DEMO_PARALLEL,
+                   help=f"runs at a time, as local processes (default here: {DEMO_PARALLEL}; 1 runs inline)")
+    p.add_argument("--seeds", type=int, default=DEMO_SEEDS, help=f"seeds per configuration (default {DEMO_SEEDS})")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="setting applied to every run")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,218 @@
+"""Every record under a folder as one pandas DataFrame: the input of every table and figure.
+
+One row per run and evaluation: each record line (train / val / test split at a step) becomes a
+row carrying its run's identity columns (benchmark, method, derived variant, seed, `set.<name>`
+for each identity setting, `hp.<name>` for each hyperparameter) and its metrics as columns.
+A run without any readable record still gets one row (split empty), so failed and interrupted
+runs stay visible. Partial sweeps are always collectable: unreadable or truncated files are
+reported (one line each) and skipped, never fatal (suite-design.md, DomainBed's lessons).
+
+`state` is explicit: done / failed (status.json), running (no status, a file touched within
+`running_within` seconds: the trainer's heartbeat) or partial (no status, nothing recent: killed,
+preempted or crashed without a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import pandas as pd
+
+from augbench.errors import DataError
+from augbench.results import records as rec
+from augbench.slurm.status import ALIVE_SECONDS
+
+#: Seconds since a run's last write within which a run without status counts as running:
+#: the sweep status's threshold (4 missed 30 s heartbeats), so both commands agree.
+RUNNING_WITHIN = ALIVE_SECONDS
+
+#: Derived variant labels, first matching rule wins: method -> [(hyperparameter values, label)].
+#: The labels are those of the paper's tables (reference/paper_results.csv, column `variant`).
+#: The key "@family" matches the benchmark's transformation family (instaaug's parameterization
+#: None means "from the family": LRP on crop benchmarks).
+VARIANT_RULES: dict[str, list[tuple[dict[str, Any], str]]] = {
+    "instaaug": [({"conditioning": "input-free"}, "input-free"), ({"conditioning": "class"}, "class-specific"),
+                 ({"parameterization": "lrp"}, "lrp"), ({"parameterization": None, "@family": "crop"}, "lrp"),
+                 ({}, "uniform")],
+    "adaaug": [({"ops": "lrp"}, "lrp")],
+}
+
+META_COLUMNS = ["benchmark", "method", "variant", "seed", "run_id", "state", "reason", "split", "step", "epoch",
+                "time", "run_dir"]
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+def derive_variant(method: str, hparams: Mapping[str, Any], family: str | None = None) -> str:
+    """The paper's name for a configuration of `method` ("lrp", "input-free", ...), or ""."""
+    values = {**hparams, "@family": family}
+    for match, label in VARIANT_RULES.get(method, []):
+        if all(values.get(k) == v for k, v in match.items()):
+            return label
+    return ""
+
+
+def _family(benchmark: str) -> str | None:
+    """The benchmark's transformation family, or None when it is not registered here."""
+    from augbench.benchmarks import BENCHMARKS
+
+    return BENCHMARKS.get(benchmark).family if benchmark in BENCHMARKS else None
+
+
+def _cell(value: Any) -> Any:
+    """Hashable, CSV-stable values: lists and dicts become compact JSON."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _metric_value(value: Any) -> Any:
+    """Metrics are numbers; a non-scalar metric is kept as JSON text rather than dropped."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    return _cell(value)
+
+
+def _metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metric columns; a metric named like an identity column is kept as `metric.<name>`."""
+    out = {}
+    for k, v in metrics.items():
+        key = f"metric.{k}" if k in META_COLUMNS or k.startswith(("set.", "hp.")) else k
+        out[key] = _metric_value(v)
+    return out
+
+
+def run_state(run_dir: Path, status: dict[str, Any] | None, now: float, running_within: float) -> str:
+    """done / failed from status.json, else running or partial by the age of the run's last write."""
+    if status is not None:
+        return str(status.get("state", "unknown"))
+    latest = 0.0
+    for name in (rec.HEARTBEAT, rec.RECORDS, rec.CHECKPOINT, rec.CONFIG):
+        try:
+            latest = max(latest, (run_dir / name).stat().st_mtime)
+        except OSError:
+            continue
+    return "running" if now - latest <= running_within else "partial"
+
+
+def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: float,
+              running_within: float) -> list[dict[str, Any]]:
+    config = rec.read_json(run_dir / rec.CONFIG)
+    if config is None or not all(k in config for k in ("run_id", "benchmark", "method")):
+        report(f"{run_dir / rec.CONFIG}: unreadable or not a run config, run skipped")
+        return []
+    status_path = run_dir / rec.STATUS
+    status = rec.read_json(status_path)
+    if status is None and status_path.exists():
+        report(f"{status_path}: unreadable, run treated as unfinished")
+    state = run_state(run_dir, status, now, running_within)
+    hparams = config.get("hparams") or {}
+    settings = (config.get("identity") or {}).get("settings") or {}
+    base: dict[str, Any] = {
+        "benchmark": config["benchmark"], "method": config["method"],
+        "variant": derive_variant(config["method"], hparams, _family(config["benchmark"])), "seed": config.get("seed"),
+        "run_id": config["run_id"], "state": state,
+        "reason": status.get("reason") if status and state == "failed" else None,
+        "run_dir": run_dir.relative_to(root).as_posix() if run_dir != root else ".",
+    }
+    base.update({f"set.{k}": _cell(v) for k, v in settings.items()})
+    base.update({f"hp.{k}": _cell(v) for k, v in hparams.items()})
+
+    rows = []
+    read = rec.read_records(run_dir / rec.RECORDS) if (run_dir / rec.RECORDS).exists() else rec.ReadResult()
+    for problem in read.problems:
+        report(problem)
+    for r in read.records:
+        if r.get("run_id", config["run_id"]) != config["run_id"]:
+            report(f"{run_dir / rec.RECORDS}: a record of run {r.get('run_id')} in run {config['run_id']}, skipped")
+            continue
+        metrics = r.get("metrics")
+        if not isinstance(metrics, dict):
+            report(f"{run_dir / rec.RECORDS}: a record without metrics, skipped")
+            continue
+        row = {**base, "split": r.get("split"), "step": r.get("step"), "epoch": r.get("epoch"), "time": r.get("time")}
+        row.update(_metrics(metrics))
+        rows.append(row)
+    if state == "done" and not any(r["split"] == "test" for r in rows):
+        final = (status or {}).get("metrics")
+        if isinstance(final, dict):  # status.json is written atomically, after the test record
+            report(f"{run_dir}: no test record, final metrics taken from {rec.STATUS}")
+            rows.append({**base, "split": "test", "step": None, "epoch": None, "time": (status or {}).get("time"),
+                         **_metrics(final)})
+        else:
+            report(f"{run_dir}: done but no test metrics anywhere")
+    if not rows:
+        rows.append({**base, "split": None, "step": None, "epoch": None, "time": None})
+    return rows
+
+
+def _stderr(line: str) -> None:
+    print(f"augbench: {line}", file=sys.stderr)
+
+
+def _order_columns(columns: Iterable[str]) -> list[str]:
+    cols = set(columns)
+    meta = [c for c in META_COLUMNS if c in cols]
+    sets = sorted(c for c in cols if c.startswith("set."))
+    hps = sorted(c for c in cols if c.startswith("hp."))
+    metrics = sorted(cols - set(meta) - set(sets) - set(hps))
+    return meta + sets + hps + metrics
+
+
+def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
+            running_within: float = RUNNING_WITHIN, now: float | None = None) -> pd.DataFrame:
+    """All records of every run directory below `root` (see the module docstring for the layout).
+
+    Rows are sorted by benchmark, method, variant, seed, run id, split (train, val, test) and step,
+    columns by kind (identity, `set.*`, `hp.*`, metrics alphabetically), so the same files always
+    give the same frame. Problems go to `report` (default: one line on stderr each).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"results folder {root} does not exist (expected a folder of run directories)")
+    report = report or _stderr
+    now = time.time() if now is None else now
+    rows: list[dict[str, Any]] = []
+    for run_dir in rec.iter_run_dirs(root):
+        rows.extend(_run_rows(root, run_dir, report, now, running_within))
+    if not rows:
+        return pd.DataFrame(columns=META_COLUMNS)
+    frame = pd.DataFrame(rows)
+    frame = frame[_order_columns(frame.columns)]
+    for col in frame.columns:  # integer columns stay integers despite missing values (seed, epochs, int settings)
+        present = [r[col] for r in rows if r.get(col) is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            frame[col] = frame[col].astype("Int64")
+    order = frame["split"].map(lambda s: SPLIT_ORDER.get(s, 3) if isinstance(s, str) else 4)
+    frame = frame.assign(_o=order).sort_values(
+        ["benchmark", "method", "variant", "seed", "run_id", "_o", "step"], kind="stable", na_position="last")
+    return frame.drop(columns="_o").reset_index(drop=True)
+
+
+def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Save a collected frame: Parquet when the suffix asks for it and pyarrow is installed, else CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            path = path.with_suffix(".csv")
+            _stderr(f"pyarrow is not installed: writing {path} instead")
+        else:
+            frame.to_parquet(path, index=False)
+            return path
+    frame.to_csv(path, index=False)
+    return path
+
+
+def runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its identity columns, state and reason (metrics dropped)."""
+    keep = [c for c in frame.columns if c in ("benchmark", "method", "variant", "seed", "run_id", "state", "reason",
+                                              "run_dir") or c.startswith(("set.", "hp."))]
+    return frame[keep].drop_duplicates("run_id").reset_index(drop=True)

@@ -1,0 +1,150 @@
+"""Sweeps on a real SLURM cluster (scripts/slurm/cluster.sh): arrays, requeue, relaunch, cancel.
+
+Skipped unless `sinfo` answers (conftest); CI starts the cluster first:
+    bash scripts/slurm/cluster.sh install && eval "$(bash scripts/slurm/cluster.sh start)"
+Jobs inherit this process's environment (SLURM_CONF, AUGBENCH_CACHE) through sbatch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from augbench.results import records as rec
+from augbench.slurm import collect_status, launch_sweep, parse_grid, wait_for
+from augbench.slurm.job import ATTEMPTS, MANIFEST, checkpoint_position, run_dir
+from augbench.slurm.launch import cancel
+from augbench.slurm.status import read_manifest, slurm_states
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+TINY = {"data.n_train": 64, "data.n_test": 32, "train.epochs": 1, "train.batch_size": 16, "eval.tta_views": 2}
+RESOURCES = {"partition": "debug", "cpus": 1, "time": 15}  # 1 CPU: the job computes like this 1-thread process
+
+
+def quiet(msg: str) -> None:
+    pass
+
+
+def grid_of(runs: list[dict[str, Any]], **settings: Any) -> Any:
+    return parse_grid({"benchmark": "glyphs-rotation", "settings": {**TINY, **settings}, "resources": RESOURCES,
+                       "runs": runs}, "slurmtest")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def attempts(directory: Path) -> list[dict[str, Any]]:
+    path = directory / ATTEMPTS
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def metrics_by_split(directory: Path) -> list[tuple[str, int, int, dict[str, Any]]]:
+    res = rec.read_records(directory / rec.RECORDS)
+    assert not res.problems, res.problems
+    return [(r["split"], r["epoch"], r["step"], r["metrics"]) for r in res.records]
+
+
+def finish(root: Path, rep: Any, timeout: float = 300) -> Any:
+    st = wait_for(root, [r.run_id for r in rep.runs], log=quiet, poll_seconds=2.0, timeout=timeout)
+    states = {r.run_id: (r.state, r.detail) for r in st.runs}
+    assert all(s == "done" for s, _ in states.values()), states
+    return st
+
+
+def test_grid_through_job_arrays_runs_each_run_once_and_relaunch_submits_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import augbench.slurm.launch as launch_mod
+
+    monkeypatch.setattr(launch_mod, "max_array_size", lambda default=1001: 2)  # 3 runs -> arrays of 2 + 1
+    root = tmp_path / "sweep"
+    grid = grid_of([{"method": "none"}, {"method": "random-rotation", "hparams": {"max_angle": [20.0, 40.0]}}])
+    rep = launch_sweep(grid, root, executor="slurm", max_parallel=2, log=quiet)
+    assert len(rep.submitted) == 3 and rep.final is None  # returns without waiting
+    arrays = {job.split("_")[0] for job in rep.job_ids.values()}
+    assert len(arrays) == 2
+    finish(root, rep)
+
+    for run in rep.runs:
+        d = run_dir(root, run.run_id)
+        (attempt,) = attempts(d)  # exactly one attempt
+        assert attempt["job_id"] == rep.job_ids[run.run_id] and attempt["restart"] == 0
+        assert attempt["resumed_from"] is None
+        records = metrics_by_split(d)
+        assert [s for s, *_ in records].count("test") == 1
+        assert [(s, e) for s, e, *_ in records if s == "val"] == [("val", 0)]
+        metrics = rec.read_json(d / rec.STATUS)["metrics"]
+        assert records[-1][3] == metrics
+    wait_until(lambda: set(slurm_states(rep.job_ids.values()).values()) == {"COMPLETED"}, 60,
+               "sacct to record every array task as COMPLETED")
+
+    manifest = (root / MANIFEST).read_bytes()
+    again = launch_sweep(grid, root, executor="slurm", log=quiet)
+    assert again.submitted == [] and sorted(again.done) == sorted(rep.job_ids)
+    assert (root / MANIFEST).read_bytes() == manifest
+
+
+@pytest.mark.parametrize("how", ["requeue", "preempt"])
+def test_requeued_run_resumes_from_its_checkpoint_with_the_numbers_of_an_uninterrupted_run(
+        tmp_path: Path, how: str) -> None:
+    """`scontrol requeue` kills and restarts the job; preemption (USR2, what submitit's
+    `job._interrupt()` sends) makes submitit call `SweepJob.checkpoint()` and requeue it."""
+    grid = grid_of([{"method": "random-rotation"}], **{"data.n_train": 384, "train.epochs": 16,
+                                                       "run.checkpoint_every_steps": 2})
+    root, ref_root = tmp_path / "sweep", tmp_path / "reference"
+    rep = launch_sweep(grid, root, executor="slurm", log=quiet)
+    (run,) = rep.runs
+    job_id = rep.job_ids[run.run_id]
+    d = run_dir(root, run.run_id)
+    wait_until(lambda: (checkpoint_position(d) or {}).get("step", 0) >= 2, 180, "the job's first checkpoint")
+    if how == "requeue":
+        cmd = ["scontrol", "requeue", job_id]
+    else:
+        cmd = ["scancel", job_id, "--signal", "USR2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+    launch_sweep(grid, ref_root, executor="inline", log=quiet)  # the uninterrupted reference, meanwhile
+    finish(root, rep, timeout=400)
+    first, second = attempts(d)
+    assert (first["job_id"], second["job_id"]) == (job_id, job_id)
+    assert (first["restart"], first["resumed_from"]) == (0, None)
+    steps = rec.read_json(d / rec.STATUS)["metrics"]["steps"]
+    assert second["restart"] >= 1 and 0 < second["resumed_from"]["step"] < steps  # resumed, then trained
+    ref = run_dir(ref_root, run.run_id)
+    assert rec.read_json(d / rec.STATUS)["metrics"] == rec.read_json(ref / rec.STATUS)["metrics"]
+    assert metrics_by_split(d) == metrics_by_split(ref)
+    ends = [e["state"] for e in read_manifest(root).events if e["event"] == "end"]
+    # preemption interrupts Python (SystemExit from submitit's handler: an "end"); requeue SIGKILLs it
+    assert ends == (["done"] if how == "requeue" else ["interrupted", "done"])
+    assert launch_sweep(grid, root, executor="slurm", log=quiet).submitted == []
+
+
+def test_relaunch_skips_the_running_job_and_cancel_scancels_it(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    grid = grid_of([{"method": "random-rotation"}], **{"data.n_train": 384, "train.epochs": 50})
+    rep = launch_sweep(grid, root, executor="slurm", log=quiet)
+    (run,) = rep.runs
+    wait_until(lambda: attempts(run_dir(root, run.run_id)), 120, "the job to start")
+    assert collect_status(root).runs[0].state == "running"
+    again = launch_sweep(grid, root, executor="slurm", log=quiet)  # the scheduler says it runs
+    assert again.submitted == [] and again.alive == [run.run_id]
+    assert cancel(root, log=quiet) == [run.run_id]
+    job_id = rep.job_ids[run.run_id]
+    wait_until(lambda: slurm_states([job_id]).get(job_id, "").startswith("CANCELLED"), 90, "SLURM to cancel the job")
+    (st,) = collect_status(root).runs
+    assert st.state == "cancelled" and st.job_id == job_id
+    assert not (run_dir(root, run.run_id) / rec.STATUS).exists()  # interrupted, not failed
