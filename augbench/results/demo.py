@@ -40,8 +40,8 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "texture-color": {"data.n_train_per_class": 80, "data.n_test_per_class": 5, "train.epochs": 5,
                       "eval.tta_views": 4},
 }
-DEMO_SEEDS = 3
-DEMO_PARALLEL = max(1, min(4, (os.cpu_count() or 1) // 2))  # local processes by default
+DEMO_SEEDS = 2
+DEMO_PARALLEL = max(1, min(4, os.cpu_count() or 1))  # local processes by default
 
 Report = Callable[[str], None]
 
