@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from augbench.atomic import atomic_torch_save
 from augbench.errors import DataError
 
 #: Bump when the cached layout (or anything that changes decoded values) changes: it is
@@ -170,24 +170,6 @@ def _from_state(state: dict[str, Any]) -> Dataset:
     )
 
 
-def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``.
-
-    Readers (other jobs of a sweep) therefore see either no file or a complete one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached(kind: str, key: dict, build: Callable[[], Dataset]) -> Dataset:
     """Load the dataset for (kind, key) from the cache, or ``build()`` it and cache it.
 
@@ -208,7 +190,7 @@ def cached(kind: str, key: dict, build: Callable[[], Dataset]) -> Dataset:
             warnings.warn(f"augbench: rebuilding unreadable cache file {path} ({type(e).__name__}: {e})")
     ds = build()
     try:
-        _save_atomic(_to_state(ds, key_json), path)
+        atomic_torch_save(path, _to_state(ds, key_json))  # readers never see half a file
     except OSError as e:  # a read-only or full disk must not stop the run
         warnings.warn(f"augbench: could not write cache file {path} ({e})")
     return ds

@@ -14,33 +14,18 @@ Readers tolerate a truncated last line (a killed writer) and report it instead o
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from augbench.atomic import atomic_write_text
 
 CONFIG = "config.json"
 RECORDS = "records.jsonl"
 CHECKPOINT = "checkpoint.pt"
 STATUS = "status.json"
 HEARTBEAT = "heartbeat"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_jsonable(value: Any) -> Any:

@@ -255,6 +255,26 @@ class _BinnedSampler:
             self._tables[key] = (torch.stack(rows).to(device), torch.tensor(signed, device=device))
         return self._tables[key]
 
+    def sample(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        *,
+        device: torch.device | str,
+        generator: torch.Generator | None = None,
+    ) -> PolicySample:
+        """Draws for ``batch_size`` images of ``height`` x ``width``, on ``device``."""
+        _check_size(batch_size, height, width)
+        dev = _draw_device(device, generator)
+        op, bin_index, apply = self._draw(batch_size, dev, generator)
+        magnitude = self._lookup(op, bin_index, height, width, generator)
+        return PolicySample(op.to(device), magnitude.to(device), apply.to(device))
+
+    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(op index, magnitude bin, apply mask) per image and op slot, on ``dev``."""
+        raise NotImplementedError
+
     def _lookup(
         self,
         op: Tensor,
@@ -294,24 +314,12 @@ class AutoAugmentSampler(_BinnedSampler):
         self._prob = torch.tensor([[p for _, p, _ in sub] for sub in subs])
         self._bin = torch.tensor([[0 if b is None else b for _, _, b in sub] for sub in subs])
 
-    def sample(
-        self,
-        batch_size: int,
-        height: int,
-        width: int,
-        *,
-        device: torch.device | str,
-        generator: torch.Generator | None = None,
-    ) -> PolicySample:
-        """Draws for ``batch_size`` images of ``height`` x ``width``, on ``device``."""
-        _check_size(batch_size, height, width)
-        dev = _draw_device(device, generator)
+    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         sub = draw_int(len(self._op), (batch_size,), device=dev, generator=generator)
         op = self._op.to(dev)[sub]
         # torchvision applies an op when rand <= p.
         apply = draw_uniform(op.shape, device=dev, generator=generator) <= self._prob.to(dev)[sub]
-        magnitude = self._lookup(op, self._bin.to(dev)[sub], height, width, generator)
-        return PolicySample(op.to(device), magnitude.to(device), apply.to(device))
+        return op, self._bin.to(dev)[sub], apply
 
 
 class RandAugmentSampler(_BinnedSampler):
@@ -328,23 +336,9 @@ class RandAugmentSampler(_BinnedSampler):
         self.num_ops = num_ops
         self.magnitude = magnitude
 
-    def sample(
-        self,
-        batch_size: int,
-        height: int,
-        width: int,
-        *,
-        device: torch.device | str,
-        generator: torch.Generator | None = None,
-    ) -> PolicySample:
-        """Draws for ``batch_size`` images of ``height`` x ``width``, on ``device``."""
-        _check_size(batch_size, height, width)
-        dev = _draw_device(device, generator)
+    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         op = draw_int(len(self.names), (batch_size, self.num_ops), device=dev, generator=generator)
-        bin_index = torch.full_like(op, self.magnitude)
-        magnitude = self._lookup(op, bin_index, height, width, generator)
-        apply = torch.ones_like(op, dtype=torch.bool)
-        return PolicySample(op.to(device), magnitude.to(device), apply.to(device))
+        return op, torch.full_like(op, self.magnitude), torch.ones_like(op, dtype=torch.bool)
 
 
 class TrivialAugmentWideSampler(_BinnedSampler):
@@ -356,23 +350,10 @@ class TrivialAugmentWideSampler(_BinnedSampler):
             raise ConfigError(f"TrivialAugmentWide needs num_magnitude_bins >= 2, got {num_magnitude_bins}")
         super().__init__(TRIVIALAUGMENT_WIDE_SPACE, num_bins=num_magnitude_bins)
 
-    def sample(
-        self,
-        batch_size: int,
-        height: int,
-        width: int,
-        *,
-        device: torch.device | str,
-        generator: torch.Generator | None = None,
-    ) -> PolicySample:
-        """Draws for ``batch_size`` images of ``height`` x ``width``, on ``device``."""
-        _check_size(batch_size, height, width)
-        dev = _draw_device(device, generator)
+    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         op = draw_int(len(self.names), (batch_size, 1), device=dev, generator=generator)
         bin_index = draw_int(self.num_bins, (batch_size, 1), device=dev, generator=generator)
-        magnitude = self._lookup(op, bin_index, height, width, generator)
-        apply = torch.ones_like(op, dtype=torch.bool)
-        return PolicySample(op.to(device), magnitude.to(device), apply.to(device))
+        return op, bin_index, torch.ones_like(op, dtype=torch.bool)
 
 
 SAMPLERS: dict[str, type[_BinnedSampler]] = {
