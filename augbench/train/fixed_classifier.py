@@ -38,7 +38,7 @@ from augbench.methods import AugmentationMethod, StepContext
 from augbench.models.pretrained import ClassifierSpec, load_classifier, parse_classifier_spec
 from augbench.results import records as rec
 from augbench.train.evaluate import batches, to_float
-from augbench.train.tasks import Task, register_task
+from augbench.train.tasks import Classification, register_task
 
 if TYPE_CHECKING:
     from augbench.datasets.base import Dataset
@@ -226,7 +226,7 @@ def _inspect_means(inspect: Mapping[str, Tensor]) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- the task
 @register_task("fixed-classifier")
-class FixedClassifier(Task):
+class FixedClassifier(Classification):
     """A frozen pretrained classifier; only the method's parameters learn (cross-entropy objective).
 
     Validation metrics: `clean_acc`, `tta_acc` with `eval.tta_views` views and `score` (=
@@ -272,9 +272,6 @@ class FixedClassifier(Task):
 
     def build_model(self) -> nn.Module:
         return self.load(self.entries()[0])
-
-    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int) -> Tensor:
-        return F.cross_entropy(out, y.repeat(n_views), reduction="none")
 
     def evaluate(self, model: nn.Module, method: AugmentationMethod, split: Split, device: Any,
                  final: bool) -> dict[str, float]:

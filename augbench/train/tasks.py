@@ -63,6 +63,10 @@ class Task:
         """Metrics on a split; `final` is the test report (test-time augmentation, benchmark metrics)."""
         raise NotImplementedError
 
+    def step_metrics(self, out: Tensor, y: Tensor, n_views: int) -> dict[str, Tensor]:
+        """Extra training-step statistics from the step's outputs (detached), for the records."""
+        return {}
+
 
 @register_task("classification")
 class Classification(Task):
@@ -74,6 +78,9 @@ class Classification(Task):
 
     def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int) -> Tensor:
         return F.cross_entropy(out, y.repeat(n_views), reduction="none")
+
+    def step_metrics(self, out: Tensor, y: Tensor, n_views: int) -> dict[str, Tensor]:
+        return {"acc": (out.detach().argmax(-1) == y.repeat(n_views)).float().mean()}
 
     def evaluate(self, model: nn.Module, method: "AugmentationMethod", split: "Split", device: Any,
                  final: bool) -> dict[str, float]:

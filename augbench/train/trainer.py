@@ -225,8 +225,7 @@ class Trainer:
 
     def _stats(self, loss, per_sample, out, y, n_views, views, logs) -> dict[str, float]:  # type: ignore[no-untyped-def]
         stats = {"loss": loss.detach(), "task_loss": per_sample.detach().mean()}
-        if out.dim() == 2 and out.shape[0] == y.shape[0] * n_views and self.task.name == "classification":
-            stats["acc"] = (out.detach().argmax(-1) == y.repeat(n_views)).float().mean()
+        stats.update(self.task.step_metrics(out, y, n_views))
         if views.entropy is not None:
             stats["entropy"] = views.entropy.detach().mean()
         stats.update(logs)
