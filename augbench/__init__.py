@@ -16,12 +16,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AugmentationMethod": "augbench.methods", "HParam": "augbench.hparams", "MethodContext": "augbench.methods",
+    "AugmentationMethod": "augbench.methods", "register_task": "augbench.tasks", "HParam": "augbench.hparams", "MethodContext": "augbench.methods",
     "StepContext": "augbench.methods", "Views": "augbench.methods", "create_method": "augbench.methods",
     "get_method": "augbench.methods", "list_methods": "augbench.methods", "register_method": "augbench.methods",
     "create_benchmark": "augbench.benchmarks", "get_benchmark": "augbench.benchmarks",
     "list_benchmarks": "augbench.benchmarks", "register_benchmark": "augbench.benchmarks",
-    "RunConfig": "augbench.runs", "execute": "augbench.runs", "resolve": "augbench.runs",
+    "RunConfig": "augbench.rundir", "execute": "augbench.runs", "resolve": "augbench.runs",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

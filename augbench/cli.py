@@ -10,24 +10,15 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from augbench.errors import AugbenchError, ConfigError
+from augbench.errors import AugbenchError
+from augbench.overrides import parse_sets
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
-COMMAND_MODULES: list[str] = ["augbench.slurm.cli", "augbench.results.cli", "augbench.perf.cli"]
-
-
-def parse_sets(items: Sequence[str] | None) -> dict[str, str]:
-    """`KEY=VALUE` pairs (values stay strings; the declarations convert and validate them)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo"]
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@ validated before any run starts and a typo is an error, never a silent default.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from augbench.errors import ConfigError
 

@@ -1,76 +1,33 @@
 """A run: (benchmark, method, resolved hyperparameters, seed) -> a run directory with results.
 
-The run's identity is a hash of exactly what determines its result, never paths, devices or
-cluster settings, so a sweep can be moved, relaunched and collected by identity.
+`resolve` validates a configuration completely before anything touches the disk; `execute`
+runs it in its directory (`augbench.rundir`): it resumes an interrupted run, returns a finished
+one's metrics, refuses a directory that holds another run, and runs the task's prerequisite
+runs (e.g. the classifier a fixed-classifier task freezes) first.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import subprocess
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from augbench.benchmarks import get_benchmark
-from augbench.errors import ConfigError
+import torch
+
+from augbench import rundir
+from augbench.benchmarks import create_benchmark, get_benchmark
+from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method
-from augbench.results import records as rec
-
-IDENTITY_VERSION = 1  # bump when a change alters the results of existing configurations
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """A fully resolved, validated run."""
-
-    benchmark: str
-    method: str
-    seed: int
-    settings: dict[str, Any] = field(default_factory=dict)
-    hparams: dict[str, Any] = field(default_factory=dict)
-
-    def identity(self) -> dict[str, Any]:
-        """What determines the result: the only input of `run_id`."""
-        bench_spec = get_benchmark(self.benchmark).spec()
-        method_spec = get_method(self.method).spec()
-        return {"version": IDENTITY_VERSION, "benchmark": self.benchmark, "method": self.method,
-                "seed": self.seed, "settings": bench_spec.identity_items(self.settings),
-                "hparams": method_spec.identity_items(self.hparams)}
-
-    @property
-    def run_id(self) -> str:
-        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"benchmark": self.benchmark, "method": self.method, "seed": self.seed,
-                "settings": self.settings, "hparams": self.hparams}
+from augbench.overrides import split_overrides
+from augbench.rundir import RunConfig, RunLock
+from augbench.tasks import get_task
 
 
-def split_overrides(benchmark: str, method: str, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Route `--set KEY=VALUE` pairs to benchmark settings or method hyperparameters.
-
-    Dotted keys are benchmark settings (`train.epochs`), `method.NAME` or a bare name are the
-    method's hyperparameters; anything else is an error naming the valid keys.
-    """
-    bench_params = get_benchmark(benchmark).spec().params
-    method_params = get_method(method).spec().params
-    settings, hparams = {}, {}
-    for key, value in overrides.items():
-        name = key[len("method."):] if key.startswith("method.") else key
-        if key in bench_params:
-            settings[key] = value
-        elif name in method_params:
-            hparams[name] = value
-        else:
-            valid = sorted(bench_params) + sorted(method_params)
-            raise ConfigError(f"unknown setting {key!r} for benchmark {benchmark} and method {method}; "
-                              f"valid: {', '.join(valid)}")
-    return settings, hparams
+class RunBusy(AugbenchError):
+    """Another process holds the run's lock (it is training that run right now)."""
 
 
 def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -83,9 +40,11 @@ def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, 
     if method_cls.tasks and bench_cls.task not in method_cls.tasks:
         raise ConfigError(f"method {method} does not support the {bench_cls.task!r} task of benchmark {benchmark}; "
                           f"it supports: {', '.join(sorted(method_cls.tasks))}")
-    settings, hparams = split_overrides(benchmark, method, overrides or {})
+    bench_spec, method_spec = bench_cls.spec(), method_cls.spec()
+    settings, hparams = split_overrides(overrides or {}, bench_spec.params, method, method_spec.params,
+                                        f"benchmark {benchmark} and method {method}")
     hp = {**bench_cls.method_defaults.get(method, {}), **hparams}
-    return RunConfig(benchmark, method, int(seed), bench_cls.spec().resolve(settings), method_cls.spec().resolve(hp))
+    return RunConfig(benchmark, method, int(seed), bench_spec.resolve(settings), method_spec.resolve(hp))
 
 
 def _git_commit() -> str | None:
@@ -109,45 +68,60 @@ def versions() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def run_state(run_dir: Path) -> str:
-    """done / failed / started (config written, no status) / absent."""
-    status = rec.read_json(Path(run_dir) / rec.STATUS)
-    if status is not None:
-        return str(status.get("state"))
-    return "started" if (Path(run_dir) / rec.CONFIG).exists() else "absent"
+def run_prerequisites(config: RunConfig) -> None:
+    """Finish every prerequisite run of `config`'s task (each waits for a concurrent trainer of it)."""
+    task = get_task(config.task or get_benchmark(config.benchmark).task)
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    for pre in task.prerequisites(config):
+        with torch.random.fork_rng(devices=devices):  # the caller's RNG never depends on a warm cache
+            execute(pre.config, pre.run_dir, wait_for_lock=True)
 
 
-def execute(config: RunConfig, run_dir: Path | str) -> dict[str, Any]:
+def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False,
+            wait_for_lock: bool = False) -> dict[str, Any]:
     """Run to completion in `run_dir`: resumes an interrupted run, returns a finished one's metrics.
 
-    A failure writes status "failed" with the reason and traceback, then re-raises.
+    The run's lock is taken here unless the caller holds it (`locked`, a sweep job); a second
+    process raises `RunBusy` naming the holder (or waits, with `wait_for_lock`). A failure writes
+    status "failed" with the reason and traceback, then re-raises.
     """
-    from augbench.benchmarks import create_benchmark
-    from augbench.train.trainer import Trainer
-
     run_dir = Path(run_dir)
-    status = rec.read_json(run_dir / rec.STATUS)
-    if status is not None and status.get("state") == "done":
-        return status["metrics"]
-    existing = rec.read_json(run_dir / rec.CONFIG)
+    existing = rundir.read_config(run_dir)
     if existing is not None and existing.get("run_id") != config.run_id:
-        raise ConfigError(f"{run_dir} holds another run ({existing.get('run_id')}); choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if status is not None:  # a failed run retried: its old status must not outlive the retry
-        (run_dir / rec.STATUS).unlink()
-    if existing is None:
-        rec.atomic_write_text(run_dir / rec.CONFIG, json.dumps(
-            {"run_id": config.run_id, "identity": config.identity(), **config.to_json(),
-             "versions": versions()}, indent=1))
+        raise ConfigError(f"{run_dir} holds another run ({existing.get('run_id')}: {existing.get('benchmark')} / "
+                          f"{existing.get('method')} / seed {existing.get('seed')}); choose another --out")
+    status = rundir.read_status(run_dir)
+    if rundir.is_done(status) and existing is not None:
+        return dict(status["metrics"])  # type: ignore[index]
+    lock = RunLock(run_dir)
+    if not locked and not lock.acquire(blocking=wait_for_lock):
+        raise RunBusy(f"{run_dir} is being trained by {lock.holder()}; wait for it or choose another --out")
+    try:
+        return _execute_locked(config, run_dir)
+    finally:
+        lock.release()
+
+
+def _execute_locked(config: RunConfig, run_dir: Path) -> dict[str, Any]:
+    from augbench.train.trainer import Trainer  # the trainer imports models and datasets: only when training
+
+    status = rundir.read_status(run_dir)  # again: another process may have finished it meanwhile
+    if rundir.read_config(run_dir) is None:
+        rundir.write_config(run_dir, config, versions())
+    rundir.touch_heartbeat(run_dir)  # alive from the start (data loading), not only from the first step
+    if rundir.is_done(status):
+        return dict(status["metrics"])  # type: ignore[index]
+    if status is not None:  # a failed run retried
+        rundir.clear_status(run_dir)
+    run_prerequisites(config)
     header = {"run_id": config.run_id, "benchmark": config.benchmark, "method": config.method, "seed": config.seed}
     try:
         bench = create_benchmark(config.benchmark, config.settings)
-        metrics = Trainer(bench, config.method, config.hparams, config.seed, run_dir, header).fit()
+        metrics = Trainer(bench, config.method, config.hparams, config.seed, run_dir, header, task=config.task).fit()
     except (KeyboardInterrupt, SystemExit):  # interrupted, not failed: resumable
         raise
     except BaseException as exc:
-        rec.write_status(run_dir, "failed", reason=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                         traceback=traceback.format_exc())
+        rundir.write_status(run_dir, "failed", reason=rundir.failure_reason(exc), traceback=traceback.format_exc())
         raise
-    rec.write_status(run_dir, "done", metrics=metrics)
+    rundir.write_status(run_dir, "done", metrics=metrics)
     return metrics

@@ -72,7 +72,7 @@ def test_k_three_draws_three_distinct_ops_per_image():
 def test_temperature_and_defaults_follow_the_paper():
     method, *_ = setup()
     assert method.k == 2 and method.temperature == 3.0 and method.hp["delta"] == 0.3
-    assert method.explore_every == 3 and set(method.needs) == {"features", "validation"}
+    assert method.explore_every == 3 and method.explores
     with pytest.raises(ConfigError, match="exceeds"):
         create_method("adaaug", ctx(), k=18)
 
@@ -194,7 +194,7 @@ def test_lrp_policy_chooses_among_instaaug_candidates():
     v = method.sample(x, c, n_views=2)
     assert v.x.shape == (16, 3, 32, 32) and v.info["ops"].shape == (16, 1)
     # the output is exactly the chosen candidate crop
-    from augbench.methods.lrp import crop_candidates
+    from augbench.methods.instaaug.lrp import crop_candidates
 
     expected = crop_candidates(x.repeat(2, 1, 1, 1), cands.boxes, v.info["ops"][:, 0])
     assert torch.allclose(v.x, expected)
@@ -252,3 +252,62 @@ def test_resume_from_an_epoch_checkpoint_is_exact(tmp_path, monkeypatch):
         execute(cfg, tmp_path / "victim")
     monkeypatch.setattr(Trainer, "save", original)
     assert execute(cfg, tmp_path / "victim") == reference
+
+
+def windows_of_padded(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Every input-sized window of the zero-padded images: (B, (2 pad + 1)^2, C, H, W)."""
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    return torch.stack([padded[..., i:i + h, j:j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)], 1)
+
+
+def test_crop_benchmarks_get_the_base_random_crop_before_the_policy():
+    """On a crop benchmark every image is a random pad-4 window of itself, even when the policy picks Identity.
+
+    AdaAug's pipeline crops before its policy; without the base crop AdaAug never crops on crop benchmarks.
+    """
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 3, width=0.25).train()
+    method = create_method("adaaug", ctx(family="crop"), k=1)
+    assert method.base_crop == "pad"
+    peak(method, ["Identity"])
+    x = torch.rand(32, 3, 16, 16)
+    out = method.sample(x, StepContext(features=model.features), n_views=2).x
+    assert out.shape == (64, 3, 16, 16)
+    windows = windows_of_padded(x, 4).repeat(2, 1, 1, 1, 1)
+    match = (windows == out.unsqueeze(1)).flatten(2).all(-1)  # (64, 81): which window each view is
+    assert match.any(1).all()  # an exact integer-shifted window of the zero-padded image
+    centre = match[:, 40]  # offset (4, 4): the image itself
+    assert (~centre).sum() > 48  # most views moved (1/81 stay put)
+    assert not torch.equal(out[:32], out[32:])  # each view its own crop
+
+
+def test_base_crop_defaults_and_options():
+    assert create_method("adaaug", ctx(family="color")).base_crop == "none"  # colour benchmarks: no crop
+    assert create_method("adaaug", ctx(family="crop", size=32), ops="lrp").base_crop == "none"  # LRP crops itself
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 3, width=0.25).train()
+    c = StepContext(features=model.features)
+    x = torch.rand(8, 3, 16, 16)
+    off = create_method("adaaug", ctx(family="crop"), k=1, base_crop="none")
+    peak(off, ["Identity"])
+    assert torch.equal(off.sample(x, c).x, x)
+    resized = create_method("adaaug", ctx(family="color"), k=1, base_crop="resized", base_scale_min=0.2)
+    peak(resized, ["Identity"])
+    out = resized.sample(x, c).x
+    assert out.shape == x.shape and not torch.allclose(out, x)
+
+
+def test_exploration_sees_base_cropped_validation_images(monkeypatch):
+    method, model, x, y, c = setup(b=4)
+    method.base_crop = "pad"
+    seen = []
+
+    def record(xx, y, ctx, head, params):
+        seen.append(xx)
+        return torch.zeros(()), tuple(torch.zeros_like(p) for p in params)
+
+    monkeypatch.setattr(method, "exploration_gradients", record)
+    peak(method, ["Identity"])
+    method.explore(x, y, c, model.head)
+    assert seen[0].shape == x.shape and not torch.equal(seen[0], x)

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from augbench.benchmarks import get_benchmark, list_benchmarks
-from augbench.cli import main
-from augbench.runs import execute, resolve
-
 # fake trees in the official layouts, built by the loaders' own tests
 from test_datasets_cifar import make_cifar10
 from test_datasets_fashion_mnist import make_files as make_fashion_mnist
@@ -18,6 +14,10 @@ from test_datasets_imagefolder import make_tree as make_imagefolder
 from test_datasets_rawfoot import LIGHTINGS as RAWFOOT_LIGHTINGS
 from test_datasets_rawfoot import make_tree as make_rawfoot
 from test_datasets_tinyimagenet import make_tree as make_tinyimagenet
+
+from augbench.benchmarks import get_benchmark, list_benchmarks
+from augbench.cli import main
+from augbench.runs import execute, resolve
 
 SMALL_TRAIN = {"train.epochs": 1, "train.batch_size": 4, "eval.tta_views": 2, "run.progress": False,
                "model.name": "small_cnn", "model.width": 0.25, "train.val_fraction": 0.25}

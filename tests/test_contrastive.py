@@ -7,15 +7,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_datasets_tinyimagenet import make_tree as make_tinyimagenet
 
 from augbench.benchmarks import create_benchmark
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, create_method
 from augbench.runs import execute, resolve
-from augbench.train.contrastive import (SimCLRColor, encode_split, knn_accuracy, nt_xent, train_linear_probe)
+from augbench.tasks.contrastive import SimCLRColor, encode_split, knn_accuracy, nt_xent, train_linear_probe
 from augbench.train.trainer import Trainer
-
-from test_datasets_tinyimagenet import make_tree as make_tinyimagenet
 
 TINY = {"data.n_train": 48, "data.n_test": 16, "train.epochs": 1, "train.batch_size": 8, "eval.batch_size": 16,
         "eval.tta_views": 2, "eval.probe_epochs": 20, "model.width": 0.25, "model.proj_hidden": 32,
@@ -147,7 +146,7 @@ def test_probe_uses_frozen_encoder_and_tta_uses_method_views(tmp_path):
     trainer = _trainer(tmp_path, method="none")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.model.train()
-    metrics = trainer.task.evaluate(trainer.model, trainer.method, trainer.dataset.test, trainer.device, final=True)
+    metrics = trainer.task.evaluate(trainer.model, trainer.method, trainer.dataset.test, trainer.device, final=True).metrics
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "evaluation changed the encoder"
     assert trainer.model.training  # mode restored
@@ -160,9 +159,9 @@ def test_probe_uses_frozen_encoder_and_tta_uses_method_views(tmp_path):
 
 def test_tta_averages_features_of_n_views():
     """With random crops, TTA features are the mean of the encoder on exactly n views per image."""
-    from augbench.models import build_model
-    from augbench.train.contrastive import ContrastiveModel, projection_head
     from augbench.datasets.clutter import make_clutter
+    from augbench.models import build_model
+    from augbench.tasks.contrastive import ContrastiveModel, projection_head
 
     torch.manual_seed(0)
     net = build_model("small_cnn", 8, width=0.25)

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from augbench.datasets.texture import CLASSES, HUE_DEFINED_CLASSES, HUE_JITTER, ILLUMINANTS, hue_range_narrowness, kelvin_to_gains, make_texture
+from augbench.datasets.texture import (
+    CLASSES,
+    HUE_DEFINED_CLASSES,
+    HUE_JITTER,
+    ILLUMINANTS,
+    hue_range_narrowness,
+    kelvin_to_gains,
+    make_texture,
+)
 from augbench.errors import ConfigError
 
 

@@ -11,15 +11,16 @@ import torchvision
 from torch import nn
 from torchvision.io import write_png
 
+from augbench import rundir
 from augbench.benchmarks import create_benchmark
 from augbench.datasets.clutter import make_clutter
 from augbench.errors import ConfigError, DataError
 from augbench.methods import METHODS, AugmentationMethod, MethodContext, Views, list_methods, repeat_views
 from augbench.models import IMAGENET_MEAN, IMAGENET_STD, build_model
-from augbench.models.pretrained import (FrozenClassifier, load_classifier, parse_classifier_spec,
-                                        read_state_dict)
-from augbench.runs import execute, resolve
-from augbench.train.fixed_classifier import FixedClassifier, evaluate_frozen, parse_transfer, pretrain_classifier
+from augbench.models.pretrained import FrozenClassifier, load_classifier, parse_classifier_spec, read_state_dict
+from augbench.rundir import FINAL_WEIGHTS
+from augbench.runs import execute, resolve, run_prerequisites
+from augbench.tasks.fixed_classifier import FixedClassifier, evaluate_frozen, parse_transfer, pretraining
 from augbench.train.trainer import Trainer
 
 TINY = {"data.n_train": 48, "data.n_test": 16, "train.epochs": 1, "train.batch_size": 16, "eval.batch_size": 16,
@@ -247,20 +248,35 @@ def test_missing_transfer_weights_fail_before_training(tmp_path):
     assert not (tmp_path / "run" / "records.jsonl").exists()
 
 
-def test_pretraining_is_cached_and_leaves_the_rng_alone(tmp_path):
-    bench = create_benchmark("clutter-tta", resolve("clutter-tta", "none", 0, TINY).settings)
-    ds = bench.load()
-    spec = parse_classifier_spec("augbench:small_cnn@0.25")
+def test_pretraining_is_a_prerequisite_run_done_once_that_leaves_the_rng_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGBENCH_CACHE", str(tmp_path / "cache"))
+    cfg = resolve("clutter-tta", "none", 0, TINY)
+    pres = FixedClassifier.prerequisites(cfg)
+    assert [p.config.method for p in pres] == ["none", "none"]  # the classifier and the transfer one
+    assert all(p.config.task == "classification" and p.run_dir.parent == tmp_path / "cache" / "pretrained"
+               for p in pres)
+    assert len({p.config.run_id for p in pres}) == 2 and cfg.run_id not in {p.config.run_id for p in pres}
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    path = pretrain_classifier(bench, ds, spec)
+    run_prerequisites(cfg)
     assert torch.equal(torch.get_rng_state(), state)
+    path = pres[0].run_dir / FINAL_WEIGHTS
+    assert rundir.is_done(rundir.read_status(pres[0].run_dir)) and path.is_file()
     mtime = path.stat().st_mtime_ns
-    assert pretrain_classifier(bench, ds, spec) == path and path.stat().st_mtime_ns == mtime  # reused
-    clf = load_classifier(spec, path, ds.num_classes)
+    run_prerequisites(cfg)  # done: reused, not retrained
+    assert path.stat().st_mtime_ns == mtime
+    num_classes = create_benchmark("clutter-tta", cfg.settings).load().num_classes
+    clf = load_classifier(parse_classifier_spec("augbench:small_cnn@0.25"), path, num_classes)
     assert isinstance(clf, FrozenClassifier)
     with pytest.raises(ConfigError, match="needs a local weights file"):
-        pretrain_classifier(bench, ds, parse_classifier_spec("resnet18"))
+        pretraining(cfg, parse_classifier_spec("resnet18"))
+
+
+def test_a_trainer_without_its_prerequisites_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGBENCH_CACHE", str(tmp_path / "cache"))
+    cfg = resolve("clutter-tta", "none", 0, {**TINY, "model.transfer": []})
+    with pytest.raises(ConfigError, match="is not pretrained yet"):
+        Trainer(create_benchmark("clutter-tta", cfg.settings), "none", {}, 0, tmp_path / "run", {"run_id": "t"})
 
 
 def test_static_methods_on_a_frozen_classifier_train_nothing(tmp_path):

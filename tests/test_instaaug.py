@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, StepContext, Views, create_method
-from augbench.methods.lrp import GLOBAL, categorical_entropy, crop_candidates, sample_categorical
+from augbench.methods.instaaug.lrp import GLOBAL, categorical_entropy, crop_candidates, sample_categorical
 from augbench.runs import execute, resolve
 
 
@@ -26,21 +26,21 @@ def _reinforce_estimates(baseline: str, n_views: int, reps: int = 30, batch: int
     m = create_method("instaaug", _ctx(), conditioning="input-free", baseline=baseline, lambda_rule="fixed",
                       lambda0=0.0)
     with torch.no_grad():
-        m.logit_vector.copy_(torch.randn(len(m.candidates)))
-    cost = torch.rand(len(m.candidates)) + 5.0  # a large common offset: what a baseline removes
-    p = m.logit_vector.detach().softmax(-1)
+        m.conditioner.vector.copy_(torch.randn(len(m.distribution.candidates)))
+    cost = torch.rand(len(m.distribution.candidates)) + 5.0  # a large common offset: what a baseline removes
+    p = m.conditioner.vector.detach().softmax(-1)
     exact = p * (cost - (p * cost).sum())  # d/dtheta sum_k p_k cost_k
     estimates = []
     for _ in range(reps + 1):
         m.zero_grad()
-        logits = m.logit_vector.expand(batch, -1)
+        logits = m.conditioner.vector.expand(batch, -1)
         logp = logits.log_softmax(-1)
         idx = sample_categorical(logits, n_views)
         views = Views(torch.zeros(1), n_views, log_prob=logp.gather(1, idx.T).T.reshape(-1),
                       entropy=categorical_entropy(logits))
         loss, _ = m.objective(cost[idx.reshape(-1)], views)
         loss.backward()
-        estimates.append(m.logit_vector.grad.clone())
+        estimates.append(m.conditioner.vector.grad.clone())
     return torch.stack(estimates[1:]), exact  # the first step only warms up the moving average
 
 
@@ -68,10 +68,10 @@ def test_sampled_log_prob_is_that_of_the_applied_crop():
     m = create_method("instaaug", _ctx(64))
     x = torch.rand(3, 3, 64, 64)
     views = m.sample(x, StepContext(training=True), 4)
-    logp = m.logits(x).log_softmax(-1)  # batch statistics: same batch, same BN output
+    logp = m.raw(x).log_softmax(-1)  # batch statistics: same batch, same BN output
     idx = views.info["index"].view(4, 3)
     torch.testing.assert_close(views.log_prob.view(4, 3), logp.gather(1, idx.T).T)
-    torch.testing.assert_close(views.x, crop_candidates(torch.cat([x] * 4), m.candidate_boxes(), idx.reshape(-1)))
+    torch.testing.assert_close(views.x, crop_candidates(torch.cat([x] * 4), m.distribution.boxes, idx.reshape(-1)))
     assert views.entropy.shape == (3,) and views.info["layer_mass"].shape == (3, 3)
 
 
@@ -80,14 +80,13 @@ def test_sampled_log_prob_is_that_of_the_applied_crop():
 def test_class_specific_uses_labels_in_training_and_random_crops_at_test_time():
     torch.manual_seed(0)
     m = create_method("instaaug", _ctx(), conditioning="class")
-    assert m.needs == frozenset({"labels"})
-    table = m.logit_table.detach()
-    assert (table[:, m.candidates.index(GLOBAL)] == 5.0).all() and table[:, :-1].abs().sum() == 0
-    chosen = [m.candidates.index(2, 2, 2), m.candidates.index(2, 3, 5), m.candidates.index(GLOBAL)]
+    table, cands = m.conditioner.table.detach(), m.distribution.candidates
+    assert (table[:, cands.index(GLOBAL)] == 5.0).all() and table[:, :-1].abs().sum() == 0
+    chosen = [cands.index(2, 2, 2), cands.index(2, 3, 5), cands.index(GLOBAL)]
     with torch.no_grad():
-        m.logit_table.fill_(-1e4)
+        m.conditioner.table.fill_(-1e4)
         for c, k in enumerate(chosen):
-            m.logit_table[c, k] = 0.0
+            m.conditioner.table[c, k] = 0.0
     y = torch.tensor([2, 0, 1, 1, 0])
     x = torch.rand(5, 3, 32, 32)
     views = m.sample(x, StepContext(y=y, training=True), 2)
@@ -96,22 +95,22 @@ def test_class_specific_uses_labels_in_training_and_random_crops_at_test_time():
         m.sample(x, StepContext(training=True), 1)
     # at test time there are no labels: the table must not be used at all
     with torch.no_grad():
-        m.logit_table.fill_(float("nan"))
+        m.conditioner.table.fill_(float("nan"))
     test_ctx = StepContext(training=False)
     a, b = m.test_views(x, 3, test_ctx), m.test_views(x, 3, test_ctx)
     assert torch.isfinite(a).all() and a.shape == (15, 3, 32, 32) and not torch.equal(a, b)
     with torch.no_grad():
-        m.logit_table.copy_(torch.randn_like(m.logit_table))
+        m.conditioner.table.copy_(torch.randn_like(m.conditioner.table))
     ins = m.inspect(x, test_ctx)  # labels unknown: the class average; boxes of the random-crop fallback
     assert ins["entropy"].shape == (5,) and ins["crop_boxes"].shape == (5, 8, 4)
-    assert ins["entropy"][0].item() == pytest.approx(categorical_entropy(m.logit_table).mean().item(), rel=1e-5)
+    assert ins["entropy"][0].item() == pytest.approx(categorical_entropy(m.conditioner.table).mean().item(), rel=1e-5)
 
 
 def test_class_specific_rotation_draws_a_random_class_range_at_test_time():
     torch.manual_seed(0)
     m = create_method("instaaug", _ctx(16, "rotation"), conditioning="class")
     with torch.no_grad():
-        m.raw_table.copy_(torch.tensor([[-20.0, -20.0], [-20.0, -20.0], [-20.0, -20.0]]))  # no rotation at all
+        m.conditioner.table.copy_(torch.tensor([[-20.0, -20.0], [-20.0, -20.0], [-20.0, -20.0]]))  # no rotation at all
     x = torch.rand(4, 3, 16, 16)
     torch.testing.assert_close(m.test_views(x, 2, StepContext(training=False)), torch.cat([x, x]), atol=1e-4, rtol=0)
     assert "rotation_range" not in m.inspect(x, StepContext(training=False))
@@ -146,10 +145,10 @@ def test_topk_tta_takes_the_most_probable_crops_in_order():
     torch.manual_seed(0)
     m = create_method("instaaug", _ctx(32), conditioning="input-free", tta="topk")
     with torch.no_grad():
-        m.logit_vector.copy_(torch.arange(17.0))
+        m.conditioner.vector.copy_(torch.arange(17.0))
     x = torch.rand(2, 3, 32, 32)
     views = m.test_views(x, 3, StepContext(training=False))
-    expected = crop_candidates(torch.cat([x] * 3), m.candidate_boxes(), torch.tensor([16, 16, 15, 15, 14, 14]))
+    expected = crop_candidates(torch.cat([x] * 3), m.distribution.boxes, torch.tensor([16, 16, 15, 15, 14, 14]))
     torch.testing.assert_close(views, expected)
     assert m.test_views(x, 20, StepContext(training=False)).shape[0] == 40  # more views than candidates: cycles
     # the public combination rule: probabilities, top crop weighted 0.2
@@ -163,13 +162,13 @@ def test_topk_tta_takes_the_most_probable_crops_in_order():
 def test_sampled_tta_follows_phi():
     torch.manual_seed(0)
     m = create_method("instaaug", _ctx(32), conditioning="input-free")
-    k = m.candidates.index(2, 2, 4)
+    k = m.distribution.candidates.index(2, 2, 4)
     with torch.no_grad():
-        m.logit_vector.fill_(-1e4)
-        m.logit_vector[k] = 0
+        m.conditioner.vector.fill_(-1e4)
+        m.conditioner.vector[k] = 0
     x = torch.rand(2, 3, 32, 32)
     views = m.test_views(x, 4, StepContext(training=False))
-    torch.testing.assert_close(views, crop_candidates(torch.cat([x] * 4), m.candidate_boxes(), torch.full((8,), k)))
+    torch.testing.assert_close(views, crop_candidates(torch.cat([x] * 4), m.distribution.boxes, torch.full((8,), k)))
 
 
 # ----------------------------------------------------------------------------- crop variants, method level
@@ -200,11 +199,12 @@ def test_crop_variants_sample_objective_backward_and_step(size, k, parameterizat
     boxes = ins["crop_boxes"]  # (B, 8, 4) sampled like the test-time crops
     assert boxes.shape == (6, 8, 4)
     if parameterization == "lrp":
-        assert ins["crop_probs"].shape == (6, k) and m.candidate_boxes().shape == (k, 4)
+        assert ins["crop_probs"].shape == (6, k) and m.inspect_constants()["candidate_boxes"].shape == (k, 4)
         torch.testing.assert_close(ins["crop_probs"].sum(-1), torch.ones(6))
-        assert (boxes.reshape(-1, 1, 4) == m.candidate_boxes()).all(-1).any(-1).all()  # every box a candidate
+        assert (boxes.reshape(-1, 1, 4) == m.distribution.boxes).all(-1).any(-1).all()  # every box a candidate
     else:
         assert set(ins) == {"entropy", "size_range", "center_y_range", "center_x_range", "crop_boxes"}
+        assert m.inspect_constants() == {}
         # square crops inside the image, sides within the reported range
         half = boxes[..., 2:] / 2
         assert (boxes[..., :2] - half >= -1e-6).all() and (boxes[..., :2] + half <= 1 + 1e-6).all()
@@ -226,7 +226,7 @@ def test_state_dict_round_trip_reproduces_the_distribution():
     b = create_method("instaaug", _ctx(32))
     b.load_state_dict(a.state_dict())
     a.eval(), b.eval()
-    torch.testing.assert_close(a.logits(x), b.logits(x))
+    torch.testing.assert_close(a.raw(x), b.raw(x))
     assert b.lam.value == pytest.approx(a.lam.value) and bool(b.baseline_ready)
 
 
@@ -242,7 +242,7 @@ def test_bad_configurations_are_one_line_config_errors():
     with pytest.raises(ConfigError):
         create_method("instaaug", _ctx(32), conditioning="everything")
     m = create_method("instaaug", _ctx(64), lrp_layers=[1, 3, -1])  # custom layers get a default prior
-    assert m.candidates.counts == [1024, 64, 1]
+    assert m.distribution.candidates.counts == [1024, 64, 1]
 
 
 def test_families_pick_the_default_parameterization():

@@ -10,9 +10,18 @@ import torch.nn.functional as F
 
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, StepContext, create_method
-from augbench.methods.lrp import (GLOBAL, LRPNet, build_candidates, categorical_entropy, crop_candidates,
-                                  default_lrp_config, layer_mass, prior_logits, receptive_side,
-                                  sample_categorical)
+from augbench.methods.instaaug.lrp import (
+    GLOBAL,
+    LRPNet,
+    build_candidates,
+    categorical_entropy,
+    crop_candidates,
+    default_lrp_config,
+    layer_mass,
+    prior_logits,
+    receptive_side,
+    sample_categorical,
+)
 
 
 def _ctx(size: int) -> MethodContext:
@@ -77,10 +86,10 @@ def test_one_hot_logit_crops_that_exact_image_region(cell):
     """Cell (row i, col j) of layer 2 at 64 px: a 24-px box centred on pixel (4i + 2, 4j + 2)."""
     torch.manual_seed(0)
     method = create_method("instaaug", _ctx(64), conditioning="input-free")
-    k = method.candidates.index(2, *cell)
+    k = method.distribution.candidates.index(2, *cell)
     with torch.no_grad():
-        method.logit_vector.fill_(-1e4)
-        method.logit_vector[k] = 0.0
+        method.conditioner.vector.fill_(-1e4)
+        method.conditioner.vector[k] = 0.0
     x = torch.rand(2, 3, 64, 64)
     views = method.sample(x, StepContext(training=True), n_views=2)
     assert (views.info["index"] == k).all()

@@ -7,7 +7,7 @@ import torch
 
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, StepContext, Views, create_method
-from augbench.methods.entropy_schedule import DynamicLambda, EntropyTarget
+from augbench.methods.instaaug.entropy_schedule import DynamicLambda, EntropyTarget
 
 ROT = MethodContext(num_classes=4, image_shape=(3, 16, 16), families=frozenset({"rotation"}), steps_per_epoch=10)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from augbench.methods import MethodContext, StepContext, create_method
-from augbench.methods.uniform import UniformParameterization, rsample_uniform, uniform_entropy
+from augbench.methods.instaaug.uniform import UniformParameterization, rsample_uniform, uniform_entropy
 
 
 def spacing_entropy(samples: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ def test_crop_uniform_keeps_crops_inside_the_image():
     """theta = (side, u_y, u_x): a full-image crop at side 1 whatever u; small crops at the corners."""
     param = UniformParameterization("crop")
     x = torch.rand(3, 3, 16, 16)
-    out = param.apply(x, torch.tensor([[1.0, 0.3, 0.9], [0.5, 0.0, 0.0], [0.5, 1.0, 1.0]]))
+    out = param.transform(x, torch.tensor([[1.0, 0.3, 0.9], [0.5, 0.0, 0.0], [0.5, 1.0, 1.0]]))
     torch.testing.assert_close(out[0], x[0], atol=1e-5, rtol=0)
     # side 0.5 at u = 0: the top-left 8x8 block, upsampled; at u = 1: the bottom-right block
     torch.testing.assert_close(out[1, :, 1:-1:2, 1:-1:2].mean(), x[1, :, :8, :8].mean(), atol=0.05, rtol=0)

@@ -103,3 +103,19 @@ def test_boxes_fall_back_to_centre_crop_like_torchvision():
     """Impossible boxes (area 1 at aspect 3) fall back to the whole image, as torchvision does."""
     cy, cx, hh, ww = sample_resized_crop_boxes(50, (32, 32), (1.0, 1.0), (3.0, 3.0), torch.device("cpu"))
     assert torch.allclose(ww, torch.ones(50)) and torch.allclose(hh, torch.full((50,), 1 / 3))
+
+
+def test_inspect_boxes_are_deterministic_and_leave_the_global_rng_alone():
+    """`crop_boxes` (B, 8, 4), inside the image, from a private generator: evaluation changes no later draw."""
+    method = create_method("random-crop", CTX, scale_min=0.3)
+    x = torch.rand(5, 3, 32, 32)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    first = method.inspect(x, StepContext(training=False))["crop_boxes"]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(method.inspect(x, StepContext(training=False))["crop_boxes"], first)
+    assert first.shape == (5, 8, 4) and torch.unique(first.reshape(-1, 4), dim=0).shape[0] == 40
+    cy, cx, h, w = first.unbind(-1)
+    assert ((cy - h / 2) >= -1e-6).all() and ((cy + h / 2) <= 1 + 1e-6).all()
+    assert ((cx - w / 2) >= -1e-6).all() and ((cx + w / 2) <= 1 + 1e-6).all()
+    assert (h * w >= 0.3 - 1e-5).all()

@@ -14,7 +14,8 @@ import torch
 from augbench.benchmarks import get_benchmark, list_benchmarks
 from augbench.methods import MethodContext, StepContext, create_method, get_method, list_methods
 from augbench.models import build_model
-from augbench.runs import execute, resolve, run_state
+from augbench.rundir import run_state
+from augbench.runs import execute, resolve
 
 EMBEDDED = [b for b in list_benchmarks() if get_benchmark(b).embedded]
 METHODS = list_methods()
@@ -48,8 +49,7 @@ def create_method_for(cfg):
     from augbench.methods import MethodContext, create_method
 
     bench = get_benchmark(cfg.benchmark)
-    ctx = MethodContext(num_classes=4, image_shape=(3, 32, 32), families=frozenset({bench.family}),
-                        task=bench.task, feature_dim=32)
+    ctx = MethodContext(num_classes=4, image_shape=(3, 32, 32), families=frozenset({bench.family}), feature_dim=32)
     return create_method(cfg.method, ctx, **cfg.hparams)
 
 
@@ -67,7 +67,7 @@ def test_every_method_is_covered_by_an_embedded_benchmark():
 def test_trains_and_evaluates_with_tta(method, bench, tmp_path):
     cfg = resolve(bench, method, seed=0, overrides=tiny_overrides(bench))
     metrics = execute(cfg, tmp_path / "run")
-    assert run_state(tmp_path / "run") == "done"
+    assert run_state(tmp_path / "run").state == "done"
     frozen = get_benchmark(bench).task == "fixed-classifier"
     learns = any(p.requires_grad for p in create_method_for(cfg).parameters())
     assert metrics["steps"] >= 1 or (frozen and not learns)  # nothing to train: report only
@@ -76,6 +76,23 @@ def test_trains_and_evaluates_with_tta(method, bench, tmp_path):
     assert not bad, f"non-finite final metrics: {bad}"
     accs = {k: v for k, v in metrics.items() if "acc" in k}
     assert accs and all(0.0 <= v <= 1.0 for v in accs.values()), accs
+
+
+def test_discovery_imports_no_helper_module_as_a_method():
+    """Each module that discovery imports from `augbench.methods` registers a method.
+
+    Helpers live inside a method's package (InstaAug's `instaaug/lrp.py`, ...); the exception
+    is `base`, the interface that `augbench.methods` itself imports.
+    """
+    import pkgutil
+
+    import augbench.methods as package
+
+    discovered = {m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")}
+    modules = {get_method(name).__module__ for name in METHODS}
+    registering = {m.split(".")[2] for m in modules if m.startswith("augbench.methods.")}
+    assert discovered - {"base"} == registering
+    assert "instaaug" in registering and get_method("instaaug").__module__ == "augbench.methods.instaaug.method"
 
 
 # ---------------------------------------------------------------------------- sample contract

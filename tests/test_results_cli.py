@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from augbench.cli import main
 
 GOLDEN_RUNS = Path(__file__).parent / "golden" / "runs"
@@ -54,31 +56,47 @@ def test_empty_folder(tmp_path, capsys):
     assert "| No augmentation | no | — | 55.06 ± 0.10 | — |" in capsys.readouterr().out
 
 
-def test_demo_grid_skips_what_is_not_registered(tmp_path):
-    from augbench.results.demo import demo_grid
+def _grid_file(path, entries, settings):
+    """A demo-like grid file: one [[runs]] per (benchmark, method, {hparam: [values]}), shared settings."""
+    lines = ['name = "g"', "seeds = 1"]
+    for bench, method, hps in entries:
+        lines += ["[[runs]]", f'benchmark = "{bench}"', f'method = "{method}"']
+        if hps:
+            lines.append("hparams = { " + ", ".join(f"{k} = {v!r}" for k, v in hps.items()) + " }")
+        lines.append("settings = { " + ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in settings.items()) + " }")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
+
+def test_demo_grid_is_a_grid_file_and_unregistered_entries_are_skipped(tmp_path):
+    from augbench.demo import run_demo
+    from augbench.sweep.grid import load_grid
+
+    demo = load_grid("demo").expand(seeds=range(2))
+    assert {r.config.benchmark for r in demo.runs} == {"glyphs-rotation", "clutter-crop", "texture-color"}
+    assert len(demo.runs) == 2 * 18 and not demo.skipped
+    grid = _grid_file(tmp_path / "g.toml", [("glyphs-rotation", "none", {}), ("no-such-bench", "none", {}),
+                                           ("glyphs-rotation", "no-such-method", {})], {"data.n_train": 64})
     notes: list[str] = []
-    grid = demo_grid([("glyphs-rotation", "none", {}), ("no-such-bench", "none", {}),
-                      ("glyphs-rotation", "no-such-method", {}), ("glyphs-rotation", "random-crop", {}),
-                      ("glyphs-rotation", "random-rotation", {"max_angle": [10.0, 20.0]})],
-                     {"glyphs-rotation": {"data.n_train": 64}}, seeds=2, report=notes.append)
-    assert len(notes) == 3
-    assert "no-such-bench is not registered" in notes[0] and "no-such-method is not registered" in notes[1]
-    assert "does not support the 'rotation' family" in notes[2]
-    runs = grid.expand().runs
-    assert len(runs) == 2 * (1 + 2)
-    assert {r.config.settings["data.n_train"] for r in runs} == {64}
+    with pytest.MonkeyPatch.context() as mp:  # no training: only the expansion and its notes matter here
+        mp.setattr("augbench.demo.write_outputs", lambda root, out, report: [])
+        mp.setattr("augbench.sweep.launch.SweepJob.__call__", lambda self, config: {"acc": 0.0})
+        run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=2, grid=grid, report=notes.append)
+    skipped = [n for n in notes if "skipping" in n]
+    assert len(skipped) == 2
+    assert "'no-such-bench' not registered" in skipped[0] and "'no-such-method' not registered" in skipped[1]
+    assert any("2 runs" in n for n in notes)
 
 
 @pytest.mark.slow
 def test_demo_end_to_end_and_resumes(tmp_path, tiny, capsys):
-    from augbench.results.demo import run_demo
+    from augbench.demo import run_demo
 
-    grid = [("glyphs-rotation", "none", {}), ("glyphs-rotation", "random-rotation", {"max_angle": [20.0, 45.0]})]
-    settings = {"glyphs-rotation": {k: v for k, v in tiny.items() if k != "run.progress"}}
+    grid = _grid_file(tmp_path / "g.toml", [("glyphs-rotation", "none", {}),
+                                           ("glyphs-rotation", "random-rotation", {"max_angle": [20.0, 45.0]})],
+                      {k: v for k, v in tiny.items() if k != "run.progress"})
     lines: list[str] = []
-    failed = run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=1, grid=grid, settings=settings,
-                      report=lines.append)
+    failed = run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=1, grid=grid, report=lines.append)
     assert failed == 0
     printed = capsys.readouterr().out
     assert "**Table auto-glyphs-rotation.**" in printed and "| random-rotation |" in printed
@@ -92,6 +110,5 @@ def test_demo_end_to_end_and_resumes(tmp_path, tiny, capsys):
     assert any(line.startswith("figure skipped: fig6-crops:") for line in skipped)
     assert not any("table-" in line for line in skipped)  # paper tables of absent benchmarks are not tried
     lines.clear()
-    assert run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=1, grid=grid, settings=settings,
-                    report=lines.append) == 0
+    assert run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=1, grid=grid, report=lines.append) == 0
     assert any("3 runs (3 were already done" in line for line in lines)

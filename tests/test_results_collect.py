@@ -36,7 +36,7 @@ def test_rows_columns_and_order(tmp_path):
     assert set(df["run_dir"]) == {"a", "b"}
 
 
-def test_states_done_failed_running_partial(tmp_path):
+def test_states_done_failed_running_stalled(tmp_path):
     write_run(tmp_path, "done", test={"acc": 0.5})
     write_run(tmp_path, "failed", state="failed", reason="ValueError: bad")
     write_run(tmp_path, "partial", state="none")
@@ -44,11 +44,11 @@ def test_states_done_failed_running_partial(tmp_path):
     (tmp_path / "running" / "heartbeat").touch()
     df, _ = _collect(tmp_path)
     state = df.drop_duplicates("run_id").set_index("run_dir")["state"].to_dict()
-    assert state == {"done": "done", "failed": "failed", "partial": "partial", "running": "running"}
+    assert state == {"done": "done", "failed": "failed", "partial": "stalled", "running": "running"}
     assert df[df["run_dir"] == "failed"]["reason"].iloc[0] == "ValueError: bad"
     assert df[df["run_dir"] == "done"]["reason"].isna().all()
-    later, _ = _collect(tmp_path, now=time.time() + 3600)  # an hour later nobody touched it: partial
-    assert later.drop_duplicates("run_id").set_index("run_dir")["state"]["running"] == "partial"
+    later, _ = _collect(tmp_path, now=time.time() + 3600)  # an hour later nobody touched it: stalled
+    assert later.drop_duplicates("run_id").set_index("run_dir")["state"]["running"] == "stalled"
 
 
 def test_run_without_records_still_listed(tmp_path):

@@ -1,4 +1,4 @@
-"""Helpers (no tests): small run directories in the on-disk format of augbench.results.records."""
+"""Helpers (no tests): small run directories in the on-disk format of augbench.rundir."""
 
 from __future__ import annotations
 

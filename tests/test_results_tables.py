@@ -1,4 +1,4 @@
-"""Tables: aggregation over seeds, selection by validation, paper numbers, rendering and escaping."""
+"""Tables: aggregation over seeds, paper numbers, units, rendering and escaping."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pytest
 from test_results_helpers import write_run
 
 from augbench.errors import ConfigError
+from augbench.results.cells import auto_tables, build_tables, paper_table
 from augbench.results.collect import collect
 from augbench.results.paper import TABLES, get_table, paper_value
-from augbench.results.tables import (auto_tables, build_tables, direction, finished_runs, is_percent, latex_escape,
-                                     paper_table, render)
+from augbench.results.tables import latex_escape, render
+from augbench.results.units import direction, is_percent
 
 
 def _frame(root, **kw):
@@ -28,23 +29,6 @@ def test_mean_std_n_over_seeds_in_percent(tmp_path):
     assert (cell.status, cell.n) == ("ok", 3)
     assert cell.mean == pytest.approx(60.0) and cell.std == pytest.approx(10.0)  # sample std, ddof 1
     assert cell.paper_mean == 55.06 and cell.diff == pytest.approx(60.0 - 55.06)
-
-
-def test_sweep_is_selected_by_validation_never_by_test(tmp_path):
-    # scale 0.5: best test accuracy, worse validation accuracy -> scale 0.1 must be reported
-    for scale, val, test in ((0.1, 0.70, 0.60), (0.5, 0.65, 0.80), (0.9, 0.50, 0.90)):
-        for seed in range(2):
-            write_run(tmp_path, f"rc{scale}-{seed}", benchmark="tinyimagenet-crop", method="random-crop", seed=seed,
-                      hparams={"scale_min": scale}, val_acc=(0.1, val), test={"tta_acc": test})
-    cell = _cells(paper_table(_frame(tmp_path), "1"))["Random crop"]
-    assert cell.selected == "scale_min=0.1" and cell.candidates == 3
-    assert cell.mean == pytest.approx(60.0) and cell.n == 2
-
-
-def test_validation_accuracy_is_the_selected_epochs(tmp_path):
-    write_run(tmp_path, "r", val_acc=(0.9, 0.4, 0.6), test={"acc": 0.5, "best_epoch": 2})
-    runs = finished_runs(_frame(tmp_path))
-    assert runs["val_acc"].tolist() == [0.6]  # epoch 2 (the reported weights), not the max 0.9
 
 
 def test_missing_failed_and_partial_cells_are_explicit(tmp_path):
@@ -164,16 +148,3 @@ def test_without_validation_the_note_says_how_it_chose(tmp_path):
     cell = res.cells[0][0]
     assert cell.selected == "k=2" and not cell.by_validation and cell.n == 2  # most seeds, never the test score
     assert "k=2 (of 2: no validation accuracy, most seeds)" in render(res, "md")
-
-
-def test_validation_score_falls_back_like_the_trainer(tmp_path):
-    """Fixed-classifier runs validate with `score` (no `acc`), contrastive ones may only have a loss."""
-    import json
-
-    for name, metrics in (("s", {"score": 0.8}), ("l", {"loss": 2.0})):
-        d = write_run(tmp_path, name, val_acc=(), test={"acc": 0.5, "best_epoch": 0})
-        head = {"run_id": name, "benchmark": "bench", "method": "none", "seed": 0}
-        lines = [json.dumps({**head, "step": 1, "epoch": 0, "split": "val", "metrics": metrics})]
-        (d / "records.jsonl").write_text("\n".join(lines + (d / "records.jsonl").read_text().splitlines()) + "\n")
-    runs = finished_runs(_frame(tmp_path)).set_index("run_dir")["val_acc"]
-    assert runs.to_dict() == {"l": -2.0, "s": 0.8}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from augbench.results.records import read_records
+from augbench.rundir import read_records
 from augbench.runs import execute, resolve
 from augbench.train.trainer import Trainer
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
+from augbench import rundir as rec
 from augbench.errors import ConfigError
-from augbench.results import records as rec
-from augbench.slurm import collect_status, launch_sweep, list_grids, load_grid, parse_grid
-from augbench.slurm.cli import parse_seeds
-from augbench.slurm.grid import Resources, parse_time_minutes
-from augbench.slurm.job import ATTEMPTS, MANIFEST, run_dir
-from augbench.slurm.status import format_status
+from augbench.rundir import ATTEMPTS
+from augbench.sweep import collect_status, launch_sweep, list_grids, load_grid, parse_grid
+from augbench.sweep.cli import parse_seeds
+from augbench.sweep.grid import Resources, parse_time_minutes
+from augbench.sweep.job import MANIFEST, run_dir
+from augbench.sweep.status import format_status
 
 TINY_SETTINGS = {"data.n_train": 64, "data.n_test": 32, "train.epochs": 1, "train.batch_size": 16,
                  "eval.tta_views": 2}
@@ -207,8 +208,8 @@ def test_paper_grids_use_the_paper_names_and_settings() -> None:
     rows = _paper_csv()
     benchmarks = {r["benchmark"] for r in rows}
     for name in list_grids():
-        if name == "figure5":
-            continue  # the embedded glyphs stand-in for the Mario-Iggy sprites
+        if name in ("figure5", "demo"):
+            continue  # embedded stand-ins (figure5: the glyphs for the Mario-Iggy sprites)
         grid = load_grid(name)
         for entry in grid.entries:
             assert set(entry.benchmarks) <= benchmarks, (name, entry.benchmarks)
@@ -259,7 +260,8 @@ def test_inline_sweep_runs_everything_once_and_relaunch_submits_nothing(tmp_path
 def test_a_run_held_by_another_process_is_not_run_twice(tmp_path: Path, grid_two: Any) -> None:
     import fcntl
 
-    from augbench.slurm.job import LOCK, SweepJob
+    from augbench.rundir import LOCK
+    from augbench.sweep.job import SweepJob
 
     root = tmp_path / "sweep"
     run = grid_two.expand().runs[0]
@@ -380,7 +382,7 @@ def _fake_worker() -> subprocess.Popen[bytes]:
 
 
 def test_status_tells_pending_running_stalled_and_cancelled_apart(tmp_path: Path, grid_two: Any) -> None:
-    from augbench.slurm.job import append_jsonl
+    from augbench.rundir import append_jsonl
 
     root = tmp_path / "sweep"
     runs = grid_two.expand().runs
@@ -435,7 +437,7 @@ class _FakeExecutor:
         self.params.update(params)
 
     def map_array(self, fn: Any, configs: list[Any]) -> list[_FakeJob]:
-        from augbench.slurm.job import SweepJob
+        from augbench.sweep.job import SweepJob
 
         assert isinstance(fn, SweepJob)
         _FakeExecutor.arrays.append((dict(self.params), len(configs)))
@@ -447,7 +449,7 @@ def test_slurm_arrays_split_below_max_array_size_one_per_resource_group(tmp_path
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import submitit
 
-    import augbench.slurm.launch as launch_mod
+    import augbench.sweep.launch as launch_mod
 
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeExecutor)
     monkeypatch.setattr(launch_mod, "max_array_size", lambda default=1001: 2)

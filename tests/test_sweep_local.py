@@ -9,16 +9,18 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from augbench.results import records as rec
-from augbench.slurm import collect_status, launch_sweep, parse_grid, wait_for
-from augbench.slurm.job import ATTEMPTS, checkpoint_position, run_dir
-from augbench.slurm.launch import cancel
-from augbench.slurm.status import pid_alive, read_manifest
+from augbench import rundir as rec
+from augbench.rundir import ATTEMPTS
+from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
+from augbench.sweep.job import checkpoint_position, run_dir
+from augbench.sweep.launch import cancel
+from augbench.sweep.status import pid_alive, read_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from augbench.results import records as rec
-from augbench.slurm import collect_status, launch_sweep, parse_grid, wait_for
-from augbench.slurm.job import ATTEMPTS, MANIFEST, checkpoint_position, run_dir
-from augbench.slurm.launch import cancel
-from augbench.slurm.status import read_manifest, slurm_states
+from augbench import rundir as rec
+from augbench.rundir import ATTEMPTS
+from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
+from augbench.sweep.job import MANIFEST, checkpoint_position, run_dir
+from augbench.sweep.launch import cancel
+from augbench.sweep.status import read_manifest, slurm_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -67,7 +69,7 @@ def finish(root: Path, rep: Any, timeout: float = 300) -> Any:
 
 def test_grid_through_job_arrays_runs_each_run_once_and_relaunch_submits_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import augbench.slurm.launch as launch_mod
+    import augbench.sweep.launch as launch_mod
 
     monkeypatch.setattr(launch_mod, "max_array_size", lambda default=1001: 2)  # 3 runs -> arrays of 2 + 1
     root = tmp_path / "sweep"

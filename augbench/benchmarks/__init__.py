@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from augbench.benchmarks.base import COMMON_SETTINGS, Benchmark, accuracy_by_group
 from augbench.registry import Registry

@@ -1,6 +1,7 @@
 """A benchmark fixes dataset, splits, model, task, transformation family, schedule and evaluation.
 
-Settings are declared like method hyperparameters, under dotted names that `--set` reaches:
+Settings are declared like method hyperparameters, under dotted names that `--set` reaches
+(common ones here, the task's in `Task.settings`, the benchmark's own in `Benchmark.settings`):
 `data.*` (dataset, sizes, paths), `model.*`, `train.*` (schedule), `eval.*` and `run.*`
 (bookkeeping that never changes a result, so it stays out of the run's identity).
 """
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from augbench.datasets.base import Dataset, Split
 from augbench.hparams import HParam, Spec
+from augbench.tasks import get_task
 
 COMMON_SETTINGS: dict[str, HParam] = {
     "model.name": HParam("small_cnn", str, help="backbone (augbench.models.BACKBONES)"),
@@ -23,6 +25,7 @@ COMMON_SETTINGS: dict[str, HParam] = {
     "train.optimizer": HParam("sgd", str, choices=("sgd", "adam")),
     "train.lr": HParam(0.05, float, low=0.0),
     "train.momentum": HParam(0.9, float, low=0.0, high=1.0),
+    "train.nesterov": HParam(False, bool, help="Nesterov momentum for SGD (the paper's code sets it; the paper is silent)"),
     "train.weight_decay": HParam(5e-4, float, low=0.0),
     "train.scheduler": HParam("plateau", str, choices=("plateau", "cosine", "multistep", "none"),
                               help="plateau: lr x factor when validation accuracy stalls (paper D.1)"),
@@ -65,6 +68,7 @@ class Benchmark:
     def spec(cls) -> Spec:
         """All settings of this benchmark with its defaults."""
         params = dict(COMMON_SETTINGS)
+        params.update(get_task(cls.task).settings)  # the task's own declarations
         params.update(cls.settings)
         for key, value in cls.defaults.items():
             hp = params[key]

@@ -7,7 +7,8 @@ out-of-distribution) lighting groups.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor
 

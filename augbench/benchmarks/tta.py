@@ -8,7 +8,7 @@ AutoAugment, ...): they have nothing to train, so their training epochs only run
 
 `imagenet-tta` reads an ImageFolder tree and local weights files (nothing is downloaded);
 `clutter-tta` is the embedded stand-in, whose classifiers augbench trains itself once on the
-clutter training images and caches (see `augbench.train.fixed_classifier`).
+clutter training images and caches (see `augbench.tasks.fixed_classifier`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ from __future__ import annotations
 from augbench.benchmarks import register_benchmark
 from augbench.benchmarks.crop import SIZE_SETTINGS, ClutterCrop, ImageFolderCrop
 from augbench.hparams import HParam
-from augbench.train.fixed_classifier import FIXED_CLASSIFIER_SETTINGS
 
 # InstaAug crops (LRP); layers, prior and [Hmin, Hmax] follow instaaug's defaults for the input
-# size (224 px: layers [4, 5, global], 2.5/3.0, reference/methods.md).
+# size (the embedded stand-in, 32 px).
 INSTAAUG_LRP = {"parameterization": "lrp"}
+# ImageNet (224 px): the public ImageNet config as last committed (config_crop_supervised_imagenet
+# .yaml at 628a6e6; lr 1e-3 since 1054103, prior [0, 7, 0] since 6d2e338, replacing [3, 3, 0] of
+# 01522b0 and [0, 1, 3] of the first commit): phi's lr 1e-3, layers [4, 5, global] with prior
+# [0, 7, 0] (almost all initial mass on layer 5's cells); [Hmin, Hmax] 2.5/3.0 by size. The paper
+# gives neither.
+INSTAAUG_IMAGENET_TTA = {"parameterization": "lrp", "lr": 1e-3, "lrp_layers": [4, 5, -1], "lrp_prior": [0.0, 7.0, 0.0]}
 
 
 @register_benchmark("imagenet-tta")
@@ -42,10 +47,10 @@ class ImageNetTTA(ImageFolderCrop):
     paper = "Table 2"
     description = "ImageNet TTA with a frozen ResNet-50 (local weights); data.root = train/ and val/ class folders"
     settings = {**SIZE_SETTINGS, "data.image_size": HParam(224, int, low=8, high=1024),
-                **FIXED_CLASSIFIER_SETTINGS}
+}
     defaults = {"train.epochs": 5, "train.batch_size": 100, "train.scheduler": "none", "eval.batch_size": 100,
                 "eval.tta_views": 10}
-    method_defaults = {"instaaug": INSTAAUG_LRP}
+    method_defaults = {"instaaug": INSTAAUG_IMAGENET_TTA}
 
 
 @register_benchmark("clutter-tta")
@@ -59,12 +64,8 @@ class ClutterTTA(ClutterCrop):
     task = "fixed-classifier"
     paper = "Table 2 (embedded stand-in)"
     description = "procedural objects on clutter, frozen classifiers trained by augbench, TTA with 1/4/10 views"
-    settings = {
-        **ClutterCrop.settings, **FIXED_CLASSIFIER_SETTINGS,
-        "model.name": HParam("augbench:small_cnn", str, help=FIXED_CLASSIFIER_SETTINGS["model.name"].help),
-        "model.transfer": HParam(["resnet18=augbench:preact_resnet18@0.25"], str, is_list=True, identity=False,
-                                 help=FIXED_CLASSIFIER_SETTINGS["model.transfer"].help),
-    }
-    defaults = {"train.epochs": 10, "train.batch_size": 64, "train.scheduler": "none", "eval.tta_views": 10,
+    settings = ClutterCrop.settings
+    defaults = {"model.name": "augbench:small_cnn", "model.transfer": ["resnet18=augbench:preact_resnet18@0.25"],
+                "train.epochs": 10, "train.batch_size": 64, "train.scheduler": "none", "eval.tta_views": 10,
                 "model.pretrain_epochs": 8}
     method_defaults = {"instaaug": INSTAAUG_LRP}

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch

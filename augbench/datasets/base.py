@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,7 +59,7 @@ class Split:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def subset(self, idx: Tensor) -> "Split":
+    def subset(self, idx: Tensor) -> Split:
         """Rows ``idx`` (integer indices or a boolean mask) of x, y and every meta tensor."""
         return Split(
             x=self.x[idx.to(self.x.device)],
@@ -66,7 +67,7 @@ class Split:
             meta={k: v[idx.to(v.device)] for k, v in self.meta.items()},
         )
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         """The same split with every tensor on ``device`` (dtypes unchanged)."""
         return Split(
             x=self.x.to(device),

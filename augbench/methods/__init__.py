@@ -1,4 +1,8 @@
-"""Augmentation methods: the interface, the registry and one module per method."""
+"""Augmentation methods: the interface, the registry and one module per method.
+
+Discovery imports every public module or package here, so each must register a method;
+a method's helpers live inside its package (`instaaug/`).
+"""
 
 from __future__ import annotations
 

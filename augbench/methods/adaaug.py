@@ -22,9 +22,17 @@ policy reads its features, as the public code does (``gf_model.eval()``), so Bat
 statistics are neither used per batch nor updated by these extra passes.
 
 `ops="lrp"` (InstaAug paper Table 1, "AdaAug w/ LRP"): the policy chooses among InstaAug's
-location-related crop candidates (`augbench.methods.lrp`) instead of the 17 image ops;
+location-related crop candidates (`augbench.methods.instaaug.lrp`) instead of the 17 image ops;
 crops have no magnitude, so the policy outputs one logit per candidate and one crop is
 applied per image.
+
+Base crop (`base_crop`): AdaAug's pipeline randomly crops (and flips) every image BEFORE the
+policy sees it (the public code's RandomCrop(32, padding=4) + flip on CIFAR-10), so on crop
+benchmarks the policy's ops come on top of a random crop: by default a zero-pad-by-4 random
+window ("pad"), or a random resized crop ("resized"). The policy reads the features of the
+cropped image, exploration batches are cropped the same way, and every view, test-time views
+included, gets its own crop. The trainer's flips come first; `ops="lrp"` crops by itself and
+gets no base crop unless asked for.
 
 Test-time views (Table 1 uses 50) are drawn from the exploitation distribution.
 """
@@ -41,11 +49,32 @@ from torch import Tensor, nn
 
 from augbench.errors import ConfigError
 from augbench.hparams import HParam
-from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, lrp, register_method, repeat_views
-from augbench.methods.lrp import crop_candidates
+from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, register_method, repeat_views
+from augbench.methods.instaaug import lrp
+from augbench.methods.instaaug.lrp import crop_candidates
+from augbench.methods.random_crop import sample_resized_crop_boxes
+from augbench.transforms.geometry import crop
 from augbench.transforms.policies import ADAAUG_NAMES, adaaug_apply, adaaug_apply_all
 
 INSPECT_SAMPLES = 8  # sampled crops per input reported by `inspect` (ops="lrp")
+BASE_RATIO = (3 / 4, 4 / 3)  # aspect-ratio range of the "resized" base crop (torchvision's default)
+
+
+def random_pad_crop(x: Tensor, pad: int) -> Tensor:
+    """torchvision's RandomCrop(size, padding=pad) for every image at once.
+
+    Zero-pad each side by `pad` pixels, then take an input-sized window at a random integer
+    offset in [0, 2 pad] per image and axis: exact pixel copies, no interpolation.
+    """
+    if pad <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offset = torch.randint(0, 2 * pad + 1, (2, n), device=x.device)
+    rows = offset[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
+    cols = offset[1, :, None] + torch.arange(w, device=x.device)  # (N, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 @contextlib.contextmanager
@@ -163,7 +192,7 @@ class AdaAug(AugmentationMethod):
     """Linear policy on the classifier's features: k ops per image, explored on validation batches."""
 
     families = frozenset({"policy", "crop", "color"})
-    needs = frozenset({"features", "validation"})
+    explores = True
     # Exploration is cross-entropy of the classifier's head on labelled validation data: AdaAug
     # applies to neither contrastive learning nor a frozen classifier (paper Sections 5.3 and 6).
     tasks = frozenset({"classification"})
@@ -183,7 +212,14 @@ class AdaAug(AugmentationMethod):
         "explore_every": HParam(3, int, low=1, help="training steps per exploration step (AdaAug CIFAR-10: 3)"),
         "explore_samples": HParam(0, int, low=0, help="validation images per exploration step (0: the whole batch)"),
         "explore_chunk": HParam(1024, int, low=1, identity=False,
-                                help="augmented images per classifier pass in exploration (memory only)"),
+                                help="images per classifier pass in exploration and policy reads (memory only)"),
+        "base_crop": HParam("auto", str, choices=("auto", "none", "pad", "resized"),
+                            help="random crop before the policy, as AdaAug's base pipeline: pad (zero-pad by "
+                                 "base_pad px, random window), resized (area in [base_scale_min, 1]) or none; "
+                                 "auto: pad on crop benchmarks with the 17 ops, none otherwise"),
+        "base_pad": HParam(4, int, low=0, help="pad base crop: pixels of zero padding per side (AdaAug: 4)"),
+        "base_scale_min": HParam(0.1, float, low=1e-3, high=1.0,
+                                 help="resized base crop: lower bound of the area fraction"),
     }
 
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
@@ -198,6 +234,10 @@ class AdaAug(AugmentationMethod):
         self.k = k
         t = self.hp["temperature"]
         self.temperature: float = t if t is not None else (1.0 if lrp_ops else 3.0)
+        base = self.hp["base_crop"]
+        if base == "auto":
+            base = "pad" if "crop" in ctx.families and not lrp_ops else "none"
+        self.base_crop: str = base
         self.explore_every = self.hp["explore_every"]  # type: ignore[misc]  # read by the trainer
         prior = getattr(self.op_set, "prior", None) if self.hp["lrp_prior"] else None
         self.policy = AdaAugPolicy(len(self.op_set.names), self.op_set.has_magnitude,
@@ -209,9 +249,19 @@ class AdaAug(AugmentationMethod):
         """(magnitudes, logits) of the policy on the frozen classifier's features of `x`."""
         if ctx.features is None:
             raise ConfigError("adaaug needs the classifier's features (StepContext.features), got None")
-        with eval_mode(ctx.features), torch.no_grad():
-            feats = ctx.features(x)
+        with eval_mode(ctx.features), torch.no_grad():  # in chunks: with base crops, all test-time views
+            feats = torch.cat([ctx.features(c) for c in x.split(self.hp["explore_chunk"])])
         return self.policy(feats.detach())
+
+    def base_view(self, x: Tensor) -> Tensor:
+        """The base crop of `base_crop`, drawn per image (the input itself when it is "none")."""
+        if self.base_crop == "pad":
+            return random_pad_crop(x, self.hp["base_pad"])
+        if self.base_crop == "resized":
+            box = sample_resized_crop_boxes(x.shape[0], (x.shape[-2], x.shape[-1]), (self.hp["base_scale_min"], 1.0),
+                                            BASE_RATIO, x.device)
+            return crop(x, *box)
+        return x
 
     def draw_ops(self, probs: Tensor) -> Tensor:
         """(N, k) distinct op indices per row, drawn without replacement from `probs` (N, n_ops)."""
@@ -220,14 +270,20 @@ class AdaAug(AugmentationMethod):
     # ------------------------------------------------------------------ training
     def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
         with torch.no_grad():  # the policy learns in `explore` only, never from the training loss
-            mag, logits = self._policy(x, ctx)
-            probs = F.softmax(logits / self.temperature, dim=-1).repeat(n_views, 1)
+            if self.base_crop == "none":  # one policy per input, shared by its views
+                views, reps = repeat_views(x, n_views), n_views
+                mag, logits = self._policy(x, ctx)
+            else:  # every view its own base crop, and the policy reads the image it augments
+                views, reps = self.base_view(repeat_views(x, n_views)), 1
+                mag, logits = self._policy(views, ctx)
+            probs = F.softmax(logits / self.temperature, dim=-1).repeat(reps, 1)
             ops = self.draw_ops(probs)
             m = None
             if mag is not None:
-                m = jitter_magnitudes(mag.repeat(n_views, 1).gather(1, ops), self.hp["delta"])
+                m = jitter_magnitudes(mag.repeat(reps, 1).gather(1, ops), self.hp["delta"])
             entropy = -(F.log_softmax(logits, -1) * F.softmax(logits, -1)).sum(-1)
-        out = self.op_set.apply(repeat_views(x, n_views), ops, m)
+            entropy = entropy.view(-1, x.shape[0]).mean(0)  # (B,): mean over the views' policies
+        out = self.op_set.apply(views, ops, m)
         return Views(out, n_views, entropy=entropy, info={"ops": ops})
 
     def make_optimizer(self) -> torch.optim.Optimizer:
@@ -240,6 +296,8 @@ class AdaAug(AugmentationMethod):
     def explore(self, x: Tensor, y: Tensor, ctx: StepContext, head: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
         if self.hp["explore_samples"]:
             x, y = x[: self.hp["explore_samples"]], y[: self.hp["explore_samples"]]
+        with torch.no_grad():
+            x = self.base_view(x)  # validation images get the training pipeline's base crop too
         params = [p for p in self.policy.parameters() if p.requires_grad]
         with torch.enable_grad():
             loss, grads = self.exploration_gradients(x, y, ctx, head, params)

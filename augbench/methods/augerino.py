@@ -10,8 +10,8 @@ a learned global [min, max] per HSV channel, delta_c ~ U[min_c, max_c], applied 
 `hsv_jitter` (hue shift mod 1, saturation and value scaled by 1 + delta). The bounds use
 Augerino's own colour parameterisation (its colorspace_augs.py): lim = bound * (2 sigmoid(raw) - 1).
 
-Test time: Augerino averages log_softmax over sampled copies (its AugAveragedModel), hence
-`tta_reduce = "log_softmax"`; the views are the training distribution.
+Test time: Augerino averages log_softmax over sampled copies (its AugAveragedModel,
+`combine_views`); the views are the training distribution.
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ class Augerino(AugmentationMethod):
     """Global uniform widths over affine generators or per-HSV-channel [min, max] colour ranges."""
 
     families = frozenset({"rotation", "crop", "color"})
-    tta_reduce = "log_softmax"
     hparams = {
         "space": HParam("auto", str, choices=("auto", "affine", "hsv"),
                         help="affine generators or HSV colour ranges; auto: hsv on colour benchmarks"),
@@ -186,6 +185,10 @@ class Augerino(AugmentationMethod):
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hp["lr"])
+
+    def combine_views(self, outs: Tensor) -> Tensor:
+        """The mean log-probability over test-time views (V, B, K) -> (B, K), as Augerino's AugAveragedModel."""
+        return torch.log_softmax(outs, dim=-1).mean(0)
 
     # ------------------------------------------------------------------ introspection
     def _names(self) -> tuple[str, ...]:

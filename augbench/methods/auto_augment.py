@@ -10,12 +10,8 @@ grouped by op, no per-sample Python loop). The images are [0, 1] and not yet nor
 Test-time augmentation (InstaAug paper Table 2 uses AutoAugment this way) draws the test
 views from the training distribution, averaging logits (Appendix C.2).
 
-Fast AutoAugment (also in Table 2) is not provided. Its published ImageNet policy is the
-list returned by ``fa_resnet50_rimagenet()`` in the authors' FastAutoAugment/archive.py
-(github.com/kakaobrain/fast-autoaugment): several hundred (op, probability, level) triples
-with full-precision floats, applied through its own op table (the ranges AdaAug reuses,
-``transforms.policies.ADAAUG_OPS``). It should be vendored verbatim as a data file and
-checked against that source, not retyped; until then augbench leaves it out.
+Fast AutoAugment (also in Table 2) is `fast-autoaugment` (``methods.fast_autoaugment``):
+the same per-image machinery over its published policies, shipped as data.
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ See README "Adding a method" for the whole contract.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,13 +54,10 @@ class MethodContext:
     """What a method may know about its benchmark when it is built."""
 
     num_classes: int
-    image_shape: tuple[int, int, int]
-    families: frozenset[str]
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    epochs: int = 1
-    steps_per_epoch: int = 1
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    families: frozenset[str]  # the benchmark's transformation family
+    steps_per_epoch: int = 1  # for schedules in fractional epochs (InstaAug's target rule)
     feature_dim: int | None = None  # size of the classifier's penultimate features, when it has them
-    task: str = "classification"
 
 
 @dataclass
@@ -108,12 +106,17 @@ class AugmentationMethod(nn.Module):
     - `families`: transformation families the method supports ("crop", "rotation", "color",
       "policy"); a benchmark runs a method only if they intersect its family.
     - `hparams`: declared hyperparameters; `self.hp` holds the resolved values.
-    - `needs`: subset of {"labels", "features", "validation"}: what the trainer must provide.
-      "validation" makes the trainer call `explore` with validation batches.
-    - `tasks`: tasks the method can serve (`augbench.train.tasks`); empty means all.
-    - `tta_reduce`: how test-time views are combined: "logits" (mean logit, InstaAug C.2) or
-      "log_softmax" (mean log-probability, Augerino).
+    - `explores`: True makes the trainer call `explore` with validation batches (AdaAug).
+    - `tasks`: tasks the method can serve (`augbench.tasks`); empty means all.
     - `explore_every`: steps between `explore` calls (an instance may set its own).
+
+    The trainer always gives `sample` the labels (`ctx.y`) and the classifier's features
+    (`ctx.features`) during training; a method uses them or not.
+
+    `inspect_constants()` returns values that are the same for every sample and that figures
+    need (no batch dimension), e.g. InstaAug's LRP "candidate_boxes" (K, 4), the boxes behind
+    the columns of its per-sample "crop_probs"; the trainer stores them in inspect.pt as
+    "const.<name>" next to the per-sample `inspect` values, so figures never rebuild a method.
 
     `ctx.features` runs the classifier: a method that calls it while the model is in train
     mode also updates BatchNorm statistics, so policies read features in eval mode.
@@ -122,9 +125,8 @@ class AugmentationMethod(nn.Module):
     name: ClassVar[str] = ""
     families: ClassVar[frozenset[str]] = frozenset()
     hparams: ClassVar[Mapping[str, HParam]] = {}
-    needs: ClassVar[frozenset[str]] = frozenset()
+    explores: ClassVar[bool] = False
     tasks: ClassVar[frozenset[str]] = frozenset()
-    tta_reduce: ClassVar[str] = "logits"
     explore_every: int = 1
 
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
@@ -155,7 +157,7 @@ class AugmentationMethod(nn.Module):
         return None
 
     def explore(self, x: Tensor, y: Tensor, ctx: StepContext, head: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
-        """A search step on a validation batch (AdaAug); only for methods that need "validation"."""
+        """A search step on a validation batch (AdaAug); called only for methods with `explores`."""
         return {}
 
     # ------------------------------------------------------------------ schedules
@@ -181,12 +183,10 @@ class AugmentationMethod(nn.Module):
         return self.sample(x, ctx, n_views).x
 
     def combine_views(self, outs: Tensor) -> Tensor:
-        """Combine test-time outputs (V, B, K) into (B, K) as `tta_reduce` says.
+        """Combine test-time outputs (V, B, K) into (B, K): the mean logit (InstaAug, Appendix C.2).
 
-        Override for other rules (InstaAug's top-k probability weighting).
+        Override for other rules (Augerino's mean log-probability, InstaAug's top-k weighting).
         """
-        if self.tta_reduce == "log_softmax":
-            outs = torch.log_softmax(outs, dim=-1)
         return outs.mean(0)
 
     @torch.no_grad()
@@ -198,11 +198,16 @@ class AugmentationMethod(nn.Module):
         """
         return {}
 
+    def inspect_constants(self) -> dict[str, Tensor]:
+        """Sample-independent values figures need, by name (stored as inspect.pt "const.<name>")."""
+        return {}
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.hp.items())
 
 
-def build_param_optimizer(params: list[nn.Parameter], hp: Mapping[str, Any], prefix: str = "") -> torch.optim.Optimizer | None:
+def build_param_optimizer(params: list[nn.Parameter], hp: Mapping[str, Any],
+                          prefix: str = "") -> torch.optim.Optimizer | None:
     """SGD/Adam from the conventional `optimizer`, `lr`, `momentum`, `weight_decay` hyperparameters."""
     params = [p for p in params if p.requires_grad]
     if not params:

@@ -11,6 +11,9 @@ from augbench.hparams import HParam
 from augbench.methods import AugmentationMethod, StepContext, Views, register_method, repeat_views
 from augbench.transforms.geometry import crop
 
+INSPECT_SAMPLES = 8  # boxes per image that `inspect` reports ("crop_boxes"), as for InstaAug
+INSPECT_SEED = 0  # `inspect` draws from its own generator, seeded afresh on every call
+
 
 def sample_resized_crop_boxes(n: int, image_hw: tuple[int, int], scale: tuple[float, float],
                               ratio: tuple[float, float], device: torch.device,
@@ -65,11 +68,12 @@ class RandomCrop(AugmentationMethod):
         if self.hp["scale_min"] > self.hp["scale_max"] or self.hp["ratio_min"] > self.hp["ratio_max"]:
             raise ConfigError("random-crop: scale_min/ratio_min must not exceed scale_max/ratio_max")
 
-    def boxes(self, n: int, image_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Draw `n` boxes from the configured distribution."""
+    def boxes(self, n: int, image_hw: tuple[int, int], device: torch.device,
+              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Draw `n` boxes from the configured distribution (global RNG unless `generator` is given)."""
         return sample_resized_crop_boxes(
             n, image_hw, (self.hp["scale_min"], self.hp["scale_max"]),
-            (self.hp["ratio_min"], self.hp["ratio_max"]), device)
+            (self.hp["ratio_min"], self.hp["ratio_max"]), device, generator=generator)
 
     def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
         x = repeat_views(x, n_views)
@@ -78,7 +82,12 @@ class RandomCrop(AugmentationMethod):
 
     @torch.no_grad()
     def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
-        """`crop_boxes` (B, 8, 4): eight boxes drawn per image, for crop-keeping metrics and plots."""
-        n, k = x.shape[0], 8
-        boxes = torch.stack(self.boxes(n * k, tuple(x.shape[-2:]), x.device), -1)
-        return {"crop_boxes": boxes.view(k, n, 4).transpose(0, 1)}
+        """`crop_boxes` (B, 8, 4): boxes (center_y, center_x, height, width) drawn per image, as fractions.
+
+        For crop-keeping metrics and plots. They come from a generator seeded with INSPECT_SEED
+        on every call, so evaluating leaves the global RNG, and every later training draw, as it was.
+        """
+        n, k = x.shape[0], INSPECT_SAMPLES
+        gen = torch.Generator(device=x.device).manual_seed(INSPECT_SEED)
+        boxes = torch.stack(self.boxes(n * k, tuple(x.shape[-2:]), x.device, generator=gen), -1)
+        return {"crop_boxes": boxes.view(k, n, 4).transpose(0, 1).contiguous()}

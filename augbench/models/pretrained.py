@@ -20,9 +20,10 @@ phi trains.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -195,15 +196,18 @@ class FrozenClassifier(nn.Module):
         self.requires_grad_(False)
         self.train(False)
 
-    def train(self, mode: bool = True) -> "FrozenClassifier":
+    def train(self, mode: bool = True) -> FrozenClassifier:
         self.training = mode
         for module in self.children():
             module.train(False)
         return self
 
     @property
-    def has_features(self) -> bool:
-        return self.head_module is not None
+    def feature_dim(self) -> int | None:
+        """Size of `features`, None without a recognisable final linear layer (`TaskModel` protocol)."""
+        if self.head_module is None:
+            return None
+        return int(getattr(self.head_module, "in_features", 0)) or None
 
     def _prep(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std if self.normalize else x

@@ -21,9 +21,10 @@ import statistics
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -32,8 +33,9 @@ from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method, list_methods
 from augbench.perf.harness import BenchConfig, MethodHarness, dataset_for, fixed_batches, get_config
 from augbench.perf.measure import PeakMemory, calls_for, time_calls
+from augbench.rundir import failure_reason
 from augbench.runs import resolve
-from augbench.train.evaluate import to_float
+from augbench.tasks.evaluate import to_float
 from augbench.train.trainer import resolve_device
 
 MEASURES: tuple[str, ...] = ("augment", "step", "tta")
@@ -78,7 +80,7 @@ class _Entry:
     def fail(self, exc: BaseException) -> None:
         """Record a failure; its traceback always reaches stderr (a failure is a bug to fix)."""
         self.status = "failed"
-        self.note = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        self.note = failure_reason(exc)
         print(f"augbench bench: {self.method} FAILED\n{traceback.format_exc()}", file=sys.stderr, flush=True)
         self.harness = None
 

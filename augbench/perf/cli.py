@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from augbench.errors import ConfigError
+from augbench.overrides import parse_sets, route
 from augbench.perf.bench import MEASURES, TARGETS, check_targets, run_bench
 from augbench.perf.harness import CONFIGS
 
@@ -31,21 +32,6 @@ DISPLAY: list[tuple[str, str, str]] = [
     ("mem_x_none", "x none", "{:.2f}"),
     ("mem_x_crop", "x crop", "{:.2f}"),
 ]
-
-
-def split_sets(pairs: dict[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """`KEY=VALUE` for every method's benchmark settings, `METHOD:HPARAM=VALUE` for one method."""
-    settings: dict[str, str] = {}
-    per_method: dict[str, dict[str, str]] = {}
-    for key, value in pairs.items():
-        method, sep, name = key.partition(":")
-        if sep:
-            if not method or not name:
-                raise ConfigError(f"--set expects KEY=VALUE or METHOD:HPARAM=VALUE, got {key!r}")
-            per_method.setdefault(method, {})[name] = value
-        else:
-            settings[key] = value
-    return settings, per_method
 
 
 def _fmt(value: Any, pattern: str) -> str:
@@ -100,9 +86,11 @@ def format_report(df: pd.DataFrame) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from augbench.cli import parse_sets
-
-    settings, per_method = split_sets(parse_sets(args.set))
+    routed = route(parse_sets(args.set))
+    if routed.hparams:
+        name = next(iter(routed.hparams))
+        raise ConfigError(f"bench: --set {name}: several methods are measured, name one: METHOD:{name}=VALUE")
+    settings, per_method = routed.settings, routed.per_method
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import time
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,9 +21,10 @@ from augbench.benchmarks import create_benchmark
 from augbench.datasets.base import Dataset, Split
 from augbench.errors import ConfigError
 from augbench.methods import StepContext, Views, repeat_views
+from augbench.models.modes import eval_mode
 from augbench.perf.measure import synchronize
 from augbench.runs import resolve
-from augbench.train.evaluate import batches, tta_logits
+from augbench.tasks.evaluate import batches, model_features, tta_logits
 from augbench.train.trainer import Trainer
 
 
@@ -99,7 +101,7 @@ class MethodHarness:
         t.model.train()
         t.method.train()
         t.method.begin_epoch(t.epoch)
-        explores = "validation" in t.method.needs and t.val_split is not None
+        explores = t.method.explores and t.val_split is not None
         #: steps per timed step-block: exploring methods explore once every `explore_every`
         #: steps, so a block of that many steps carries exactly one exploration.
         self.block = int(t.method.explore_every) if explores else 1
@@ -123,25 +125,17 @@ class MethodHarness:
     def tta(self, x: Tensor, n_views: int) -> Tensor:
         """Test-time augmentation exactly as the final report computes it (`tta_logits`)."""
         t = self.trainer
-        t.model.eval()
-        t.method.eval()
-        try:
-            ctx = StepContext(training=False, features=getattr(t.model, "features", None))
+        with eval_mode(t.model, t.method):
+            ctx = StepContext(training=False, features=model_features(t.model))
             return tta_logits(t.model, t.method, x, n_views, ctx)
-        finally:
-            t.model.train()
-            t.method.train()
 
     @torch.no_grad()
     def plain_forward(self, x: Tensor, n_views: int, max_chunk: int = 4096) -> Tensor:
         """`n_views` copies of `x` through the classifier in `tta_logits`' chunks: TTA's floor."""
         t = self.trainer
-        t.model.eval()
-        try:
+        with eval_mode(t.model):
             flat = repeat_views(x, n_views)
             return torch.cat([t.model(flat[s]) for s in batches(flat.shape[0], max_chunk)])
-        finally:
-            t.model.train()
 
     # ------------------------------------------------------------------ required work
     def _timed_features(self) -> Any:

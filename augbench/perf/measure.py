@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -79,7 +80,7 @@ class PeakMemory:
         self._prof: torch.profiler.profile | None = None
         self._restarted = False
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         synchronize(self.device)
         self._restarted = False
         if self.device.type == "cuda":

@@ -1,1 +1,1 @@
-"""Run records, collection, the paper's tables and figures."""
+"""Collection of run directories into frames, the paper's tables and figures (read from disk only)."""

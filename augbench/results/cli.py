@@ -1,4 +1,4 @@
-"""Subcommands `collect`, `table`, `plot` and `demo` (registered through augbench.cli.COMMAND_MODULES)."""
+"""Subcommands `collect`, `table` and `plot` (registered through augbench.cli.COMMAND_MODULES)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from augbench import rundir
 from augbench.errors import ConfigError
 
 
@@ -15,9 +16,10 @@ def _say(line: str) -> None:
 
 
 def _frame(root: str, running_within: float | None = None) -> Any:
-    from augbench.results.collect import RUNNING_WITHIN, collect
+    from augbench.results.collect import collect  # pandas: only commands that build a frame
 
-    return collect(Path(root), report=_say, running_within=RUNNING_WITHIN if running_within is None else running_within)
+    return collect(Path(root), report=_say,
+                   running_within=rundir.ALIVE_SECONDS if running_within is None else running_within)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -36,8 +38,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from augbench.results.cells import build_tables
     from augbench.results.paper import get_table
-    from augbench.results.tables import SUFFIX, build_tables, render
+    from augbench.results.tables import SUFFIX, render
 
     if args.table not in ("auto", "all"):
         get_table(args.table)  # a bad id fails before any reading
@@ -57,7 +60,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from augbench.results.plots import FIGURES, MissingRuns, render, render_all
+    from augbench.results.figures.common import MissingRuns
+    from augbench.results.figures.registry import FIGURES, render, render_all
 
     if args.figure != "all" and args.figure not in FIGURES:
         raise ConfigError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}, all")
@@ -76,28 +80,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0 if paths else 1
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from augbench.cli import parse_sets
-    from augbench.results.demo import run_demo
-
-    failed = run_demo(args.root, args.out, args.max_parallel, args.seeds, parse_sets(args.set))
-    if failed:
-        _say(f"{failed} run(s) failed; their status.json holds the reason and traceback")
-    return 1 if failed else 0
-
-
 def register(subparsers: Any) -> None:
     """Add the results subcommands to the `augbench` parser."""
-    from augbench.results.demo import DEMO_PARALLEL, DEMO_SEEDS
+    from augbench.results.figures import FIGURE_NAMES as FIGURES  # names only: no matplotlib to build a parser
     from augbench.results.paper import TABLES
-    from augbench.results.plots import FIGURES
     from augbench.results.tables import FORMATS
 
     p = subparsers.add_parser("collect", help="every record under ROOT as one table (CSV; Parquet with pyarrow)")
     p.add_argument("root", help="folder of run directories (searched recursively)")
     p.add_argument("--out", help="write the frame here (.csv, or .parquet when pyarrow is installed)")
     p.add_argument("--running-within", type=float, default=None, metavar="SECONDS",
-                   help="a run without status touched this recently counts as running (default 300)")
+                   help=f"a run without status written this recently counts as running (default {rundir.ALIVE_SECONDS:.0f})")
     p.set_defaults(func=cmd_collect)
 
     p = subparsers.add_parser("table", help="a paper table (or `auto`: methods x metrics per benchmark)")
@@ -114,12 +107,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--benchmark", help="draw from this benchmark's runs (default: the paper's, else any that fits)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.set_defaults(func=cmd_plot)
-
-    p = subparsers.add_parser("demo", help="run a small grid on the embedded benchmarks, write tables and figures")
-    p.add_argument("--root", default="runs/demo", help="run directories (default: runs/demo; resumes)")
-    p.add_argument("--out", default="results", help="tables and figures (default: results)")
-    p.add_argument("--max-parallel", type=int, default=DEMO_PARALLEL,
-                   help=f"runs at a time, as local processes (default here: {DEMO_PARALLEL}; 1 runs inline)")
-    p.add_argument("--seeds", type=int, default=DEMO_SEEDS, help=f"seeds per configuration (default {DEMO_SEEDS})")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="setting applied to every run")
-    p.set_defaults(func=cmd_demo)

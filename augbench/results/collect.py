@@ -7,9 +7,9 @@ A run without any readable record still gets one row (split empty), so failed an
 runs stay visible. Partial sweeps are always collectable: unreadable or truncated files are
 reported (one line each) and skipped, never fatal (suite-design.md, DomainBed's lessons).
 
-`state` is explicit: done / failed (status.json), running (no status, a file touched within
-`running_within` seconds: the trainer's heartbeat) or partial (no status, nothing recent: killed,
-preempted or crashed without a traceback).
+`state` is the run directory's own (`augbench.rundir.run_state`): done / failed (status.json),
+running (no status, a write within `running_within` seconds: the trainer's heartbeat) or stalled
+(no status, nothing recent: killed, preempted or crashed without a traceback).
 """
 
 from __future__ import annotations
@@ -17,18 +17,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
+from augbench import rundir
 from augbench.errors import DataError
-from augbench.results import records as rec
-from augbench.slurm.status import ALIVE_SECONDS
-
-#: Seconds since a run's last write within which a run without status counts as running:
-#: the sweep status's threshold (4 missed 30 s heartbeats), so both commands agree.
-RUNNING_WITHIN = ALIVE_SECONDS
 
 #: Derived variant labels, first matching rule wins: method -> [(hyperparameter values, label)].
 #: The labels are those of the paper's tables (reference/paper_results.csv, column `variant`).
@@ -57,7 +53,7 @@ def derive_variant(method: str, hparams: Mapping[str, Any], family: str | None =
 
 def _family(benchmark: str) -> str | None:
     """The benchmark's transformation family, or None when it is not registered here."""
-    from augbench.benchmarks import BENCHMARKS
+    from augbench.benchmarks import BENCHMARKS  # imports torch: only when a frame is built
 
     return BENCHMARKS.get(benchmark).family if benchmark in BENCHMARKS else None
 
@@ -87,30 +83,16 @@ def _metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_state(run_dir: Path, status: dict[str, Any] | None, now: float, running_within: float) -> str:
-    """done / failed from status.json, else running or partial by the age of the run's last write."""
-    if status is not None:
-        return str(status.get("state", "unknown"))
-    latest = 0.0
-    for name in (rec.HEARTBEAT, rec.RECORDS, rec.CHECKPOINT, rec.CONFIG):
-        try:
-            latest = max(latest, (run_dir / name).stat().st_mtime)
-        except OSError:
-            continue
-    return "running" if now - latest <= running_within else "partial"
-
-
 def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: float,
               running_within: float) -> list[dict[str, Any]]:
-    config = rec.read_json(run_dir / rec.CONFIG)
-    if config is None or not all(k in config for k in ("run_id", "benchmark", "method")):
-        report(f"{run_dir / rec.CONFIG}: unreadable or not a run config, run skipped")
+    disk = rundir.run_state(run_dir, now, running_within)
+    config, status = disk.config, disk.status
+    if config is None:  # (iter_run_dirs only yields folders that hold a config.json)
+        report(f"{run_dir / rundir.CONFIG}: unreadable or not a run config, run skipped")
         return []
-    status_path = run_dir / rec.STATUS
-    status = rec.read_json(status_path)
-    if status is None and status_path.exists():
-        report(f"{status_path}: unreadable, run treated as unfinished")
-    state = run_state(run_dir, status, now, running_within)
+    for problem in disk.problems:
+        report(problem)
+    state = disk.state
     hparams = config.get("hparams") or {}
     settings = (config.get("identity") or {}).get("settings") or {}
     base: dict[str, Any] = {
@@ -124,16 +106,16 @@ def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: flo
     base.update({f"hp.{k}": _cell(v) for k, v in hparams.items()})
 
     rows = []
-    read = rec.read_records(run_dir / rec.RECORDS) if (run_dir / rec.RECORDS).exists() else rec.ReadResult()
+    read = rundir.read_records(run_dir / rundir.RECORDS)
     for problem in read.problems:
         report(problem)
     for r in read.records:
         if r.get("run_id", config["run_id"]) != config["run_id"]:
-            report(f"{run_dir / rec.RECORDS}: a record of run {r.get('run_id')} in run {config['run_id']}, skipped")
+            report(f"{run_dir / rundir.RECORDS}: a record of run {r.get('run_id')} in run {config['run_id']}, skipped")
             continue
         metrics = r.get("metrics")
         if not isinstance(metrics, dict):
-            report(f"{run_dir / rec.RECORDS}: a record without metrics, skipped")
+            report(f"{run_dir / rundir.RECORDS}: a record without metrics, skipped")
             continue
         row = {**base, "split": r.get("split"), "step": r.get("step"), "epoch": r.get("epoch"), "time": r.get("time")}
         row.update(_metrics(metrics))
@@ -141,7 +123,7 @@ def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: flo
     if state == "done" and not any(r["split"] == "test" for r in rows):
         final = (status or {}).get("metrics")
         if isinstance(final, dict):  # status.json is written atomically, after the test record
-            report(f"{run_dir}: no test record, final metrics taken from {rec.STATUS}")
+            report(f"{run_dir}: no test record, final metrics taken from {rundir.STATUS}")
             rows.append({**base, "split": "test", "step": None, "epoch": None, "time": (status or {}).get("time"),
                          **_metrics(final)})
         else:
@@ -165,7 +147,7 @@ def _order_columns(columns: Iterable[str]) -> list[str]:
 
 
 def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
-            running_within: float = RUNNING_WITHIN, now: float | None = None) -> pd.DataFrame:
+            running_within: float = rundir.ALIVE_SECONDS, now: float | None = None) -> pd.DataFrame:
     """All records of every run directory below `root` (see the module docstring for the layout).
 
     Rows are sorted by benchmark, method, variant, seed, run id, split (train, val, test) and step,
@@ -178,7 +160,7 @@ def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
     report = report or _stderr
     now = time.time() if now is None else now
     rows: list[dict[str, Any]] = []
-    for run_dir in rec.iter_run_dirs(root):
+    for run_dir in rundir.iter_run_dirs(root):
         rows.extend(_run_rows(root, run_dir, report, now, running_within))
     if not rows:
         return pd.DataFrame(columns=META_COLUMNS)

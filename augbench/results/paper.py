@@ -5,9 +5,9 @@ one benchmark whose method and variant match the row and whose collected `hp.*` 
 columns match the row's and column's `where` filters; its value is the metric named by the
 column (or the row's override), with `{placeholders}` filled from the row's `params`.
 
-The paper's numbers come from `augbench/data/paper_results.csv` (a copy of
-reference/paper_results.csv), keyed by (table, method, variant, setting), where setting is the
-column's and the row's `paper_setting` joined by ";".
+The paper's numbers come from `augbench/data/paper_results.csv` (transcribed from the paper),
+keyed by (table, method, variant, setting), where setting is the column's and the row's
+`paper_setting` joined by ";".
 
 Names of benchmark settings and hyperparameters that other modules define live here only, so
 reconciling a rename is a one-line change: see `HP` and `SETTING`.
@@ -18,8 +18,9 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from augbench.atomic import atomic_torch_save
+from augbench.errors import DataError
+from augbench.rundir import failure_reason
+
+
+class CorruptCheckpoint(DataError):
+    """A checkpoint file that cannot be loaded."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -30,14 +39,55 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save atomically: a kill -9 mid-write leaves the previous checkpoint intact."""
+def save_checkpoint(path: Path, payload: dict[str, Any], previous: Path | None = None) -> None:
+    """torch.save atomically: a kill -9 mid-write leaves the previous checkpoint intact.
+
+    With `previous`, the checkpoint being replaced is kept there (two generations), so a
+    checkpoint damaged after it was written still leaves one to resume from.
+    """
+    path = Path(path)
+    if previous is not None and path.exists():
+        # a second name for the current file, then the new one over it: `path` never disappears
+        tmp = previous.with_name(f".{previous.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here (some network file systems): copy instead
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, previous)
     atomic_torch_save(path, payload)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint, loaded with `weights_only=True` (no pickled code), or None if absent."""
+    """The checkpoint, loaded with `weights_only=True` (no pickled code), or None if absent.
+
+    A damaged file (truncated, or a payload `weights_only` refuses) raises `CorruptCheckpoint`.
+    """
     path = Path(path)
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means the file cannot be trusted
+        raise CorruptCheckpoint(f"{path.name} is unreadable ({failure_reason(exc)})") from None
+
+
+def load_latest(paths: list[Path], warn: Callable[[str], None]) -> dict[str, Any] | None:
+    """The first readable checkpoint of `paths` (newest first); each damaged one is one warning line."""
+    for i, path in enumerate(paths):
+        try:
+            ck = load_checkpoint(path)
+        except CorruptCheckpoint as exc:
+            rest = [p for p in paths[i + 1:] if p.exists()]
+            warn(f"{exc}; " + (f"resuming from {rest[0].name}" if rest else "no other checkpoint: restarting "
+                                                                            "the run from scratch"))
+            continue
+        if ck is not None:
+            return ck
+    return None
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete `.<name>.*.tmp` files that a write killed half-way left behind."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)

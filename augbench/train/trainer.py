@@ -26,18 +26,20 @@ from torch import nn
 from augbench.benchmarks import Benchmark
 from augbench.datasets.base import Dataset, Split
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, create_method
-from augbench.results.records import RecordWriter, touch_heartbeat
-from augbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from augbench.train.evaluate import to_float
-from augbench.train.tasks import Task, get_task
+from augbench.rundir import (CHECKPOINT, CHECKPOINT_PREVIOUS, FINAL_WEIGHTS, HEARTBEAT_SECONDS, INSPECT, RecordWriter,
+                             touch_heartbeat)
+from augbench.tasks import Task, get_task
+from augbench.tasks.evaluate import model_features, to_float
+from augbench.train.checkpoint import load_latest, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
 from augbench.transforms.geometry import hflip
-
-HEARTBEAT_SECONDS = 30.0
-
 
 def derive_seed(seed: int, tag: str) -> int:
     """An independent seed per purpose, so e.g. the data split never depends on the method."""
     return int.from_bytes(hashlib.sha256(f"{seed}/{tag}".encode()).digest()[:8], "little") >> 1
+
+
+def _warn(line: str) -> None:
+    print(f"augbench: warning: {line}", file=sys.stderr, flush=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,7 +73,7 @@ class Trainer:
     """Trains one (benchmark, method, hyperparameters, seed) run inside its run directory."""
 
     def __init__(self, bench: Benchmark, method_name: str, hparams: dict[str, Any], seed: int,
-                 run_dir: Path, header: dict[str, Any], dataset: Dataset | None = None) -> None:
+                 run_dir: Path, header: dict[str, Any], dataset: Dataset | None = None, task: str = "") -> None:
         self.bench, self.s, self.seed, self.run_dir = bench, bench.s, seed, Path(run_dir)
         self.device = resolve_device(self.s["run.device"])
         self.records = RecordWriter(self.run_dir, header)
@@ -81,7 +83,7 @@ class Trainer:
         self.train_split = train.to(self.device)
         self.val_split = val.to(self.device) if val is not None else None
         self.test_split = dataset.test
-        self.task: Task = get_task(bench.task)(bench, dataset)
+        self.task: Task = get_task(task or bench.task)(bench, dataset)
         bs = self.s["train.batch_size"]
         n = len(self.train_split)
         self.drop_last = n >= bs
@@ -98,9 +100,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         torch.manual_seed(derive_seed(seed, "method"))
         mctx = MethodContext(num_classes=dataset.num_classes, image_shape=dataset.image_shape,
-                             families=frozenset({bench.family}), device=self.device, epochs=self.epochs,
-                             steps_per_epoch=self.steps_per_epoch, task=bench.task,
-                             feature_dim=getattr(getattr(self.model, "backbone", None), "out_features", None))
+                             families=frozenset({bench.family}), steps_per_epoch=self.steps_per_epoch,
+                             feature_dim=getattr(self.model, "feature_dim", None))
         self.method: AugmentationMethod = create_method(method_name, mctx, **hparams).to(self.device)
         torch.manual_seed(derive_seed(seed, "train"))
 
@@ -122,7 +123,7 @@ class Trainer:
         if s["train.optimizer"] == "adam":
             return torch.optim.Adam(params, lr=s["train.lr"], weight_decay=s["train.weight_decay"])
         return torch.optim.SGD(params, lr=s["train.lr"], momentum=s["train.momentum"],
-                               weight_decay=s["train.weight_decay"])
+                               weight_decay=s["train.weight_decay"], nesterov=s["train.nesterov"])
 
     def _scheduler(self) -> Any:
         if self.model_opt is None or self.s["train.scheduler"] == "none":
@@ -150,13 +151,15 @@ class Trainer:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / "checkpoint.pt", self._state())
+        save_checkpoint(self.run_dir / CHECKPOINT, self._state(), previous=self.run_dir / CHECKPOINT_PREVIOUS)
         self._last_ckpt_time = time.monotonic()
 
     def try_resume(self) -> bool:
         """Load the last checkpoint if there is one; rewind the records to it."""
-        ck = load_checkpoint(self.run_dir / "checkpoint.pt")
+        remove_stale_temporaries(self.run_dir)
+        ck = load_latest([self.run_dir / CHECKPOINT, self.run_dir / CHECKPOINT_PREVIOUS], warn=_warn)
         if ck is None:
+            self.records.truncate(0)  # records of an attempt that left no readable checkpoint are replayed
             return False
         self.model.load_state_dict(ck["model"])
         self.method.load_state_dict(ck["method"])
@@ -191,8 +194,7 @@ class Trainer:
         y = self.train_split.y[idx]
         if self.s["train.hflip"]:
             x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
-        features = getattr(self.model, "features", None)
-        ctx = StepContext(y=y, features=features, training=True, epoch=self.epoch, step=self.global_step)
+        ctx = StepContext(y=y, features=model_features(self.model), training=True, epoch=self.epoch, step=self.global_step)
         n_views = self.task.n_views
         views = self.method.sample(x, ctx, n_views)
         inputs = views.x.contiguous(memory_format=torch.channels_last) if self.s["run.channels_last"] else views.x
@@ -202,7 +204,7 @@ class Trainer:
         loss, logs = self.method.objective(per_sample, views)
         if loss.requires_grad:  # False when nothing learns (a fixed policy on a frozen classifier)
             self._optimize(loss)
-        if "validation" in self.method.needs and self.val_split is not None \
+        if self.method.explores and self.val_split is not None \
                 and self.global_step % self.method.explore_every == 0:
             vi = torch.randint(len(self.val_split), (x.shape[0],), generator=self.explore_gen).to(self.device)
             logs.update(self.method.explore(to_float(self.val_split.x[vi]), self.val_split.y[vi], ctx,
@@ -277,12 +279,12 @@ class Trainer:
             self._last_heartbeat = now
 
     def _end_epoch(self) -> None:
-        split = self.val_split if self.val_split is not None else None
+        split = self.val_split
         metrics: dict[str, float] = {}
         if split is not None:
-            metrics = self.task.evaluate(self.model, self.method, split, self.device, final=False)
+            metrics = self.task.evaluate(self.model, self.method, split, self.device, final=False).metrics
         metrics.update(_scalars(self.method.end_epoch(self.epoch, metrics)))
-        score = metrics.get("acc", metrics.get("score", -metrics.get("loss", 0.0)))
+        score = self.task.score(metrics)
         if self.scheduler is not None:
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(score)
@@ -300,14 +302,32 @@ class Trainer:
         if self.best["model"] is not None:
             self.model.load_state_dict(self.best["model"])
             self.method.load_state_dict(self.best["method"])
-        metrics = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
+        ev = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
+        metrics = ev.metrics
         metrics["best_epoch"] = self.best["epoch"]
         metrics["steps"] = self.global_step
         self.records.write(step=self.global_step, epoch=self.epochs, split="test", metrics=metrics)
-        inspect = getattr(self.task, "last_inspect", {})
-        k = self.s["eval.inspect_samples"]
-        if inspect and k:
-            torch.save({name: v[:k].contiguous() for name, v in inspect.items()}, self.run_dir / "inspect.pt")
+        self._save_inspect(ev.inspect)
         torch.save({"model": self.model.state_dict(), "method": self.method.state_dict()},
-                   self.run_dir / "final_weights.pt")
+                   self.run_dir / FINAL_WEIGHTS)
         return metrics
+
+    def _save_inspect(self, inspect: dict[str, torch.Tensor]) -> None:
+        """inspect.pt: everything a figure needs, so results never rebuild a method or load data.
+
+        Per-sample values of the first `eval.inspect_samples` test images: the images (`x`, uint8),
+        labels (`y`), their positions in the test split (`index`), the split's ground truth
+        (`meta.<name>`, e.g. rotation intervals, object boxes) and the method's distribution
+        parameters (its `inspect` keys); and the method's `inspect_constants` as `const.<name>`.
+        """
+        k = min(self.s["eval.inspect_samples"], len(self.test_split))
+        constants = self.method.inspect_constants()
+        if not k or not (inspect or constants):
+            return
+        test = self.test_split
+        payload: dict[str, torch.Tensor] = {"x": test.x[:k].contiguous(), "y": test.y[:k].contiguous(),
+                                            "index": torch.arange(k)}
+        payload.update({f"meta.{name}": v[:k].contiguous() for name, v in test.meta.items()})
+        payload.update({name: v[:k].contiguous() for name, v in inspect.items()})
+        payload.update({f"const.{name}": v.detach().cpu().contiguous() for name, v in constants.items()})
+        torch.save(payload, self.run_dir / INSPECT)

@@ -10,6 +10,11 @@ record was cut off (its metrics come from status.json), a records file with a co
 line, an embedded benchmark (glyphs-rotation) with per-instance rotation ranges, crop boxes for
 Figure 6, and RawFooT runs with a random-colour sweep for Figure 7 and Tables 3-4.
 
+inspect.pt files are in the trainer's layout: the first test images ("x", "y", "index"), their
+meta tensors ("meta.<name>", e.g. the true rotation "meta.interval"), the method's inspect keys
+and constants ("const.candidate_boxes"). One run (InstaAug w/o input, seed 0) keeps the older
+layout (method keys only), so figures are checked to degrade on it.
+
 After changing this file, regenerate the expected outputs too (see tests/test_results_golden.py).
 """
 
@@ -61,14 +66,14 @@ class Run:
             "benchmark": benchmark, "method": method, "seed": seed, "settings": settings, "hparams": hparams,
             "versions": {"python": "3.11", "torch": "2.x", "augbench": "0.1.0"}}, indent=1))
 
-    def record(self, split: str, step: int, epoch: int, metrics: dict[str, Any]) -> "Run":
+    def record(self, split: str, step: int, epoch: int, metrics: dict[str, Any]) -> Run:
         self.t += 10.0
         metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
         self.lines.append(json.dumps({**self.header, "step": step, "epoch": epoch, "split": split, "time": self.t,
                                       "metrics": metrics}))
         return self
 
-    def curve(self, val_acc: list[float], extra: dict[str, list[float]] | None = None) -> "Run":
+    def curve(self, val_acc: list[float], extra: dict[str, list[float]] | None = None) -> Run:
         """Train and val records per epoch; extra val metrics (entropy, lambda) per epoch."""
         for e, acc in enumerate(val_acc):
             self.record("train", 10 * (e + 1), e, {"loss": round(1.5 - 0.3 * e, 4), "acc": round(acc - 0.05, 4)})
@@ -77,10 +82,10 @@ class Run:
             self.record("val", 10 * (e + 1), e, val)
         return self
 
-    def test(self, best_epoch: int, **metrics: float) -> "Run":
+    def test(self, best_epoch: int, **metrics: float) -> Run:
         return self.record("test", 30, 3, {"loss": 1.0, **metrics, "best_epoch": best_epoch, "steps": 30})
 
-    def done(self, truncate_last: bool = False, corrupt_line: int | None = None) -> "Run":
+    def done(self, truncate_last: bool = False, corrupt_line: int | None = None) -> Run:
         lines = list(self.lines)
         if corrupt_line is not None:
             lines.insert(corrupt_line, "{this is not json")
@@ -94,21 +99,45 @@ class Run:
                                                               "metrics": last["metrics"]}, indent=1))
         return self
 
-    def failed(self, reason: str) -> "Run":
+    def failed(self, reason: str) -> Run:
         (self.dir / "records.jsonl").write_text("\n".join(self.lines) + ("\n" if self.lines else ""))
         (self.dir / "status.json").write_text(json.dumps({"state": "failed", "time": self.t, "reason": reason,
                                                           "traceback": "Traceback (most recent call last):\n  ...\n"
                                                                        + reason + "\n"}, indent=1))
         return self
 
-    def partial(self) -> "Run":
+    def partial(self) -> Run:
         text = "\n".join(self.lines) + "\n"
         (self.dir / "records.jsonl").write_text(text[: len(text) - 25])  # a killed writer: last line cut
         return self
 
-    def inspect(self, **tensors: torch.Tensor) -> "Run":
+    def inspect(self, tensors: dict[str, torch.Tensor]) -> Run:
         torch.save({k: v.contiguous() for k, v in tensors.items()}, self.dir / "inspect.pt")
         return self
+
+
+def example_images(n: int, size: int, seed: int) -> dict[str, torch.Tensor]:
+    """inspect.pt's per-sample part: n uint8 images (a colour gradient, a bright square), labels, indices."""
+    g = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(0, 1, size)
+    base = torch.rand(n, 3, 1, 1, generator=g) * (0.4 + 0.6 * ramp.view(1, 1, size, 1) * ramp.view(1, 1, 1, size))
+    corner = torch.randint(0, size // 2, (n, 2), generator=g)
+    rows, cols = torch.arange(size).view(1, size, 1), torch.arange(size).view(1, 1, size)
+    square = ((rows >= corner[:, :1, None]) & (rows < corner[:, :1, None] + size // 3)
+              & (cols >= corner[:, 1:, None]) & (cols < corner[:, 1:, None] + size // 3))
+    x = torch.where(square.unsqueeze(1), torch.tensor(0.95), base)
+    return {"x": (x * 255).round().to(torch.uint8), "y": torch.randint(0, 4, (n,), generator=g),
+            "index": torch.arange(n)}
+
+
+def candidate_grid() -> torch.Tensor:
+    """(K, 4) candidate boxes: a 2x2 and a 3x3 grid of squares and the whole image (an LRP-like set)."""
+    boxes = [[0.5, 0.5, 1.0, 1.0]]
+    for n in (2, 3):
+        side = 2 / (n + 1)
+        centres = [side / 2 + i * (1 - side) / (n - 1) for i in range(n)]
+        boxes += [[cy, cx, side, side] for cy in centres for cx in centres]
+    return torch.tensor(boxes)
 
 
 def crop_boxes(n: int, s: int, centre: tuple[float, float], size: tuple[float, float], seed: int) -> torch.Tensor:
@@ -125,6 +154,7 @@ def build() -> None:
         shutil.rmtree(RUNS)
     # ------------------------------------------------------------------ tinyimagenet-crop (Table 1, E.1, Figs 6, E.1)
     tc = "tinyimagenet-crop"
+    tin_images = example_images(4, 64, 0)
     for seed, (acc, val) in enumerate(((0.551, 0.55), (0.553, 0.56), (0.549, 0.54))):
         r = Run(f"tin/none-s{seed}", tc, "none", seed, CROP_SETTINGS, {"flip": False})
         r.curve([0.45, 0.50, val]).test(2, acc=acc, tta_acc=acc + 0.001)
@@ -134,14 +164,20 @@ def build() -> None:
             r = Run(f"tin/random-crop-{scale}-s{seed}", tc, "random-crop", seed, CROP_SETTINGS,
                     {"scale_min": scale, "scale_max": 1.0})
             r.curve([0.5, vals[seed], vals[seed] - 0.01]).test(1, acc=tests[seed] - 0.01, tta_acc=tests[seed])
+            if seed == 0:
+                r.inspect({**tin_images, "crop_boxes": crop_boxes(4, 8, (0.5, 0.5), (math.sqrt(scale), 1.0), 5)})
             r.done()
-    boxes_lrp = crop_boxes(4, 16, (0.5, 0.5), (0.3, 0.6), 1)
+    cands = candidate_grid()
+    probs = torch.softmax(-4 * (cands[:, 2] - 0.5).abs().expand(4, -1) + torch.randn(
+        4, len(cands), generator=torch.Generator().manual_seed(3)), -1)
+    boxes_lrp = cands[torch.multinomial(probs, 16, replacement=True, generator=torch.Generator().manual_seed(4))]
     for seed, (val, tta) in enumerate(((0.66, 0.662), (0.67, 0.659), (0.65, 0.660))):
         r = Run(f"tin/instaaug-lrp-s{seed}", tc, "instaaug", seed, CROP_SETTINGS, INSTA)
         r.curve([0.5, 0.6, val], {"entropy": [1.2, 2.9, 3.2], "lambda": [0.2, 0.24, 0.24]})
         r.test(2, acc=tta - 0.02, tta_acc=tta, entropy=3.2)
         if seed == 0:
-            r.inspect(crop_boxes=boxes_lrp, entropy=torch.full((4,), 3.2))
+            r.inspect({**tin_images, "crop_probs": probs, "crop_boxes": boxes_lrp, "entropy": torch.full((4,), 3.2),
+                       "const.candidate_boxes": cands})
         r.done(corrupt_line=2 if seed == 1 else None)
     for (hmin, hmax), tta in (((2.0, 2.5), 0.650), ((1.0, 1.5), 0.628)):
         r = Run(f"tin/instaaug-h{hmin}-{hmax}-s0", tc, "instaaug", 0, CROP_SETTINGS,
@@ -156,7 +192,7 @@ def build() -> None:
                 {**INSTA, "conditioning": "input-free"})
         r.curve([0.5, 0.6, 0.63]).test(2, acc=0.61, tta_acc=0.632 + 0.002 * seed)
         if seed == 0:
-            r.inspect(crop_boxes=crop_boxes(4, 16, (0.5, 0.5), (0.5, 0.9), 2).expand(4, 16, 4).clone())
+            r.inspect({"crop_boxes": crop_boxes(4, 16, (0.5, 0.5), (0.5, 0.9), 2)})  # older layout: no images
         r.done()
     Run("tin/augerino-s0", tc, "augerino", 0, CROP_SETTINGS, {"generators": "crop", "lam": 0.01}).curve(
         [0.3]).failed("RuntimeError: CUDA out of memory")
@@ -164,6 +200,9 @@ def build() -> None:
     # ------------------------------------------------------------------ glyphs-rotation (embedded; Fig 5, curves)
     gr = "glyphs-rotation"
     half = math.pi / 4
+    a = torch.linspace(-0.7, 0.7, 8)[torch.tensor([3, 0, 6, 1, 7, 2, 5, 4])]  # each test glyph's own rotation
+    glyph_test = {**example_images(8, 32, 1), "meta.angle": a,
+                  "meta.interval": torch.stack([-math.pi / 2 - a, math.pi / 2 - a], -1)}
     for method, hp, accs, ent in (("none", {"flip": False}, (0.70, 0.72), None),
                                   ("random-rotation", {"max_angle": 45.0}, (0.80, 0.78), None),
                                   ("instaaug", {**INSTA, "parameterization": "rotation"}, (0.90, 0.93), True)):
@@ -177,10 +216,10 @@ def build() -> None:
                                violation=0.0 if method == "random-rotation" else 0.05)
             r.test(2, **metrics)
             if method == "random-rotation" and seed == 0:
-                r.inspect(rotation_range=torch.tensor([[-half, half]]).expand(8, 2).clone())
-            if method == "instaaug" and seed == 0:
-                a = torch.linspace(-0.7, 0.7, 8)  # ranges roughly inside (-pi/2 - a, pi/2 - a) of some instance
-                r.inspect(rotation_range=torch.stack([-1.3 - a, 1.3 - a], -1), entropy=torch.full((8,), 1.1))
+                r.inspect({**glyph_test, "rotation_range": torch.tensor([[-half, half]]).expand(8, 2).clone()})
+            if method == "instaaug" and seed == 0:  # ranges inside each instance's (-pi/2 - a, pi/2 - a)
+                r.inspect({**glyph_test, "rotation_range": torch.stack([-1.3 - a, 1.3 - a], -1),
+                           "entropy": torch.full((8,), 1.1)})
             r.done()
     # ------------------------------------------------------------------ rawfoot-color (Tables 3, 4; Fig 7)
     rc = "rawfoot-color"

@@ -1,0 +1,98 @@
+"""`augbench demo`: the demo grid (`benchmarks/grids/demo.toml`) on the embedded benchmarks, then
+its tables and figures.
+
+The grid is a grid file like the paper's, so a new method or benchmark is one more `[[runs]]`
+entry. It goes through the sweep launcher (inline, or N local processes), so runs live under
+ROOT/runs/<run_id>, an interrupted demo resumes, and a finished one is only collected again.
+Entries whose benchmark or method is not registered are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from augbench.overrides import parse_sets
+from augbench.sweep.grid import load_grid
+
+DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
+DEMO_SEEDS = 2
+DEMO_PARALLEL = max(1, min(4, os.cpu_count() or 1))  # local processes by default
+
+Report = Callable[[str], None]
+
+
+def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
+    """Collect ROOT; write results.csv, every table that has runs (md, tex, csv) and every figure."""
+    from augbench.results.cells import auto_tables, paper_table
+    from augbench.results.collect import collect, write_frame
+    from augbench.results.figures.registry import FIGURES, render_all
+    from augbench.results.paper import TABLES
+    from augbench.results.tables import SUFFIX, render
+
+    frame = collect(root, report=lambda line: report(f"collect: {line}"))
+    written = [write_frame(frame, out / "results.csv")]
+    tables = auto_tables(frame) if not frame.empty else []
+    present = set(frame["benchmark"].dropna()) if not frame.empty else set()
+    tables += [paper_table(frame, t) for t, spec in TABLES.items() if spec.benchmark in present]
+    for res in tables:
+        for fmt, suffix in SUFFIX.items():
+            path = out / "tables" / f"table-{res.id.replace('.', '')}.{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(res, fmt))
+            written.append(path)
+    names = [name for name in FIGURES if not name.startswith("table-")]
+    names += [f"table-{res.id.replace('.', '')}" for res in tables if not res.id.startswith("auto-")]
+    written += render_all(frame, root, out / "figures", report=lambda line: report(f"figure skipped: {line}"),
+                          names=names)
+    return written
+
+
+def run_demo(root: Path | str = "runs/demo", out: Path | str = "results", max_parallel: int = DEMO_PARALLEL,
+             seeds: int = DEMO_SEEDS, overrides: Mapping[str, Any] | None = None, grid: str | Path = DEMO_GRID,
+             report: Report | None = None) -> int:
+    """Run the grid (inline, or `max_parallel` local processes), write tables and figures, print the
+    generic tables; returns the number of runs that did not finish."""
+    from augbench.results.cells import auto_tables
+    from augbench.results.collect import collect
+    from augbench.results.tables import to_markdown
+    from augbench.sweep import launch_sweep
+
+    say = report or (lambda line: print(line, file=sys.stderr))
+    root, out = Path(root), Path(out)
+    rep = launch_sweep(load_grid(grid), root, executor="inline" if max_parallel <= 1 else "local",
+                       overrides=overrides, seeds=range(seeds), skip_unregistered=True,
+                       max_parallel=max(1, max_parallel), wait=True, log=lambda line: say(f"demo: {line}"),
+                       poll_seconds=2.0)
+    say(f"demo: {len(rep.runs)} runs ({len(rep.done)} were already done, {len(rep.failed)} failed before)")
+    written = write_outputs(root, out, say)
+    say(f"demo: wrote {len(written)} files under {out}")
+    frame = collect(root, report=lambda line: None)
+    for res in auto_tables(frame) if not frame.empty else []:
+        print(to_markdown(res))
+    states = frame.drop_duplicates("run_id")["state"] if not frame.empty else []
+    return int(sum(s != "done" for s in states))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    failed = run_demo(args.root, args.out, args.max_parallel, args.seeds, parse_sets(args.set), grid=args.grid)
+    if failed:
+        print(f"augbench: {failed} run(s) failed; their status.json holds the reason and traceback", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `augbench demo` to the `augbench` parser."""
+    p = subparsers.add_parser("demo", help="run a small grid on the embedded benchmarks, write tables and figures")
+    p.add_argument("--root", default="runs/demo", help="run directories (default: runs/demo; resumes)")
+    p.add_argument("--out", default="results", help="tables and figures (default: results)")
+    p.add_argument("--max-parallel", type=int, default=DEMO_PARALLEL,
+                   help=f"runs at a time, as local processes (default here: {DEMO_PARALLEL}; 1 runs inline)")
+    p.add_argument("--seeds", type=int, default=DEMO_SEEDS, help=f"seeds per configuration (default {DEMO_SEEDS})")
+    p.add_argument("--grid", default=DEMO_GRID, help="grid name or TOML file (default: the demo grid)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="setting applied to every run")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,306 @@
+"""`instaaug`: instance-specific augmentations by capturing local invariances (Miao et al., ICML 2023).
+
+A conditioner gives each input the raw parameters theta of a parameterization p(tau; theta)
+(Section 3.1: theta = phi(x)); one classifier forward/backward per step minimises Eq. 2,
+
+    mean_i [ L(f(tau_i(x_i)), y_i) - lambda H[p(tau; theta_i)] ]   (+ REINFORCE for discrete crops)
+
+with lambda adapted from the VALIDATION entropy (Sec. 3.2, `entropy_schedule`).
+Parameterizations (`parameterization`, default from the benchmark's family; Sec. 3.3):
+
+- "lrp": location-related crops (`lrp`). A candidate is drawn from the true categorical; the
+  gradient reaching theta is the score-function estimator (L_i - b_i) grad log p(k_i | x_i)
+  on the DETACHED per-sample losses of the same step, with a baseline b: leave-one-out over
+  the views of an input, or an exponential moving average. Entropy is exact.
+- "crop-uniform" (Table 1 "w/o LRP"), "rotation", "color": uniform ranges (`uniform`) with
+  reparameterised samples: the task loss reaches theta through the differentiable transform;
+  entropy in closed form.
+
+Conditioning (`conditioning`, Table 1's ablations): "input" (phi(x)), "input-free" (a
+learned vector), "class" (a per-class table, with a label-free fallback at test time). Any
+conditioning works with any parameterization.
+
+Test-time augmentation (`tta`): "sample" draws n transformations from p(tau; theta) and the
+trainer averages logits (Appendix C.2); "topk" (LRP only) takes the n most probable crops (the
+public code's rule; its probability averaging with the top crop weighted 0.2 is `combine_views`).
+
+Entropy bounds Hmin/Hmax default by parameterization and input size (None: the
+parameterization's `default_entropy_bounds`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from augbench.errors import ConfigError
+from augbench.hparams import HParam
+from augbench.methods import (
+    AugmentationMethod,
+    MethodContext,
+    StepContext,
+    Views,
+    build_param_optimizer,
+    register_method,
+    repeat_views,
+)
+from augbench.methods.instaaug.conditioning import CONDITIONINGS, build_conditioner
+from augbench.methods.instaaug.entropy_schedule import DynamicLambda, EntropyTarget
+from augbench.methods.instaaug.lrp import LRPParameterization
+from augbench.methods.instaaug.parameterization import Parameterization
+from augbench.methods.instaaug.uniform import UniformParameterization
+
+FAMILY = {"lrp": "crop", "crop-uniform": "crop", "rotation": "rotation", "color": "color"}  # what each transforms
+PARAMETERIZATIONS = tuple(FAMILY)
+
+
+def build_parameterization(name: str, image_shape: tuple[int, int, int], hp: Mapping[str, Any]) -> Parameterization:
+    """The parameterization `name` for images of `image_shape` (C, H, W), from InstaAug's hyperparameters."""
+    channels, h, w = image_shape
+    if name == "lrp":
+        return LRPParameterization((h, w), hp["lrp_layers"], hp["lrp_prior"], hp["lrp_max_outside"], hp["sampler"])
+    if name == "color" and channels != 3:
+        raise ConfigError(f"instaaug: parameterization=color needs RGB images, got {channels} channels")
+    return UniformParameterization(FAMILY[name], (hp["hue_max"], hp["saturation_max"], hp["value_max"]),
+                                   entropy=hp["entropy"], image_hw=(h, w))  # uniform kinds are named by family
+
+
+def choose_parameterization(families: frozenset[str], name: str | None) -> str:
+    """`name`, checked against the benchmark's families, or the family's default (crop -> lrp)."""
+    if name is None:
+        for family, default in (("crop", "lrp"), ("rotation", "rotation"), ("color", "color")):
+            if family in families:
+                return default
+        raise ConfigError(f"instaaug: set parameterization (one of {', '.join(PARAMETERIZATIONS)}); "
+                          f"the benchmark family {sorted(families)} has no default")
+    if families and FAMILY[name] not in families:
+        raise ConfigError(f"instaaug: parameterization={name} transforms {FAMILY[name]!r}, but the benchmark's "
+                          f"family is {', '.join(sorted(families))}")
+    return name
+
+
+@register_method("instaaug")
+class InstaAug(AugmentationMethod):
+    """A conditioner (`self.conditioner`) feeding a parameterization (`self.distribution`), Eq. 2's objective."""
+
+    baseline_ema: Tensor  # buffers, registered in __init__
+    baseline_ready: Tensor
+    train_entropy_sum: Tensor
+    train_entropy_n: Tensor
+
+    families = frozenset({"crop", "rotation", "color"})
+    hparams = {
+        "parameterization": HParam(None, str, choices=PARAMETERIZATIONS, nullable=True,
+                                   help="lrp | crop-uniform (w/o LRP) | rotation | color; None: from the "
+                                        "benchmark family (crop -> lrp)"),
+        "conditioning": HParam("input", str, choices=CONDITIONINGS,
+                               help="phi(x), a learned input-free distribution, or a per-class table "
+                                    "(Table 1 ablations)"),
+        "lrp_layers": HParam(None, int, is_list=True, nullable=True,
+                             help="phi layers giving candidates, -1 = whole image; None: by input size "
+                                  "([2,3,-1] at 64 px)"),
+        "lrp_prior": HParam(None, float, is_list=True, nullable=True,
+                            help="initial log-mass per LRP layer; None: by input size ([0,1,3] at 64 px), or 3 on "
+                                 "global and 0 elsewhere for custom lrp_layers"),
+        "lrp_max_outside": HParam(None, float, low=0.0, high=1.0, nullable=True,
+                                  help="drop candidates with more than this fraction outside the image; None: by size"),
+        "sampler": HParam("multinomial", str, choices=("multinomial", "gumbel"),
+                          help="exact categorical sampler for LRP crops"),
+        "baseline": HParam("auto", str, choices=("auto", "loo", "ema", "none"),
+                           help="REINFORCE baseline: leave-one-out over views, moving average, none (public code); "
+                                "auto: loo when n_views > 1, else ema"),
+        "baseline_decay": HParam(0.9, float, low=0.0, high=1.0, help="decay of the moving-average baseline"),
+        "entropy": HParam("closed", str, choices=("closed", "width"),
+                          help="uniform ranges: closed-form entropy (sum log width) or the public code's width proxy"),
+        "lambda_rule": HParam("dynamic", str, choices=("dynamic", "fixed", "target"),
+                              help="dynamic lambda (Sec. 3.2), fixed lambda0, or the contrastive target penalty"),
+        "lambda0": HParam(0.2, float, low=0.0, help="initial entropy weight (paper: 0.2 for cropping)"),
+        "lambda_factor": HParam(1.2, float, low=1.0,
+                                help="lambda is multiplied/divided by this when entropy leaves [h_min, h_max]"),
+        "lambda_patience": HParam(2, int, low=1, help="consecutive epochs outside the bounds before lambda moves"),
+        "lambda_hold": HParam(None, float, low=0.0, nullable=True,
+                              help="skip a lambda change while the entropy already moves toward [h_min, h_max] by "
+                                   "more than this per epoch (public scheduler: 0.005); None: never (paper)"),
+        "lambda_max_steps": HParam(None, int, low=0, nullable=True,
+                                   help="cap lambda at this many net factor steps above/below lambda0 (public "
+                                        "scheduler: 50); None: no cap (paper)"),
+        "h_min": HParam(None, float, nullable=True, help="lower entropy bound (nats); None: by parameterization/size"),
+        "h_max": HParam(None, float, nullable=True, help="upper entropy bound (nats); None: by parameterization/size"),
+        "target_start": HParam(None, float, nullable=True,
+                               help="target rule: initial target entropy; None: entropy of the initial distribution"),
+        "target_end": HParam(None, float, nullable=True, help="target rule: final target; None: (h_min + h_max) / 2"),
+        "target_epochs": HParam(100.0, float, low=0.0, help="target rule: epochs of the linear ramp"),
+        "target_weight": HParam(0.3, float, low=0.0, help="target rule: weight of the squared deviation"),
+        "pretrain_epochs": HParam(0, int, low=0, help="epochs without augmentation first (paper, Tiny-ImageNet: 10)"),
+        "warmup_epochs": HParam(0, int, low=0, help="linear warm-up of phi's lr after pretraining (paper: 10)"),
+        "optimizer": HParam("sgd", str, choices=("sgd", "adam"), help="phi's optimizer (paper: SGD)"),
+        "lr": HParam(1e-5, float, low=0.0, help="phi's learning rate (paper: 1e-5)"),
+        "momentum": HParam(0.9, float, low=0.0, high=1.0),
+        "weight_decay": HParam(1e-4, float, low=0.0),
+        "tta": HParam("sample", str, choices=("sample", "topk"),
+                      help="test-time views: samples of p(tau; phi(x)) (C.2) or the top-n LRP crops (public code)"),
+        "tta_top_weight": HParam(0.2, float, low=0.0, help="topk: weight of the most probable crop in `combine_views`"),
+        "fallback_scale_min": HParam(0.1, float, low=1e-3, high=1.0,
+                                     help="class-specific: random-crop area lower bound for test-time views "
+                                          "(the paper's random crop: 0.1; public code: 0.2)"),
+        "fallback_interpolation": HParam("bilinear", str, choices=("bilinear", "bicubic"),
+                                         help="class-specific: resampling of the test-time random crops "
+                                              "(public code: bicubic)"),
+        "hue_max": HParam(0.5, float, low=0.0, high=0.5, help="colour: largest hue shift, turns"),
+        "saturation_max": HParam(0.8, float, low=0.0, high=1.0, help="colour: largest saturation change, fraction"),
+        "value_max": HParam(0.8, float, low=0.0, high=1.0, help="colour: largest value change, fraction"),
+    }
+
+    def __init__(self, ctx: MethodContext, **hp: Any) -> None:
+        super().__init__(ctx, **hp)
+        hp = self.hp
+        self.parameterization = choose_parameterization(ctx.families, hp["parameterization"])
+        self.conditioning = hp["conditioning"]
+        self.distribution = build_parameterization(self.parameterization, ctx.image_shape, hp)
+        if hp["tta"] not in self.distribution.tta_rules:
+            raise ConfigError(f"instaaug: tta={hp['tta']} needs parameterization=lrp (it ranks discrete crops)")
+        self.conditioner = build_conditioner(self.conditioning, self.distribution, ctx.image_shape[0],
+                                             ctx.num_classes, ctx.image_shape[1:], hp["fallback_scale_min"],
+                                             hp["fallback_interpolation"])
+        for name, state in self.conditioner.state.items():  # the method's own: `phi.*`, `logit_vector`, ...
+            setattr(self, name, state)
+        h_min, h_max = self.distribution.default_entropy_bounds(self.conditioning)
+        self.h_min = hp["h_min"] if hp["h_min"] is not None else h_min
+        self.h_max = hp["h_max"] if hp["h_max"] is not None else h_max
+        self.lam = DynamicLambda(hp["lambda0"], hp["lambda_factor"], hp["lambda_patience"], self.h_min, self.h_max,
+                                 hp["lambda_hold"], hp["lambda_max_steps"])
+        end = hp["target_end"] if hp["target_end"] is not None else (self.h_min + self.h_max) / 2
+        start = hp["target_start"] if hp["target_start"] is not None else self.distribution.initial_entropy()
+        self.target = EntropyTarget(start, end, hp["target_epochs"], hp["target_weight"])
+        self.register_buffer("baseline_ema", torch.zeros(()))
+        self.register_buffer("baseline_ready", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("train_entropy_sum", torch.zeros(()))
+        self.register_buffer("train_entropy_n", torch.zeros((), dtype=torch.long))
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._t = 0.0  # epochs since InstaAug started, for the target rule (derived from the step)
+
+    def raw(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """theta (B, n_raw) of a batch: LRP logits or raw range outputs (labels for class conditioning)."""
+        return self.conditioner(x, y)
+
+    # ------------------------------------------------------------------ training
+    def _pretraining(self, ctx: StepContext) -> bool:
+        return ctx.training and ctx.epoch < self.hp["pretrain_epochs"]
+
+    def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
+        if self._pretraining(ctx):
+            return Views(repeat_views(x, n_views), n_views)
+        if ctx.training:
+            steps = max(self.ctx.steps_per_epoch, 1)
+            self._t = ctx.step / steps - self.hp["pretrain_epochs"]
+        return self.distribution.sample(x, self.conditioner(x, ctx.y), n_views)
+
+    @torch.no_grad()
+    def _baseline(self, loss: Tensor, n_views: int) -> Tensor:
+        """b per view (V*B,): leave-one-out mean of the other views, or the moving average before this step."""
+        mode = self.hp["baseline"]
+        if mode == "auto":
+            mode = "loo" if n_views > 1 else "ema"
+        if mode == "none":
+            return torch.zeros_like(loss)
+        if mode == "loo":
+            if n_views < 2:
+                raise ConfigError("instaaug: baseline=loo needs n_views > 1; use ema or auto")
+            per = loss.view(n_views, -1)
+            return ((per.sum(0, keepdim=True) - per) / (n_views - 1)).reshape(-1)
+        b = torch.where(self.baseline_ready, self.baseline_ema, torch.zeros_like(self.baseline_ema))
+        decay = self.hp["baseline_decay"]
+        mean = loss.mean().to(self.baseline_ema.dtype)
+        self.baseline_ema.copy_(torch.where(self.baseline_ready, decay * self.baseline_ema + (1 - decay) * mean, mean))
+        self.baseline_ready.fill_(True)
+        return b.to(loss.dtype).expand_as(loss)
+
+    def objective(self, per_sample_loss: Tensor, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 2 (or the target penalty), plus the score-function term when the views carry log p."""
+        loss = per_sample_loss.mean()
+        logs: dict[str, Tensor] = {}
+        if views.entropy is None:  # pretraining: identity views, phi untouched
+            return loss, logs
+        mean_h = views.entropy.mean()
+        with torch.no_grad():
+            self.train_entropy_sum += views.entropy.detach().float().sum()
+            self.train_entropy_n += views.entropy.numel()
+        if self.hp["lambda_rule"] == "target":
+            loss = loss + self.target.penalty(mean_h, self._t)
+            logs["entropy_target"] = torch.tensor(self.target.target(self._t))
+        else:
+            loss = loss - self.lam.lam * mean_h
+        logs["lambda"] = self.lam.lam.detach().clone()
+        logs["entropy"] = mean_h.detach()
+        if views.log_prob is not None:  # REINFORCE on the detached losses of this very forward pass
+            detached = per_sample_loss.detach()
+            advantage = detached - self._baseline(detached, views.n_views)
+            loss = loss + (advantage * views.log_prob).mean()
+            logs["advantage_std"] = advantage.std() if advantage.numel() > 1 else advantage.abs().mean()
+        logs.update(self.distribution.step_logs(views))
+        return loss, logs
+
+    def make_optimizer(self) -> torch.optim.Optimizer | None:
+        self._optimizer = build_param_optimizer(list(self.parameters()), self.hp)
+        return self._optimizer
+
+    # ------------------------------------------------------------------ schedules
+    def lr_factor(self, epoch: int) -> float:
+        """phi's lr multiplier at `epoch`: 0 while pretraining, then a linear warm-up to 1."""
+        start = self.hp["pretrain_epochs"]
+        if epoch < start:
+            return 0.0
+        warm = self.hp["warmup_epochs"]
+        return 1.0 if warm == 0 else min(1.0, (epoch - start + 1) / warm)
+
+    def begin_epoch(self, epoch: int) -> None:
+        if self._optimizer is not None:  # idempotent: the lr is a function of the epoch alone
+            for group in self._optimizer.param_groups:
+                group["lr"] = self.hp["lr"] * self.lr_factor(epoch)
+
+    def end_epoch(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
+        logs: dict[str, float] = {}
+        if self.hp["lambda_rule"] == "dynamic" and epoch >= self.hp["pretrain_epochs"]:
+            entropy = val_stats.get("entropy")
+            if entropy is None and int(self.train_entropy_n) > 0:  # no validation split: training mean
+                entropy = float(self.train_entropy_sum / self.train_entropy_n)
+            if entropy is not None and math.isfinite(entropy):
+                logs.update(self.lam.update(float(entropy)))
+        logs["lambda"] = self.lam.value
+        logs["phi_lr_factor"] = self.lr_factor(epoch)
+        self.train_entropy_sum.zero_()
+        self.train_entropy_n.zero_()
+        return logs
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def test_views(self, x: Tensor, n_views: int, ctx: StepContext) -> Tensor:
+        return self.conditioner.test_views(x, ctx.y, n_views, self.distribution, self.hp["tta"])
+
+    def combine_views(self, logits: Tensor) -> Tensor:
+        """Combine test-time outputs (V, B, C) as the `tta` rule says -> (B, C).
+
+        "sample": mean logit (C.2). "topk": the public code's rule, probabilities averaged with
+        the first (most probable) view weighted `tta_top_weight`, returned as log-probabilities.
+        """
+        if self.hp["tta"] == "sample":
+            return logits.mean(0)
+        w = torch.ones(logits.shape[0], device=logits.device, dtype=logits.dtype)
+        w[0] = self.hp["tta_top_weight"]
+        probs = (w.view(-1, 1, 1) * logits.softmax(-1)).sum(0) / w.sum()
+        return probs.clamp_min(1e-12).log()
+
+    @torch.no_grad()
+    def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        """entropy (B,); LRP: crop_probs (B, K), mass_<layer> (B,); uniform: <dim>_range (B, 2);
+        crop parameterizations: crop_boxes (B, 8, 4), boxes sampled as at test time. Without
+        labels, class-specific InstaAug reports class averages (and its fallback's crops)."""
+        return self.conditioner.inspect(x, ctx.y, self.distribution)
+
+    def inspect_constants(self) -> dict[str, Tensor]:
+        """LRP: "candidate_boxes" (K, 4), the candidates of "crop_probs"' columns."""
+        return self.distribution.constants()

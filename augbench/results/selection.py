@@ -1,0 +1,118 @@
+"""Model selection over collected runs: which runs finished, and which configuration they report.
+
+A run's validation score is the trainer's best-epoch criterion (validation `acc`, else `score`,
+else -`loss`) at the epoch it reports (`best_epoch` of its test record), else its best over
+epochs. When several configurations could fill one cell (a sweep, or runs with other
+hyperparameters in the same folder), the one with the best mean validation score is chosen, as
+the paper selects its random-crop scale (Section 5.2, Appendix E.3); the test split never
+takes part. Tables and figures both choose here, so a figure shows the runs its table reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+VAL_SCORE = (("acc", 1.0), ("score", 1.0), ("loss", -1.0))  # validation criterion, as the trainer's
+
+
+def finished_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run: its test record plus `val_acc`, the validation score it is selected by."""
+    if frame.empty or "split" not in frame:
+        return frame.iloc[0:0].assign(val_acc=pd.Series(dtype=float))
+    test = frame[(frame["split"] == "test") & (frame["state"] == "done")].drop_duplicates("run_id", keep="last")
+    test = test.reset_index(drop=True)
+    val = frame[frame["split"] == "val"]
+    score = pd.Series(np.nan, index=val.index)
+    for col, sign in VAL_SCORE:  # the trainer's best-epoch criterion: acc, else score, else -loss
+        if col in val:
+            score = score.fillna(sign * pd.to_numeric(val[col]).astype(float))
+    if score.isna().all():
+        return test.assign(val_acc=np.nan)
+    val = pd.DataFrame({"run_id": val["run_id"], "epoch": pd.to_numeric(val["epoch"]).astype(float),
+                        "val_acc": score}).dropna(subset=["val_acc"])
+    best = val.groupby("run_id")["val_acc"].max()
+    epoch = pd.to_numeric(test["best_epoch"]).astype(float) if "best_epoch" in test else np.nan
+    at = pd.DataFrame({"run_id": test["run_id"], "epoch": epoch}).merge(
+        val.drop_duplicates(["run_id", "epoch"], keep="last"), on=["run_id", "epoch"], how="left")
+    return test.assign(val_acc=at["val_acc"].fillna(test["run_id"].map(best)).to_numpy())
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+        try:
+            return bool(np.isclose(float(value), float(wanted)))
+        except (TypeError, ValueError):
+            return False
+    return str(value) == str(wanted)
+
+
+def select(df: pd.DataFrame, benchmark: str, method: str, variant: str | None,
+           where: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows of one benchmark, method and variant whose `where` columns equal the given values."""
+    if df.empty:
+        return df
+    mask = (df["benchmark"] == benchmark) & (df["method"] == method)
+    if variant is not None:
+        mask &= df["variant"].fillna("") == variant
+    for col, wanted in where.items():
+        if col not in df:
+            return df.iloc[0:0]
+        mask &= df[col].map(lambda v, w=wanted: _same(v, w))
+    return df[mask]
+
+
+def _config_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith(("hp.", "set."))]
+
+
+def _config_keys(df: pd.DataFrame, cols: list[str]) -> pd.Series:
+    if not cols:
+        return pd.Series("", index=df.index)
+    return df[cols].apply(lambda r: json.dumps([None if pd.isna(v) else str(v) for v in r]), axis=1)
+
+
+def display_value(value: Any) -> str:
+    """A configuration value for a note."""
+    return str(value.item() if hasattr(value, "item") else value)
+
+
+def choose_config(done: pd.DataFrame) -> tuple[pd.DataFrame, str, int, bool]:
+    """The runs of the configuration with the best mean validation accuracy, what distinguishes it,
+    the number of configurations it was chosen from, and whether validation decided.
+
+    A configuration is everything in `hp.*` and `set.*`; ties go to more seeds, then to the
+    first in sorted order, so the choice is deterministic. The test split plays no part.
+    """
+    cols = _config_columns(done)
+    keys = _config_keys(done, cols)
+    groups = {k: g for k, g in done.groupby(keys, sort=True)}
+    if len(groups) <= 1:
+        return done, "", len(groups), True
+
+    def score(k: str) -> tuple[float, int]:
+        v = groups[k]["val_acc"].mean()
+        return (-math.inf if pd.isna(v) else float(v), len(groups[k]))
+
+    chosen = groups[max(sorted(groups), key=score)]
+    differing = [c for c in cols if done[c].astype(str).nunique(dropna=False) > 1]
+    desc = ", ".join(f"{c.split('.', 1)[1]}={display_value(chosen[c].iloc[0])}" for c in differing)
+    return chosen, desc, len(groups), bool(done["val_acc"].notna().any())
+
+
+def representatives(done: pd.DataFrame, usable: Callable[[str], bool] | None = None) -> pd.DataFrame:
+    """One finished run per (method, variant): of the configuration chosen by validation, the lowest
+    seed for whose run directory `usable` holds (any run when `usable` is None); none if no run does."""
+    out = []
+    for _, group in done.groupby(["method", "variant"], sort=True, dropna=False):
+        chosen = choose_config(group)[0].sort_values(["seed", "run_id"])
+        for r in chosen.itertuples():
+            if usable is None or usable(str(r.run_dir)):
+                out.append(r.Index)
+                break
+    return done.loc[out]

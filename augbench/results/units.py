@@ -1,0 +1,32 @@
+"""What a metric's name says about it: shown in percent or not, and which direction is better.
+
+Our metrics are fractions, the paper's percentages: fraction metrics (accuracies, coverage,
+violation, kept-object rates) are shown in percent everywhere. A name may carry a prefix
+("resnet18/tta_acc@10"): only its last part decides.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+PERCENT_METRICS = ("*acc*", "coverage", "violation", "*keeps*", "*frac*")
+HIGHER_IS_BETTER = ("*acc*", "coverage", "*keeps*")
+LOWER_IS_BETTER = ("*loss*", "violation", "*error*")
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def is_percent(metric: str) -> bool:
+    """Fraction metrics shown in percent (the paper's unit)."""
+    return _matches(metric.split("/")[-1], PERCENT_METRICS)
+
+
+def direction(metric: str) -> int:
+    """+1 if higher is better, -1 if lower is better, 0 if neither is known (no best marked)."""
+    leaf = metric.split("/")[-1]
+    if _matches(leaf, LOWER_IS_BETTER):
+        return -1
+    return 1 if _matches(leaf, HIGHER_IS_BETTER) else 0

@@ -1,0 +1,237 @@
+"""Figures: each renders at its declared size from what is on disk alone (records and inspect.pt);
+missing runs say so in one line, and inspect.pt files of the older layout degrade visibly."""
+
+from __future__ import annotations
+
+import math
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_results_helpers import write_run
+
+from augbench.results.collect import collect
+from augbench.results.figures import FIGURE_NAMES
+from augbench.results.figures.common import DPI, FIGSIZE, MissingRuns, PlotContext
+from augbench.results.figures.crops import crop_sources, fig6_crops
+from augbench.results.figures.registry import FIGURES, render, render_all
+from augbench.results.figures.rotation import fig5_rotation
+
+GOLDEN_RUNS = Path(__file__).parent / "golden" / "runs"
+# Figures with no golden runs: the golden set has no imagenet-tta or contrastive runs.
+NOT_IN_GOLDEN = {"table-2", "table-5"}
+# What figures must never import: they read the run directory, never rebuild a method or a dataset.
+REBUILDERS = ("augbench.benchmarks", "augbench.methods", "augbench.datasets")
+RESULTS = Path(__file__).parents[1] / "augbench" / "results"
+MODULES = [*sorted((RESULTS / "figures").glob("*.py")),
+           *(RESULTS / f"{m}.py" for m in ("selection", "cells", "tables", "units", "paper"))]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG header."""
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def expected_size(name: str) -> tuple[int, int]:
+    key = "table" if name.startswith("table-") else name.split("-")[0] if name.startswith(("bars-", "curves-")) \
+        else name
+    w, h = FIGSIZE[key]
+    return round(w * DPI), round(h * DPI)
+
+
+def _check(paths: list[Path]) -> None:
+    assert paths
+    for p in paths:
+        assert p.stat().st_size > 1000, p
+        if p.suffix == ".png":
+            assert png_size(p) == expected_size(p.stem), p.name
+        else:
+            assert p.suffix == ".pdf" and p.read_bytes()[:5] == b"%PDF-"
+
+
+def _frame(root: Path):
+    return collect(root, report=lambda _: None, running_within=0)
+
+
+def forbid_rebuilding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, importing benchmarks, methods or datasets fails (collect, which derives variants
+    from benchmark families, has run before)."""
+    for name in [m for m in sys.modules if m.startswith(REBUILDERS)] + list(REBUILDERS):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+def test_figure_names_are_the_registrys():
+    assert list(FIGURES) == list(FIGURE_NAMES)
+
+
+def test_listing_figures_loads_no_plotting_or_torch():
+    code = ("import sys, augbench.results.figures as f; assert f.FIGURE_NAMES; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_results_modules_never_rebuild_methods_or_datasets(path):
+    text = path.read_text()
+    for word in ("create_benchmark", "create_method", *REBUILDERS):
+        assert word not in text, f"{path.name} mentions {word}"
+
+
+# ---------------------------------------------------------------------------------------------- golden runs
+@pytest.fixture(scope="module")
+def golden_frame():
+    return _frame(GOLDEN_RUNS)
+
+
+def test_table_figure_renders_at_its_size(golden_frame, tmp_path):
+    paths = render("table-1", golden_frame, GOLDEN_RUNS, tmp_path)
+    assert sorted(p.name for p in paths) == ["table-1.pdf", "table-1.png"]
+    _check(paths)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(FIGURES) - NOT_IN_GOLDEN))
+def test_every_figure_renders_from_the_golden_records(golden_frame, tmp_path, monkeypatch, name):
+    forbid_rebuilding(monkeypatch)
+    paths = render(name, golden_frame, GOLDEN_RUNS, tmp_path)
+    _check(paths)
+    if name in ("bars", "curves"):  # one figure per benchmark of the golden set
+        assert {p.stem for p in paths} == {f"{name}-{b}" for b in ("glyphs-rotation", "rawfoot-color",
+                                                                   "tinyimagenet-crop")}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_missing_runs_say_so_in_one_line(tmp_path, name):
+    write_run(tmp_path / "runs", "r", benchmark="unrelated", method="none", test={"acc": 0.5}, val_acc=())
+    frame = _frame(tmp_path / "runs")
+    frame = frame[frame["split"] == "test"]  # no curves either
+    with pytest.raises(MissingRuns) as err:
+        render(name, frame if name != "bars" else frame.iloc[0:0], tmp_path / "runs", tmp_path / "out")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(name.split("-")[0])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_render_all_reports_and_goes_on(golden_frame, tmp_path):
+    lines: list[str] = []
+    paths = render_all(golden_frame, GOLDEN_RUNS, tmp_path, report=lines.append,
+                       names=["table-2", "table-1", "table-5"])
+    assert [p.name for p in paths] == ["table-1.png", "table-1.pdf"]
+    assert lines == ["table-2: no finished runs of imagenet-tta for any row of Table 2",
+                     "table-5: no finished runs of tinyimagenet-contrastive for any row of Table 5"]
+
+
+# ---------------------------------------------------------------------------------------------- inspect.pt
+K, SIZE = 4, 24  # saved test images per run, their side (not the benchmark's: figures read it from "x")
+ANGLES = torch.tensor([0.3, -0.6, 0.0, 0.7])  # each test glyph's own rotation
+CANDIDATES = torch.tensor([[0.5, 0.5, 1.0, 1.0], [0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]])
+PROBS = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]])
+INSTA = {"parameterization": "lrp", "conditioning": "input"}
+
+
+def _images(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.randint(0, 256, (K, 3, SIZE, SIZE), generator=g, dtype=torch.uint8),
+            "y": torch.zeros(K, dtype=torch.long), "index": torch.arange(K)}
+
+
+def _boxes(seed: int, s: int = 5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    side = 0.3 + 0.5 * torch.rand(K, s, generator=g)
+    return torch.stack([torch.full_like(side, 0.5), torch.full_like(side, 0.5), side, side], -1)
+
+
+def _run(root: Path, name: str, benchmark: str, method: str, inspect: dict[str, torch.Tensor] | None,
+         **hparams) -> Path:
+    d = write_run(root, name, benchmark=benchmark, method=method, hparams=hparams,
+                  test={"acc": 0.5, "coverage": 0.6, "violation": 0.1})
+    if inspect is not None:
+        torch.save(inspect, d / "inspect.pt")
+    return d
+
+
+def _glyph_run(root: Path, name: str, method: str, with_interval: bool = True, **hp) -> None:
+    meta = {"meta.angle": ANGLES, "meta.interval": torch.stack([-math.pi / 2 - ANGLES, math.pi / 2 - ANGLES], -1)}
+    ranges = torch.stack([-1.2 - ANGLES, 1.2 - ANGLES], -1)
+    _run(root, name, "glyphs-rotation", method,
+         {**_images(0), **(meta if with_interval else {}), "rotation_range": ranges}, **hp)
+
+
+def test_rotation_figure_reads_true_intervals_from_inspect(tmp_path, monkeypatch):
+    _glyph_run(tmp_path, "insta", "instaaug", parameterization="rotation")
+    _glyph_run(tmp_path, "rr", "random-rotation")
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    forbid_rebuilding(monkeypatch)
+    fig = fig5_rotation(ctx, None)
+    ax = fig.axes[0]
+    (learned,) = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+    xs = [float(seg[0][0]) for seg in learned.get_segments()]  # one bar per instance, at its rotation a
+    assert xs == pytest.approx(sorted(math.degrees(a) for a in ANGLES.tolist()), abs=1e-4)
+    assert fig.get_suptitle() == "glyphs-rotation: learned per-instance rotation ranges (Figure 5)"
+    _check(render("fig5-rotation", ctx.frame, tmp_path, tmp_path / "out"))
+
+
+def test_rotation_without_saved_intervals_says_what_is_missing(tmp_path, monkeypatch):
+    old, mixed = tmp_path / "old", tmp_path / "mixed"
+    for root in (old, mixed):
+        _glyph_run(root, "rr", "random-rotation", with_interval=False)
+    _glyph_run(mixed, "insta", "instaaug", parameterization="rotation")  # one run in the new layout: drawn
+    old_ctx, mixed_ctx = PlotContext(_frame(old), old), PlotContext(_frame(mixed), mixed)
+    forbid_rebuilding(monkeypatch)
+    with pytest.raises(MissingRuns, match=r"^fig5-rotation: .*\(random-rotation\) holds no true intervals "
+                                          r"\(meta.interval\)") as err:
+        fig5_rotation(old_ctx, None)
+    assert "\n" not in str(err.value)
+    fig = fig5_rotation(mixed_ctx, None)
+    assert len(fig.axes) == 1 and fig.get_suptitle().endswith("(no true intervals saved: random-rotation)")
+
+
+def _crop_runs(root: Path) -> None:
+    bench = "tinyimagenet-crop"
+    _run(root, "insta", bench, "instaaug", {**_images(1), "crop_probs": PROBS, "crop_boxes": _boxes(1),
+                                            "const.candidate_boxes": CANDIDATES}, **INSTA)
+    _run(root, "free", bench, "instaaug", {**_images(2), "crop_boxes": _boxes(2)}, **{**INSTA,
+                                                                                      "conditioning": "input-free"})
+    _run(root, "rc", bench, "random-crop", {**_images(3), "crop_boxes": _boxes(3, 8)}, scale_min=0.1)
+
+
+def test_crop_figure_draws_saved_candidates_boxes_and_images(tmp_path, monkeypatch):
+    _crop_runs(tmp_path)
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    forbid_rebuilding(monkeypatch)
+    sources, notes = crop_sources(ctx, "tinyimagenet-crop", n_examples=3)
+    assert [(s.label, s.run_dir, s.exact) for s in sources] == [
+        ("InstaAug", "insta", True), ("InstaAug w/o input", "free", False), ("Random crop", "rc", False)]
+    assert notes == []
+    insta, _, rc = sources
+    assert len(insta.crops) == 3 and torch.equal(insta.crops[0][0], CANDIDATES) and torch.equal(insta.crops[1][1],
+                                                                                                  PROBS[1])
+    assert torch.equal(rc.crops[2][0], _boxes(3, 8)[2]) and rc.crops[2][1].tolist() == [1 / 8] * 8
+    assert rc.images is not None and (rc.images == _images(3)["x"].permute(0, 2, 3, 1).numpy()).all()
+    fig = fig6_crops(ctx, None)
+    assert fig.axes[0].images[0].get_array().shape == (SIZE, SIZE, 3)  # the run's own image, at its size
+    assert fig.get_suptitle() == "tinyimagenet-crop: learned crops (Figure 6)"
+    _check(render("fig6-crops", ctx.frame, tmp_path, tmp_path / "out"))
+
+
+def test_crop_figure_of_older_runs_degrades_and_says_so(tmp_path, monkeypatch):
+    bench = "tinyimagenet-crop"
+    _run(tmp_path, "insta", bench, "instaaug", {"crop_probs": PROBS, "crop_boxes": _boxes(1)}, **INSTA)
+    _run(tmp_path, "rc", bench, "random-crop", None, scale_min=0.1)  # random crop saved nothing before
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    forbid_rebuilding(monkeypatch)
+    (insta,), notes = crop_sources(ctx, bench, n_examples=3)
+    assert insta.label == "InstaAug" and not insta.exact and insta.images is None
+    assert notes == ["no crops saved: Random crop", "sampled crops only: InstaAug", "no test images saved: InstaAug"]
+    fig = fig6_crops(ctx, None)
+    assert fig.axes[0].images[0].get_array().shape == (8, 8)  # the grey placeholder
+    assert fig.get_suptitle() == ("tinyimagenet-crop: learned crops (Figure 6) (no crops saved: Random crop; "
+                                  "sampled crops only: InstaAug; no test images saved: InstaAug)")
+    _check(render("fig6-crops", ctx.frame, tmp_path, tmp_path / "out"))
