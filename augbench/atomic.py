@@ -33,3 +33,20 @@ def atomic_torch_save(path: Path | str, obj: Any) -> None:
     import torch  # here, so that reading run directories never needs torch
 
     atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def write_if_changed(path: Path | str, data: bytes | str) -> bool:
+    """Write `data` atomically unless the file already holds exactly it; True if it wrote.
+
+    Generated outputs (tables, figures, leaderboards) are committed: regenerating them from the
+    same runs must leave the files, and their modification times, untouched.
+    """
+    path = Path(path)
+    blob = data.encode() if isinstance(data, str) else data
+    try:
+        if path.read_bytes() == blob:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, lambda fh: fh.write(blob))
+    return True

@@ -9,16 +9,35 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from augbench import rundir
 from augbench.errors import AugbenchError
 from augbench.overrides import parse_sets
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
 COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo"]
+
+
+def describe_run(trainer: Any) -> str:
+    """What a run loaded, before it trains: data, sizes, device, threads, non-default hyperparameters."""
+    import torch  # the trainer has loaded it already
+
+    data = trainer.dataset
+    c, h, w = data.image_shape
+    val = len(trainer.val_split) if trainer.val_split is not None else 0
+    changed = {k: v for k, v in trainer.method.hp.items() if v != trainer.method.hparams[k].default}
+    lines = [f"  data     {trainer.bench.name}: {data.num_classes} classes, {c}x{h}x{w}, "
+             f"{len(trainer.train_split)} train / {val} validation / {len(trainer.test_split)} test images",
+             f"  compute  {trainer.device}, {torch.get_num_threads()} threads, {trainer.epochs} epochs of "
+             f"{trainer.steps_per_epoch} steps",
+             f"  method   {trainer.method.name}" + (
+                 f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else " (defaults)")]
+    return "\n".join(lines)
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -72,8 +91,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["run.device"] = args.device
     cfg = resolve(args.benchmark, args.method, args.seed, overrides)
     out = Path(args.out) if args.out else Path("runs") / cfg.run_id
-    print(f"run {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed} -> {out}", file=sys.stderr)
-    metrics = execute(cfg, out)
+    what = f"run {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed}"
+    finished = rundir.is_done(rundir.read_status(out)) and (rundir.read_config(out) or {}).get("run_id") == cfg.run_id
+    if finished:
+        print(f"{what}: already done in {out}", file=sys.stderr)
+    metrics = execute(cfg, out, announce=lambda trainer: print(f"{what} -> {out}\n{describe_run(trainer)}",
+                                                               file=sys.stderr, flush=True))
     print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics))
     return 0
 
@@ -114,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("augbench: interrupted (finished results are kept; re-run to resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `augbench list -v | head`: the reader left; say nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from augbench.atomic import write_if_changed
 from augbench.overrides import parse_sets
 from augbench.sweep.grid import load_grid
 
@@ -23,19 +24,25 @@ DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
 DEMO_SEEDS = 2
 DEMO_PARALLEL = max(1, min(4, os.cpu_count() or 1))  # local processes by default
 
+VOLATILE_COLUMNS = ("time",)  # wall-clock times of records: in the run directories, not in committed results
+
 Report = Callable[[str], None]
 
 
 def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
     """Collect ROOT; write results.csv, every table that has runs (md, tex, csv) and every figure."""
     from augbench.results.cells import auto_tables, paper_table
-    from augbench.results.collect import collect, write_frame
+    from augbench.results.collect import collect
     from augbench.results.figures.registry import FIGURES, render_all
     from augbench.results.paper import TABLES
     from augbench.results.tables import SUFFIX, render
 
     frame = collect(root, report=lambda line: report(f"collect: {line}"))
-    written = [write_frame(frame, out / "results.csv")]
+    # committed: without the records' wall-clock times, so the same runs give the same file
+    committed = frame.drop(columns=[c for c in VOLATILE_COLUMNS if c in frame.columns])
+    out.mkdir(parents=True, exist_ok=True)
+    write_if_changed(out / "results.csv", committed.to_csv(index=False))
+    written = [out / "results.csv"]
     tables = auto_tables(frame) if not frame.empty else []
     present = set(frame["benchmark"].dropna()) if not frame.empty else set()
     tables += [paper_table(frame, t) for t, spec in TABLES.items() if spec.benchmark in present]
@@ -43,7 +50,7 @@ def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
         for fmt, suffix in SUFFIX.items():
             path = out / "tables" / f"table-{res.id.replace('.', '')}.{suffix}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(res, fmt))
+            write_if_changed(path, render(res, fmt))
             written.append(path)
     names = [name for name in FIGURES if not name.startswith("table-")]
     names += [f"table-{res.id.replace('.', '')}" for res in tables if not res.id.startswith("auto-")]

@@ -14,3 +14,7 @@ class ConfigError(AugbenchError):
 
 class DataError(AugbenchError):
     """A dataset path is missing or does not have the expected layout."""
+
+
+class TrainingDiverged(AugbenchError):
+    """The training loss became NaN or infinite: the run stops, failed, with the step it happened at."""

@@ -7,6 +7,7 @@ validated before any run starts and a typo is an error, never a silent default.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ class HParam:
     identity: bool = True
     nullable: bool = False
     is_list: bool = False
+    finite: bool = True  # floats: refuse nan and +-inf (a NaN learning rate "trains" to a NaN loss)
 
     def coerce(self, name: str, value: Any) -> Any:
         """Convert `value` (possibly a command-line string) and check it against the declaration."""
@@ -83,6 +85,8 @@ class HParam:
             raise ConfigError(
                 f"{name}: expected {kind.__name__}, got {value!r} ({self.describe()})"
             ) from None
+        if kind is float and self.finite and not math.isfinite(value):
+            raise ConfigError(f"{name}: {value!r} is not a finite number ({self.describe()})")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(
                 f"{name}: {value!r} is not one of {', '.join(map(repr, self.choices))}"

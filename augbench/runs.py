@@ -8,10 +8,11 @@ runs (e.g. the classifier a fixed-classifier task freezes) first.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +78,31 @@ def run_prerequisites(config: RunConfig) -> None:
             execute(pre.config, pre.run_dir, wait_for_lock=True)
 
 
-def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False,
-            wait_for_lock: bool = False) -> dict[str, Any]:
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a run directory that cannot be one, before anything is written."""
+    for p in (run_dir, *run_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is" if p == run_dir else f"lies under {p}, which is"
+                raise ConfigError(f"run directory {run_dir} {what} a file, not a folder; choose another --out")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ConfigError(f"run directory {run_dir}: {p} is not writable; choose another --out")
+            return
+
+
+def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False, wait_for_lock: bool = False,
+            announce: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run to completion in `run_dir`: resumes an interrupted run, returns a finished one's metrics.
 
-    The run's lock is taken here unless the caller holds it (`locked`, a sweep job); a second
-    process raises `RunBusy` naming the holder (or waits, with `wait_for_lock`). A failure writes
-    status "failed" with the reason and traceback, then re-raises.
+    Everything that can refuse a configuration (device, data, model, method) is checked by
+    building the trainer before the directory is created, so a refused run leaves nothing on
+    disk. The run's lock is taken here unless the caller holds it (`locked`, a sweep job); a
+    second process raises `RunBusy` naming the holder (or waits, with `wait_for_lock`).
+    `announce(trainer)` is called once the run is about to train (what it loaded, for the CLI). A
+    failure while training writes status "failed" with the reason and traceback, then re-raises.
     """
     run_dir = Path(run_dir)
+    check_run_dir(run_dir)
     existing = rundir.read_config(run_dir)
     if existing is not None and existing.get("run_id") != config.run_id:
         raise ConfigError(f"{run_dir} holds another run ({existing.get('run_id')}: {existing.get('benchmark')} / "
@@ -93,31 +110,49 @@ def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False,
     status = rundir.read_status(run_dir)
     if rundir.is_done(status) and existing is not None:
         return dict(status["metrics"])  # type: ignore[index]
+    try:
+        run_prerequisites(config)
+        trainer = build_trainer(config, run_dir)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        if locked or existing is not None:  # the run already has a directory (a sweep's, a retry): say why
+            if existing is None:
+                rundir.write_config(run_dir, config, versions())
+            rundir.write_status(run_dir, "failed", reason=rundir.failure_reason(exc),
+                                traceback=traceback.format_exc())
+        raise
     lock = RunLock(run_dir)
     if not locked and not lock.acquire(blocking=wait_for_lock):
         raise RunBusy(f"{run_dir} is being trained by {lock.holder()}; wait for it or choose another --out")
     try:
-        return _execute_locked(config, run_dir)
+        if announce is not None:
+            announce(trainer)
+        return _train_locked(config, run_dir, trainer)
     finally:
         lock.release()
 
 
-def _execute_locked(config: RunConfig, run_dir: Path) -> dict[str, Any]:
+def build_trainer(config: RunConfig, run_dir: Path) -> Any:
+    """The run's trainer (dataset loaded, model and method built); it writes nothing until it trains."""
     from augbench.train.trainer import Trainer  # the trainer imports models and datasets: only when training
 
+    header = {"run_id": config.run_id, "benchmark": config.benchmark, "method": config.method, "seed": config.seed}
+    bench = create_benchmark(config.benchmark, config.settings)
+    return Trainer(bench, config.method, config.hparams, config.seed, run_dir, header, task=config.task)
+
+
+def _train_locked(config: RunConfig, run_dir: Path, trainer: Any) -> dict[str, Any]:
     status = rundir.read_status(run_dir)  # again: another process may have finished it meanwhile
     if rundir.read_config(run_dir) is None:
         rundir.write_config(run_dir, config, versions())
-    rundir.touch_heartbeat(run_dir)  # alive from the start (data loading), not only from the first step
+    rundir.touch_heartbeat(run_dir)  # alive from the start, not only from the first step
     if rundir.is_done(status):
         return dict(status["metrics"])  # type: ignore[index]
     if status is not None:  # a failed run retried
         rundir.clear_status(run_dir)
-    run_prerequisites(config)
-    header = {"run_id": config.run_id, "benchmark": config.benchmark, "method": config.method, "seed": config.seed}
     try:
-        bench = create_benchmark(config.benchmark, config.settings)
-        metrics = Trainer(bench, config.method, config.hparams, config.seed, run_dir, header, task=config.task).fit()
+        metrics: dict[str, Any] = trainer.fit()
     except (KeyboardInterrupt, SystemExit):  # interrupted, not failed: resumable
         raise
     except BaseException as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,3 +53,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slurm" in item.keywords:
             item.add_marker(skip)
+
+
+# ----------------------------------------------------------------------------- the repository stays clean
+REPO = Path(__file__).resolve().parents[1]
+_OUTPUTS = ("runs", "results", "sweeps", "figures", "docs")  # where a careless test would write
+
+
+def _tree() -> dict[str, int]:
+    """The repository's top-level entries and every file of its output folders, with mtimes."""
+    caches = {".pytest_cache", ".ruff_cache", ".mypy_cache", "__pycache__"}
+    out = {e.name: 0 for e in REPO.iterdir() if e.name not in caches and not e.name.endswith(".egg-info")}
+    for top in _OUTPUTS:
+        for path in (REPO / top).rglob("*") if (REPO / top).is_dir() else ():
+            if "__pycache__" not in path.parts:
+                out[str(path.relative_to(REPO))] = path.stat().st_mtime_ns
+    return out
+
+
+def pytest_sessionstart(session):
+    session.config._augbench_tree = _tree()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_augbench_tree", None)
+    if before is None:
+        return
+    after = _tree()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        print(f"\nERROR: the tests wrote into the repository ({len(changed)} files), e.g. "
+              f"{', '.join(changed[:5])}; tests must write under tmp_path only")
+        session.exitstatus = 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -83,3 +85,71 @@ def test_unknown_method_error_lists_valid_names(capsys):
     main(["run", "glyphs-rotation", "--method", "nope"])
     err = capsys.readouterr().err
     assert "none" in err and "random-crop" in err
+
+
+def _tiny_args(tiny: dict) -> list[str]:
+    return [a for k, v in tiny.items() if k != "run.progress" for a in ("--set", f"{k}={v}")]
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--device", "tpu"], "run.device 'tpu': expected auto, cpu, cuda, cuda:N or mps"),
+    (["--set", "model.name=foo"], "unknown model 'foo'"),
+    (["--set", "train.lr=nan"], "train.lr: nan is not a finite number"),
+    (["--set", "train.lr=inf"], "train.lr: inf is not a finite number"),
+])
+def test_a_refused_configuration_is_one_line_and_leaves_nothing_on_disk(extra, fragment, tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "glyphs-rotation", "--method", "none", "--out", str(out), *_tiny_args(tiny), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cuda_without_a_gpu_is_refused_in_one_line(tmp_path, tiny, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    out = tmp_path / "run"
+    assert main(["run", "glyphs-rotation", "--method", "none", "--out", str(out), "--device", "cuda",
+                 *_tiny_args(tiny)]) == 2
+    assert "no CUDA GPU is visible" in capsys.readouterr().err and not out.exists()
+
+
+def test_method_cross_checks_and_bad_data_roots_leave_nothing_on_disk(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "clutter-crop", "--method", "random-crop", "--out", str(out), *_tiny_args(tiny),
+                 "--set", "scale_min=0.9", "--set", "scale_max=0.5"]) == 2
+    assert "scale_min/ratio_min must not exceed" in capsys.readouterr().err and not out.exists()
+    assert main(["run", "tinyimagenet-crop", "--method", "none", "--out", str(out),
+                 "--set", f"data.root={tmp_path / 'nowhere'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere" in err and not out.exists()
+
+
+def test_out_at_or_under_a_regular_file_is_refused(tmp_path, tiny, capsys):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    for out, fragment in ((afile, "is a file, not a folder"), (afile / "run", f"lies under {afile}")):
+        assert main(["run", "glyphs-rotation", "--method", "none", "--out", str(out), *_tiny_args(tiny)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1
+    assert afile.read_text() == "x"
+
+
+def test_a_diverging_run_fails_with_the_step(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "glyphs-rotation", "--method", "none", "--out", str(out), *_tiny_args(tiny),
+                 "--set", "train.lr=1e12", "--set", "train.epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "the training loss is" in err and "at step" in err and "Traceback" not in err
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and status["reason"].startswith("TrainingDiverged: the training loss is")
+
+
+def test_a_rerun_of_a_finished_run_says_already_done(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    args = ["run", "glyphs-rotation", "--method", "none", "--out", str(out), *_tiny_args(tiny)]
+    assert main(args) == 0
+    first = capsys.readouterr().err
+    assert "  data     glyphs-rotation:" in first and "train /" in first and "threads" in first
+    assert main(args) == 0
+    assert f"already done in {out}" in capsys.readouterr().err

@@ -17,7 +17,8 @@ from augbench.cli import main
 from augbench.methods import Views, get_method, list_methods
 from augbench.perf import COLUMNS, PeakMemory, add_ratios, check_targets, count_ops, run_bench, time_calls
 from augbench.perf.bench import ratio
-from augbench.perf.harness import CONFIGS, MethodHarness, synthetic_dataset
+from augbench.perf.configs import CONFIGS
+from augbench.perf.harness import MethodHarness, synthetic_dataset
 from augbench.perf.measure import calls_for, peak_of_allocations
 from augbench.train.trainer import Trainer
 

@@ -106,9 +106,17 @@ def test_demo_end_to_end_and_resumes(tmp_path, tiny, capsys):
         f"table-auto-glyphs-rotation.{s}" for s in ("csv", "md", "tex")}
     figures = {p.name for p in (results / "figures").iterdir()}
     assert {"bars-glyphs-rotation.png", "curves-glyphs-rotation.pdf", "fig5-rotation.png"} <= figures
+    progress = [line for line in lines if line.startswith("demo: ")]
+    assert any(line.startswith("demo: start  [1/3]") and "glyphs-rotation/none seed 0" in line for line in progress)
+    assert any(line.startswith("demo: done   [3/3]") and " after " in line and "acc=" in line for line in progress)
+    assert any("left" in line for line in progress if line.startswith("demo: done   [1/3]"))  # an ETA
     skipped = [line for line in lines if line.startswith("figure skipped:")]
     assert any(line.startswith("figure skipped: fig6-crops:") for line in skipped)
     assert not any("table-" in line for line in skipped)  # paper tables of absent benchmarks are not tried
     lines.clear()
-    assert run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=1, grid=grid, report=lines.append) == 0
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(results.rglob("*")) if p.is_file()}
+    assert run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=1, grid=grid,
+                    report=lines.append) == 0
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(results.rglob("*")) if p.is_file()}
+    assert after == before  # the same runs: no file rewritten, no timestamp or creation date churns
     assert any("3 runs (3 were already done" in line for line in lines)

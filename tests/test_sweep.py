@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from augbench import rundir as rec
+from augbench.cli import main
 from augbench.errors import ConfigError
 from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, list_grids, load_grid, parse_grid
 from augbench.sweep.cli import parse_seeds
-from augbench.sweep.grid import Resources, parse_time_minutes
+from augbench.sweep.grid import Resources, parse_grid, parse_time_minutes
 from augbench.sweep.job import MANIFEST, run_dir
 from augbench.sweep.status import format_status
 
@@ -494,3 +495,17 @@ def test_cli_dry_run_plans_and_bad_grids_exit_2_in_one_line(tmp_path: Path,
     assert err.startswith("augbench: error: b: runs[0] (instaaug-9000) on glyphs-rotation: unknown method")
     assert len(err.splitlines()) == 1
     assert main(["sweep", "status", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/abs/root", "bad\nname", ".hidden", ""])
+def test_hostile_grid_names_are_refused(name):
+    with pytest.raises(ConfigError, match="grid name"):
+        parse_grid({"name": name, "benchmark": "glyphs-rotation", "runs": [{"method": "none"}]}, "g")
+
+
+def test_a_grid_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'name = "g"\nbenchmark = "glyphs-rotation"\n# \xff\xfe\n[[runs]]\nmethod = "none"\n')
+    assert main(["sweep", "launch", str(bad), "--root", str(tmp_path / "r"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not UTF-8" in err and len(err.splitlines()) == 1

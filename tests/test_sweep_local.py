@@ -20,7 +20,8 @@ from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
 from augbench.sweep.job import checkpoint_position, run_dir
 from augbench.sweep.launch import cancel
-from augbench.sweep.status import pid_alive, read_manifest
+from augbench.sweep.process import pid_alive
+from augbench.sweep.status import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +119,27 @@ def test_killed_worker_resumes_from_its_checkpoint_to_identical_numbers(tmp_path
     ref = run_dir(ref_root, run.run_id)
     assert rec.read_json(d / rec.STATUS)["metrics"] == rec.read_json(ref / rec.STATUS)["metrics"]
     assert metrics_by_split(d) == metrics_by_split(ref)
+
+
+def test_sigterm_checkpoints_after_the_current_step_then_resumes_to_identical_numbers(tmp_path: Path) -> None:
+    """SLURM's SIGTERM (scancel, preemption) is used: the work up to that step is saved, not lost."""
+    grid = grid_of([{"method": "random-rotation"}], **{"data.n_train": 384, "train.epochs": 4})
+    ref_root, root = tmp_path / "reference", tmp_path / "sweep"
+    rep = launch_sweep(grid, root, executor="local", log=quiet)
+    (run,) = rep.runs
+    d = run_dir(root, run.run_id)
+    before = wait_until(lambda: rec.epochs_done(d) >= 1 and checkpoint_position(d), 120, "the first epoch")
+    (start,) = events(root, "start")
+    os.kill(start["pid"], signal.SIGTERM)
+    wait_until(lambda: events(root, "exit"), 60, "the worker to stop")
+    assert events(root, "exit")[0]["rc"] == 143  # an interruption, not a failure
+    saved = checkpoint_position(d)
+    assert saved is not None and saved["step"] > before["step"]  # saved when told to stop, not at an epoch end
+    assert rec.read_status(d) is None
+    launch_sweep(grid, ref_root, executor="inline", log=quiet)
+    rep = launch_sweep(grid, root, executor="inline", log=quiet)
+    assert rec.read_json(d / rec.STATUS)["metrics"] == rec.read_json(run_dir(ref_root, run.run_id) / rec.STATUS)[
+        "metrics"]
 
 
 def test_relaunch_skips_alive_runs_and_cancel_stops_the_running_and_the_queued_run(tmp_path: Path) -> None:

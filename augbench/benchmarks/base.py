@@ -8,6 +8,7 @@ Settings are declared like method hyperparameters, under dotted names that `--se
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -72,7 +73,7 @@ class Benchmark:
         params.update(cls.settings)
         for key, value in cls.defaults.items():
             hp = params[key]
-            params[key] = HParam(value, hp.type, hp.low, hp.high, hp.choices, hp.help, hp.identity, hp.nullable, hp.is_list)
+            params[key] = replace(hp, default=value)
         return Spec(f"benchmark {cls.name}", params)
 
     def __init__(self, settings: Mapping[str, Any]) -> None:

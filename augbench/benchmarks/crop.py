@@ -102,7 +102,8 @@ class _CifarCrop(CropBenchmark):
     settings = dict(SIZE_SETTINGS)
     # 32 px: the CIFAR-style PreActResNet-18 (stride-1 stem, last map 4x4); the paper ran no CIFAR
     defaults = {**PAPER_CROP_SCHEDULE, "model.name": "preact_resnet18", "train.lr": 0.1, "train.weight_decay": 5e-4}
-    method_defaults = {"instaaug": INSTAAUG_CROP_PAPER, "random-crop": {"scale_min": 0.25}}
+    method_defaults = {"instaaug": INSTAAUG_CROP_PAPER, "random-crop": {"scale_min": 0.25},
+                       "madaug": {"cutout": 16}}  # MADAug's CIFAR recipe: Cutout 16 px after its policy
 
     def load(self) -> Dataset:
         """CIFAR in torchvision's python format from data.root."""
@@ -117,6 +118,9 @@ class Cifar10Crop(_CifarCrop):
 
     description = "CIFAR-10 32x32; data.root = folder holding cifar-10-batches-py"
     which = "cifar10"
+    # TeachAugment's CIFAR pipeline (pad-4 crop before, Cutout 16 after); eps 0.2: its CIFAR-10 WRN-28-10 config
+    method_defaults = {**_CifarCrop.method_defaults,
+                       "teachaugment": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.2}}
 
 
 @register_benchmark("cifar100-crop")
@@ -125,6 +129,8 @@ class Cifar100Crop(_CifarCrop):
 
     description = "CIFAR-100 32x32; data.root = folder holding cifar-100-python"
     which = "cifar100"
+    method_defaults = {**_CifarCrop.method_defaults,  # TeachAugment's CIFAR-100 WRN-28-10 config: eps 0.1
+                       "teachaugment": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.1}}
 
 
 @register_benchmark("imagefolder-crop")
@@ -183,7 +189,9 @@ class ClutterCrop(CropBenchmark):
                 "eval.tta_views": 10}
     # a short CPU schedule: Adam for phi, two epochs without augmentation first
     method_defaults = {"instaaug": {"parameterization": "lrp", "optimizer": "adam", "lr": 1e-3, "pretrain_epochs": 2},
-                       "random-crop": {"scale_min": 0.25}}
+                       "random-crop": {"scale_min": 0.25},
+                       # MADAug's curriculum horizon scaled as its 40 of 240 epochs: 15 / 6
+                       "madaug": {"curriculum_epochs": 2.5}}
 
     def load(self) -> Dataset:
         """Generated clutter images with object boxes (deterministic in data.seed, cached)."""

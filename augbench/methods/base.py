@@ -160,6 +160,16 @@ class AugmentationMethod(nn.Module):
         """A search step on a validation batch (AdaAug); called only for methods with `explores`."""
         return {}
 
+    def attach_classifier(self, model: nn.Module) -> None:
+        """Called once by the trainer with the classifier it trains, before optimizers and any resume.
+
+        For methods defined through the classifier itself (TeachAugment: an EMA teacher of it and
+        an adversarial pass through it). Keep `model` out of the module tree
+        (`object.__setattr__`) so its weights become neither the method's parameters nor its
+        state; state derived from it (a teacher copy) belongs to the method and must exist before
+        a checkpoint is loaded, hence here and not on the first step. Default: ignore it.
+        """
+
     # ------------------------------------------------------------------ schedules
     def begin_epoch(self, epoch: int) -> None:
         """Called before each training epoch (pretraining phases, learning-rate warm-up)."""

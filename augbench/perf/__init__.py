@@ -1,4 +1,4 @@
-"""Performance measurement of augmentation methods (`augbench bench`, issue 9).
+"""Performance measurement of augmentation methods (`augbench bench`).
 
     from augbench.perf import run_bench, check_targets
     df = run_bench("embedded", ["instaaug"], device="cuda")   # one row per method, ratios included
@@ -8,10 +8,23 @@
 ATen op counts), `harness` wraps one method in the real trainer, `bench` runs and tabulates.
 """
 
-from augbench.perf.bench import BASELINES, COLUMNS, MEASURES, TARGETS, Target, add_ratios, check_targets, run_bench
-from augbench.perf.harness import CONFIGS, BenchConfig, MethodHarness, synthetic_dataset
-from augbench.perf.measure import PeakMemory, count_ops, synchronize, time_calls
+import importlib
+from typing import Any
 
-__all__ = ["BASELINES", "COLUMNS", "CONFIGS", "MEASURES", "TARGETS", "BenchConfig", "MethodHarness", "PeakMemory",
-           "Target", "add_ratios", "check_targets", "count_ops", "run_bench", "synchronize", "synthetic_dataset",
-           "time_calls"]
+# name -> module; imported on first use, so `augbench --help` builds its parser without torch
+_EXPORTS = {
+    **dict.fromkeys(("BASELINES", "COLUMNS", "TARGETS", "Target", "add_ratios", "check_targets", "run_bench"),
+                    "augbench.perf.bench"),
+    **dict.fromkeys(("CONFIGS", "MEASURES", "BenchConfig"), "augbench.perf.configs"),
+    **dict.fromkeys(("MethodHarness", "synthetic_dataset"), "augbench.perf.harness"),
+    **dict.fromkeys(("PeakMemory", "count_ops", "synchronize", "time_calls"), "augbench.perf.measure"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'augbench.perf' has no attribute {name!r}")

@@ -31,14 +31,14 @@ import torch
 
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method, list_methods
-from augbench.perf.harness import BenchConfig, MethodHarness, dataset_for, fixed_batches, get_config
+from augbench.perf.configs import MEASURES, BenchConfig, get_config
+from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
 from augbench.perf.measure import PeakMemory, calls_for, time_calls
 from augbench.rundir import failure_reason
 from augbench.runs import resolve
 from augbench.tasks.evaluate import to_float
 from augbench.train.trainer import resolve_device
 
-MEASURES: tuple[str, ...] = ("augment", "step", "tta")
 BASELINES: tuple[str, ...] = ("none", "random-crop")
 N_BATCHES = 4  # distinct batches cycled through; every method sees the same ones
 

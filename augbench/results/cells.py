@@ -1,10 +1,16 @@
 """The numbers of a table: cells aggregated over seeds, for the paper's layouts and a generic one.
 
-A cell aggregates the finished runs that match it: mean ± sample std (ddof 1) over seeds with
-n, in display units (percent for fraction metrics). When several configurations match a cell,
-`augbench.results.selection.choose_config` picks one by validation and the cell names it.
-Missing cells stay in the table with their reason (failed, running, partial, missing), so a
-rendering can show them rather than hide them.
+A cell aggregates the finished runs that match it: mean, sample std (ddof 1), n and the 95%
+Student-t confidence interval of the mean over seeds (`augbench.results.stats`), in display
+units (percent for fraction metrics). When several configurations match a cell,
+`augbench.results.selection.choose_config` picks one by validation and the cell names it (and
+whether validation tied). Missing cells stay in the table with their reason (failed, running,
+partial, missing; "not reported" when finished runs exist but lack the metric), so a rendering
+can show them rather than hide them.
+
+Best in a column: the leader (by the metric's direction) wins alone only when its interval
+overlaps no other cell's; otherwise it and every cell whose interval overlaps its own are tied
+for best. A single-seed cell has no interval: it counts as its value alone.
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ import pandas as pd
 
 from augbench.errors import ConfigError
 from augbench.results.paper import TABLES, TableSpec, get_table, paper_value
+from augbench.results.schema import PROVENANCE_COLUMNS
 from augbench.results.selection import choose_config, finished_runs, select
-from augbench.results.units import direction, is_percent
+from augbench.results.stats import overlap, t_interval
+from augbench.results.units import direction, is_percent, metric_kind
 
 BOOKKEEPING = ("best_epoch", "steps", "time", "step", "epoch", "lr")  # numbers in records that are not results
 UNFINISHED = ("running", "stalled")  # run states (augbench.rundir.STATES) of started runs without a result
 NON_METRICS = ("benchmark", "method", "variant", "seed", "run_id", "state", "reason", "split", "step", "epoch",
-               "time", "run_dir", "val_acc")
+               "time", "run_dir", "val_acc", *PROVENANCE_COLUMNS)
+NOT_REPORTED = "not-reported"  # finished runs exist, none reports the metric
 
 
 @dataclass
@@ -34,21 +43,39 @@ class Cell:
     n: int = 0
     mean: float = float("nan")
     std: float = float("nan")
-    status: str = "missing"  # ok / failed / running / partial (runs stalled) / missing
+    half: float = float("nan")  # half-width of the 95% t-interval (NaN below two seeds)
+    status: str = "missing"  # ok / failed / running / partial (runs stalled) / missing / not-reported
     n_failed: int = 0
     n_unfinished: int = 0
     selected: str = ""  # the chosen configuration where several matched
     candidates: int = 0
     by_validation: bool = True  # False: no validation accuracy, the choice fell back to most seeds
+    tie: int = 0  # configurations tied at the best validation score (0: no tie)
     paper_mean: float = float("nan")
     paper_std: float = float("nan")
     paper_n: float = float("nan")
-    best: bool = False
+    best: bool = False  # best in its column, alone or tied
+    tied: bool = False  # best, but its interval overlaps another best cell's
     values: list[float] = field(default_factory=list)  # per-seed values behind mean/std (for plots)
 
     @property
     def diff(self) -> float:
         return self.mean - self.paper_mean if self.status == "ok" else float("nan")
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half if self.n > 1 else self.mean
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half if self.n > 1 else self.mean
+
+    @property
+    def paper_in_ci(self) -> bool | None:
+        """Whether the paper's number lies inside our interval; None without either."""
+        if self.status != "ok" or self.n < 2 or np.isnan(self.paper_mean) or np.isnan(self.half):
+            return None
+        return bool(self.low - 1e-9 <= self.paper_mean <= self.high + 1e-9)
 
 
 def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str) -> Cell:
@@ -58,17 +85,18 @@ def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str) -> Ce
     cell.n_failed = int((states == "failed").sum())
     cell.n_unfinished = int(states.isin(UNFINISHED).sum())
     if not done.empty:
-        done, cell.selected, cell.candidates, cell.by_validation = choose_config(done)
+        choice = choose_config(done)
+        done, cell.selected, cell.candidates, cell.by_validation, cell.tie = choice
     values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
     if values.empty:
-        cell.status = ("failed" if cell.n_failed else "running" if (states == "running").any()
-                       else "partial" if cell.n_unfinished else "missing")
+        cell.status = (NOT_REPORTED if not done.empty else "failed" if cell.n_failed
+                       else "running" if (states == "running").any() else "partial" if cell.n_unfinished
+                       else "missing")
         return cell
     values = values.astype(float) * (100.0 if is_percent(metric) else 1.0)
     cell.values = [float(v) for v in values]
-    cell.n = int(values.size)
-    cell.mean = float(values.mean())
-    cell.std = float(values.std(ddof=1)) if cell.n > 1 else float("nan")
+    interval = t_interval(cell.values)
+    cell.n, cell.mean, cell.std, cell.half = interval.n, interval.mean, interval.std, interval.half
     cell.status = "ok"
     return cell
 
@@ -89,7 +117,11 @@ class TableResult:
     has_paper: bool = True
 
     def mark_best(self) -> None:
-        """Mark the best of our numbers in each column (by the metric's direction)."""
+        """Mark the best of our numbers in each column (by the metric's direction), or the tied best.
+
+        The leader wins alone when its 95% interval overlaps no other cell's; otherwise it and
+        every cell whose interval overlaps its own are tied (all marked best and tied).
+        """
         for j in range(len(self.column_labels)):
             col = [row[j] for row in self.cells if row[j].status == "ok"]
             if len(col) < 2:  # a lone number is not "best" of anything
@@ -97,9 +129,14 @@ class TableResult:
             sign = direction(col[0].metric)
             if sign == 0:
                 continue
-            target = max(sign * c.mean for c in col)
-            for c in col:
-                c.best = bool(np.isclose(sign * c.mean, target, rtol=0, atol=1e-9))
+            leader = max(col, key=lambda c: sign * c.mean)
+            best = [c for c in col if c is leader or overlap((c.low, c.high), (leader.low, leader.high))]
+            for c in best:
+                c.best, c.tied = True, len(best) > 1
+
+    def mixes_metrics(self, j: int) -> bool:
+        """Whether column `j` holds cells of different kinds (plain and TTA accuracy)."""
+        return len({metric_kind(line[j].metric) for line in self.cells}) > 1
 
 
 def paper_table(frame: pd.DataFrame, table_id: str) -> TableResult:

@@ -7,6 +7,12 @@ A run without any readable record still gets one row (split empty), so failed an
 runs stay visible. Partial sweeps are always collectable: unreadable or truncated files are
 reported (one line each) and skipped, never fatal (suite-design.md, DomainBed's lessons).
 
+Each row also carries its run's provenance (`augbench.results.schema.PROVENANCE_COLUMNS`):
+the software and device recorded in config.json's `versions`, the identity version, the
+trainer's wall time (status.json), and, for a run under a sweep root (ROOT/runs/<run_id> next
+to ROOT/manifest.jsonl), the launch that last submitted it with its grid file and hash. The
+fixed columns and their dtypes are documented and versioned in `augbench.results.schema`.
+
 `state` is the run directory's own (`augbench.rundir.run_state`): done / failed (status.json),
 running (no status, a write within `running_within` seconds: the trainer's heartbeat) or stalled
 (no status, nothing recent: killed, preempted or crashed without a traceback).
@@ -14,6 +20,7 @@ running (no status, a write within `running_within` seconds: the trainer's heart
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -25,6 +32,13 @@ import pandas as pd
 
 from augbench import rundir
 from augbench.errors import DataError
+from augbench.results.schema import (
+    IDENTITY_COLUMNS,
+    PROVENANCE_COLUMNS,
+    SCHEMA_VERSION,
+    VERSION_KEYS,
+    apply_dtypes,
+)
 
 #: Derived variant labels, first matching rule wins: method -> [(hyperparameter values, label)].
 #: The labels are those of the paper's tables (reference/paper_results.csv, column `variant`).
@@ -37,8 +51,8 @@ VARIANT_RULES: dict[str, list[tuple[dict[str, Any], str]]] = {
     "adaaug": [({"ops": "lrp"}, "lrp")],
 }
 
-META_COLUMNS = ["benchmark", "method", "variant", "seed", "run_id", "state", "reason", "split", "step", "epoch",
-                "time", "run_dir"]
+META_COLUMNS = list(IDENTITY_COLUMNS)
+RUN_COLUMNS = list(PROVENANCE_COLUMNS)  # per run: provenance, wall time, schema version
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
@@ -78,13 +92,75 @@ def _metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Metric columns; a metric named like an identity column is kept as `metric.<name>`."""
     out = {}
     for k, v in metrics.items():
-        key = f"metric.{k}" if k in META_COLUMNS or k.startswith(("set.", "hp.")) else k
+        key = f"metric.{k}" if k in META_COLUMNS or k in RUN_COLUMNS or k.startswith(("set.", "hp.")) else k
         out[key] = _metric_value(v)
     return out
 
 
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def sweep_provenance(sweep_root: Path, report: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Per run id of a sweep: the launch that last submitted it, its grid name, grid file and hash.
+
+    The hash is the launch event's (the grid as launched); launches written before it was
+    recorded hash the copy the launcher kept under ROOT/grids/.
+    """
+    from augbench.sweep.status import read_manifest  # the sweep package: only for folders that hold one
+
+    manifest = read_manifest(sweep_root)
+    for problem in manifest.problems:
+        report(problem)
+    launches = {ev.get("launch_id"): ev for ev in manifest.events if ev.get("event") == "launch"}
+    out = {}
+    for run_id, sub in manifest.submissions().items():
+        launch = launches.get(sub.get("launch_id"), {})
+        digest = launch.get("grid_sha256")
+        if digest is None and launch.get("grid") and launch.get("grid_path"):
+            digest = _sha256(sweep_root / "grids" / f"{launch.get('launch_id')}-{launch['grid']}.toml")
+        out[run_id] = {"launch_id": sub.get("launch_id"), "grid": launch.get("grid"),
+                       "grid_file": launch.get("grid_path"), "grid_sha256": digest}
+    return out
+
+
+def _wall_time(status: Mapping[str, Any] | None, records: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """(seconds, source): the trainer's clock from status.json, else the span of the record times."""
+    seconds = (status or {}).get("wall_time")
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+        return float(seconds), "trainer"
+    times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
+    tests = [r["time"] for r in records if r.get("split") == "test" and isinstance(r.get("time"), (int, float))]
+    if tests and len(times) > 1:
+        return float(max(tests) - min(times)), "records"
+    return None, None
+
+
+def _provenance(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> dict[str, Any]:
+    versions = config.get("versions") if isinstance(config.get("versions"), dict) else {}
+    out: dict[str, Any] = {col: versions.get(key) for key, col in VERSION_KEYS.items()}
+    out["identity_version"] = (config.get("identity") or {}).get("version")
+    out.update({k: sweep.get(k) for k in ("launch_id", "grid", "grid_file", "grid_sha256")})
+    out["schema_version"] = SCHEMA_VERSION
+    return out
+
+
+def _sweep_of(run_dir: Path, cache: dict[Path, dict[str, dict[str, Any]]],
+              report: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """The sweep provenance of the sweep root holding `run_dir` (ROOT/runs/<run_id>), or {}."""
+    sweep_root = run_dir.parent.parent
+    if run_dir.parent.name != "runs" or not (sweep_root / "manifest.jsonl").is_file():
+        return {}
+    if sweep_root not in cache:
+        cache[sweep_root] = sweep_provenance(sweep_root, report)
+    return cache[sweep_root]
+
+
 def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: float,
-              running_within: float) -> list[dict[str, Any]]:
+              running_within: float, sweeps: dict[Path, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     disk = rundir.run_state(run_dir, now, running_within)
     config, status = disk.config, disk.status
     if config is None:  # (iter_run_dirs only yields folders that hold a config.json)
@@ -102,13 +178,15 @@ def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: flo
         "reason": status.get("reason") if status and state == "failed" else None,
         "run_dir": run_dir.relative_to(root).as_posix() if run_dir != root else ".",
     }
+    read = rundir.read_records(run_dir / rundir.RECORDS)
+    for problem in read.problems:
+        report(problem)
+    base["wall_time"], base["wall_time_source"] = _wall_time(status, read.records)
+    base.update(_provenance(config, _sweep_of(run_dir, sweeps, report).get(config["run_id"], {})))
     base.update({f"set.{k}": _cell(v) for k, v in settings.items()})
     base.update({f"hp.{k}": _cell(v) for k, v in hparams.items()})
 
     rows = []
-    read = rundir.read_records(run_dir / rundir.RECORDS)
-    for problem in read.problems:
-        report(problem)
     for r in read.records:
         if r.get("run_id", config["run_id"]) != config["run_id"]:
             report(f"{run_dir / rundir.RECORDS}: a record of run {r.get('run_id')} in run {config['run_id']}, skipped")
@@ -139,7 +217,7 @@ def _stderr(line: str) -> None:
 
 def _order_columns(columns: Iterable[str]) -> list[str]:
     cols = set(columns)
-    meta = [c for c in META_COLUMNS if c in cols]
+    meta = [c for c in META_COLUMNS + RUN_COLUMNS if c in cols]
     sets = sorted(c for c in cols if c.startswith("set."))
     hps = sorted(c for c in cols if c.startswith("hp."))
     metrics = sorted(cols - set(meta) - set(sets) - set(hps))
@@ -151,8 +229,9 @@ def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
     """All records of every run directory below `root` (see the module docstring for the layout).
 
     Rows are sorted by benchmark, method, variant, seed, run id, split (train, val, test) and step,
-    columns by kind (identity, `set.*`, `hp.*`, metrics alphabetically), so the same files always
-    give the same frame. Problems go to `report` (default: one line on stderr each).
+    columns by kind (identity, provenance, `set.*`, `hp.*`, metrics alphabetically), so the same
+    files always give the same frame; fixed columns have the dtypes of `augbench.results.schema`.
+    Problems go to `report` (default: one line on stderr each).
     """
     root = Path(root)
     if not root.is_dir():
@@ -160,10 +239,11 @@ def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
     report = report or _stderr
     now = time.time() if now is None else now
     rows: list[dict[str, Any]] = []
+    sweeps: dict[Path, dict[str, dict[str, Any]]] = {}
     for run_dir in rundir.iter_run_dirs(root):
-        rows.extend(_run_rows(root, run_dir, report, now, running_within))
+        rows.extend(_run_rows(root, run_dir, report, now, running_within, sweeps))
     if not rows:
-        return pd.DataFrame(columns=META_COLUMNS)
+        return apply_dtypes(pd.DataFrame(columns=META_COLUMNS + RUN_COLUMNS))
     frame = pd.DataFrame(rows)
     frame = frame[_order_columns(frame.columns)]
     for col in frame.columns:  # integer columns stay integers despite missing values (seed, epochs, int settings)
@@ -173,7 +253,20 @@ def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
     order = frame["split"].map(lambda s: SPLIT_ORDER.get(s, 3) if isinstance(s, str) else 4)
     frame = frame.assign(_o=order).sort_values(
         ["benchmark", "method", "variant", "seed", "run_id", "_o", "step"], kind="stable", na_position="last")
-    return frame.drop(columns="_o").reset_index(drop=True)
+    return apply_dtypes(frame.drop(columns="_o").reset_index(drop=True))
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet holds one type per column: a column mixing types (a setting that is "auto" or a
+    number) is stored as text, each value as `str` would write it (missing values stay missing)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        kinds = {type(v) for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            out[col] = out[col].map(lambda v: v if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    return out
 
 
 def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
@@ -187,14 +280,14 @@ def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
             path = path.with_suffix(".csv")
             _stderr(f"pyarrow is not installed: writing {path} instead")
         else:
-            frame.to_parquet(path, index=False)
+            _parquet_safe(frame).to_parquet(path, index=False)
             return path
     frame.to_csv(path, index=False)
     return path
 
 
 def runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: its identity columns, state and reason (metrics dropped)."""
+    """One row per run: its identity columns, state, reason and provenance (metrics dropped)."""
     keep = [c for c in frame.columns if c in ("benchmark", "method", "variant", "seed", "run_id", "state", "reason",
-                                              "run_dir") or c.startswith(("set.", "hp."))]
+                                              "run_dir", *RUN_COLUMNS) or c.startswith(("set.", "hp."))]
     return frame[keep].drop_duplicates("run_id").reset_index(drop=True)

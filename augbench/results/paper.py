@@ -20,11 +20,12 @@ import importlib.resources
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from augbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Hyperparameter and setting names used by the tables and figures (collected as hp.<name>, set.<name>).
 HP = {
@@ -201,6 +202,8 @@ def _paper_csv() -> str:
 
 def paper_results() -> pd.DataFrame:
     """The paper's reported numbers (percent), one row per (table, method, variant, setting)."""
+    import pandas as pd  # the table specs above are read by the CLI parser, which must not load pandas
+
     df = pd.read_csv(io.StringIO(_paper_csv()), dtype={"table": str, "variant": str, "setting": str, "note": str},
                      keep_default_na=False, na_values={"mean": [""], "std": [""], "n_runs": [""]})
     return df

@@ -5,7 +5,8 @@ else -`loss`) at the epoch it reports (`best_epoch` of its test record), else it
 epochs. When several configurations could fill one cell (a sweep, or runs with other
 hyperparameters in the same folder), the one with the best mean validation score is chosen, as
 the paper selects its random-crop scale (Section 5.2, Appendix E.3); the test split never
-takes part. Tables and figures both choose here, so a figure shows the runs its table reports.
+takes part. Configurations whose mean validation scores are equal (e.g. two rotation ranges
+both at 100% validation accuracy) are a tie, broken by `TIE_RULE`, and the choice says it was. Tables and figures both choose here, so a figure shows the runs its table reports.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 VAL_SCORE = (("acc", 1.0), ("score", 1.0), ("loss", -1.0))  # validation criterion, as the trainer's
+TIE_RULE = "more seeds, then the first in sorted order of the configuration's values"
+TIE_TOLERANCE = 1e-9  # mean validation scores closer than this are equal
 
 
 def finished_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -82,27 +85,40 @@ def display_value(value: Any) -> str:
     return str(value.item() if hasattr(value, "item") else value)
 
 
-def choose_config(done: pd.DataFrame) -> tuple[pd.DataFrame, str, int, bool]:
-    """The runs of the configuration with the best mean validation accuracy, what distinguishes it,
-    the number of configurations it was chosen from, and whether validation decided.
+class Choice(NamedTuple):
+    """What `choose_config` chose and how."""
 
-    A configuration is everything in `hp.*` and `set.*`; ties go to more seeds, then to the
-    first in sorted order, so the choice is deterministic. The test split plays no part.
+    runs: pd.DataFrame  # the chosen configuration's runs
+    selected: str  # what distinguishes it ("" when only one configuration matched)
+    candidates: int  # configurations it was chosen from
+    by_validation: bool  # False: no validation score anywhere, the most seeds decided
+    tie: int  # configurations tied at the best mean validation score (0: no tie); TIE_RULE broke it
+
+
+def choose_config(done: pd.DataFrame) -> Choice:
+    """The runs of the configuration with the best mean validation accuracy, and how it was chosen.
+
+    A configuration is everything in `hp.*` and `set.*`; equal mean validation scores are a tie,
+    broken by `TIE_RULE` (more seeds, then the first in sorted order), so the choice is
+    deterministic. The test split plays no part.
     """
     cols = _config_columns(done)
     keys = _config_keys(done, cols)
     groups = {k: g for k, g in done.groupby(keys, sort=True)}
     if len(groups) <= 1:
-        return done, "", len(groups), True
+        return Choice(done, "", len(groups), True, 0)
 
-    def score(k: str) -> tuple[float, int]:
+    def val(k: str) -> float:
         v = groups[k]["val_acc"].mean()
-        return (-math.inf if pd.isna(v) else float(v), len(groups[k]))
+        return -math.inf if pd.isna(v) else float(v)
 
-    chosen = groups[max(sorted(groups), key=score)]
+    top = max(val(k) for k in groups)
+    tied = [k for k in sorted(groups) if val(k) == top or abs(val(k) - top) <= TIE_TOLERANCE]
+    chosen = groups[max(tied, key=lambda k: len(groups[k]))]  # max keeps the first of equals: sorted order
     differing = [c for c in cols if done[c].astype(str).nunique(dropna=False) > 1]
     desc = ", ".join(f"{c.split('.', 1)[1]}={display_value(chosen[c].iloc[0])}" for c in differing)
-    return chosen, desc, len(groups), bool(done["val_acc"].notna().any())
+    by_validation = bool(done["val_acc"].notna().any())
+    return Choice(chosen, desc, len(groups), by_validation, len(tied) if by_validation and len(tied) > 1 else 0)
 
 
 def representatives(done: pd.DataFrame, usable: Callable[[str], bool] | None = None) -> pd.DataFrame:

@@ -2,8 +2,12 @@
 
 CSV is long (one line per cell, every number); Markdown and LaTeX (booktabs, escaped, never
 truncated) use the paper's wide layout with the paper's number and the difference beside ours.
-Missing cells are shown, not hidden: "—" (and why: failed, running, partial) in Markdown, "---"
-in LaTeX, `status` in CSV.
+Ours reads mean ± the half-width of the 95% Student-t interval over seeds (`spread="ci"`, the
+default) or ± the sample std (`spread="std"`), always with n; the caption names which. Bold is
+the column's best; "tie" marks best cells whose intervals overlap. Δ says whether the paper's
+number lies inside our interval. In a column that mixes plain and TTA accuracy each cell names
+its kind. Missing cells are shown, not hidden: "—" (and why: failed, running, partial) in
+Markdown, "---" in LaTeX, `status` in CSV; a metric finished runs lack reads "not reported".
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from typing import Any
 import pandas as pd
 
 from augbench.errors import ConfigError
-from augbench.results.cells import Cell, TableResult
-from augbench.results.units import is_percent
+from augbench.results.cells import NOT_REPORTED, Cell, TableResult
+from augbench.results.selection import TIE_RULE
+from augbench.results.stats import INTERVAL_NAME
+from augbench.results.units import is_percent, metric_kind
 
 FORMATS = ("csv", "md", "latex")
+SPREADS = ("ci", "std")  # what follows "±": the 95% t-interval's half-width, or the sample std
 DASH = {"md": "—", "latex": "---"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -33,15 +40,28 @@ def _num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _ours(cell: Cell, fmt: str) -> str:
+def _ours(cell: Cell, fmt: str, spread: str = "ci", kind: bool = False) -> str:
+    if cell.status == NOT_REPORTED:
+        return "not reported"
     if cell.status != "ok":
         why = "" if cell.status == "missing" else f" ({cell.status})"
         return DASH[fmt] + why
     pm = {"md": " ± ", "latex": r" $\pm$ "}[fmt]
-    body = _num(cell.mean) + (pm + _num(cell.std) if cell.n > 1 else "")
+    body = _num(cell.mean) + (pm + _num(cell.half if spread == "ci" else cell.std) if cell.n > 1 else "")
     if cell.best:
         body = f"**{body}**" if fmt == "md" else rf"\textbf{{{body}}}"
-    return f"{body} (n={cell.n})"
+    tags = [f"n={cell.n}"] + (["tie"] if cell.tied else []) + ([metric_kind(cell.metric)] if kind else [])
+    return f"{body} ({', '.join(tags)})"
+
+
+def spread_caption(spread: str, fmt: str) -> str:
+    """What "ours" shows, for a caption: the interval's kind (or std), n, bold and ties."""
+    what = f"half-width of the {INTERVAL_NAME}" if spread == "ci" else "sample std over seeds"
+    text = (f"Ours: mean ± {what}, n seeds; bold: best in its column, its interval clear of every other; "
+            "several bold, marked tie: their 95% intervals overlap")
+    if fmt == "latex":
+        return latex_escape(text).replace("±", r"$\pm$").replace("bold:", r"\textbf{bold}:", 1)
+    return text.replace("bold:", "**bold**:", 1)
 
 
 def _paper(cell: Cell, fmt: str) -> str:
@@ -55,15 +75,19 @@ def _diff(cell: Cell, fmt: str) -> str:
     d = cell.diff
     if math.isnan(d):
         return DASH[fmt]
-    return f"{d:+.2f}" if fmt == "md" else f"${d:+.2f}$"
+    inside = cell.paper_in_ci
+    where = "" if inside is None else " (in CI)" if inside else " (outside CI)"
+    return (f"{d:+.2f}" if fmt == "md" else f"${d:+.2f}$") + where
 
 
 def _notes(result: TableResult) -> list[str]:
     """Per row: which configuration was chosen (once if the same in every column) and left-out failures."""
     out = []
     for line in result.cells:
-        chosen = [(label, f"{c.selected} (" + (f"best of {c.candidates} by validation" if c.by_validation else
-                                               f"of {c.candidates}: no validation accuracy, most seeds") + ")")
+        chosen = [(label, f"{c.selected} (" + (
+                      f"validation tie of {c.tie} of {c.candidates}, broken by {TIE_RULE}" if c.tie else
+                      f"best of {c.candidates} by validation" if c.by_validation else
+                      f"of {c.candidates}: no validation accuracy, most seeds") + ")")
                   for label, c in zip(result.column_labels, line) if c.selected]
         if len({text for _, text in chosen}) == 1:
             parts = [chosen[0][1]]
@@ -76,7 +100,7 @@ def _notes(result: TableResult) -> list[str]:
     return out
 
 
-def wide(result: TableResult, fmt: str) -> pd.DataFrame:
+def wide(result: TableResult, fmt: str, spread: str = "ci") -> pd.DataFrame:
     """The display layout as strings: Method, extra columns, then (ours, paper, Δ) per column group."""
     esc = latex_escape if fmt == "latex" else (lambda s: str(s).replace("|", "\\|"))
     data: dict[Any, list[str]] = {}
@@ -88,7 +112,8 @@ def wide(result: TableResult, fmt: str) -> pd.DataFrame:
     delta = {"md": "Δ", "latex": r"$\Delta$"}[fmt]
     for j, label in enumerate(result.column_labels):
         col = [line[j] for line in result.cells]
-        data[key(esc(label), "ours")] = [_ours(c, fmt) for c in col]
+        mixed = result.mixes_metrics(j)
+        data[key(esc(label), "ours")] = [_ours(c, fmt, spread, mixed) for c in col]
         if result.has_paper:
             data[key(esc(label), "paper")] = [_paper(c, fmt) for c in col]
             data[key(esc(label), delta)] = [_diff(c, fmt) for c in col]
@@ -101,30 +126,32 @@ def wide(result: TableResult, fmt: str) -> pd.DataFrame:
     return df
 
 
-def to_markdown(result: TableResult) -> str:
-    """GitHub Markdown: a title line, then the table (best of ours in bold)."""
-    df = wide(result, "md")
+def to_markdown(result: TableResult, spread: str = "ci") -> str:
+    """GitHub Markdown: a title line, the table (best of ours in bold), then what the numbers are."""
+    df = wide(result, "md", spread)
     header = [" ".join(p for p in c if p) if isinstance(c, tuple) else c for c in df.columns]
     lines = [f"**Table {result.id}.** {result.title}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in df.itertuples(index=False, name=None)]
+    lines += ["", spread_caption(spread, "md") + "."]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(result: TableResult) -> str:
+def to_latex(result: TableResult, spread: str = "ci") -> str:
     """A booktabs table environment; every cell escaped, nothing truncated (Styler writes cells whole)."""
-    df = wide(result, "latex")
+    df = wide(result, "latex", spread)
     n_text = 1 + len(result.extra_columns)
     has_note = any(_notes(result))
     colfmt = "l" * n_text + "r" * (df.shape[1] - n_text - has_note) + "l" * has_note
-    caption = latex_escape(result.title) + (r". Ours: mean $\pm$ std over seeds (n)" + (
-        r"; paper: its reported value; $\Delta$: ours $-$ paper, in points." if result.has_paper else "."))
+    caption = latex_escape(result.title) + (". " + spread_caption(spread, "latex") + (
+        r"; paper: its reported value; $\Delta$: ours $-$ paper, in points (in or outside our CI)."
+        if result.has_paper else "."))
     label = "tab:augbench-" + result.id.replace(".", "").lower()
     return df.style.hide(axis="index").to_latex(column_format=colfmt, hrules=True, multicol_align="c",
                                                 position_float="centering", caption=caption, label=label)
 
 
-def to_csv(result: TableResult) -> str:
+def to_csv(result: TableResult, spread: str = "ci") -> str:
     """Long format: one line per cell with every number (percent for fraction metrics)."""
     rows = []
     for i, (label, extras, line) in enumerate(zip(result.row_labels, result.row_extras, result.cells)):
@@ -134,9 +161,12 @@ def to_csv(result: TableResult) -> str:
                          **{f"{k}": extras.get(k, "") for k in result.extra_columns},
                          "column": col_label, "method": method, "variant": variant, "metric": c.metric,
                          "unit": "percent" if is_percent(c.metric) else "value", "status": c.status, "n": c.n,
-                         "mean": c.mean, "std": c.std, "best": c.best, "paper_mean": c.paper_mean,
-                         "paper_std": c.paper_std, "paper_n": c.paper_n, "diff": c.diff, "n_failed": c.n_failed,
-                         "n_unfinished": c.n_unfinished, "selected": c.selected, "candidates": c.candidates})
+                         "mean": c.mean, "std": c.std, "ci_half": c.half, "ci_low": c.low if c.n > 1 else math.nan,
+                         "ci_high": c.high if c.n > 1 else math.nan, "interval": INTERVAL_NAME, "best": c.best,
+                         "tied": c.tied, "paper_mean": c.paper_mean, "paper_std": c.paper_std, "paper_n": c.paper_n,
+                         "diff": c.diff, "paper_in_ci": c.paper_in_ci, "n_failed": c.n_failed,
+                         "n_unfinished": c.n_unfinished, "selected": c.selected, "candidates": c.candidates,
+                         "selection_tie": c.tie})
     df = pd.DataFrame(rows)
     if not df.empty:
         df["paper_n"] = df["paper_n"].astype("Int64")
@@ -149,8 +179,10 @@ RENDERERS = {"csv": to_csv, "md": to_markdown, "latex": to_latex}
 SUFFIX = {"csv": "csv", "md": "md", "latex": "tex"}
 
 
-def render(result: TableResult, fmt: str) -> str:
-    """The table in one of FORMATS."""
+def render(result: TableResult, fmt: str, spread: str = "ci") -> str:
+    """The table in one of FORMATS; ± shows the 95% t-interval's half-width (`ci`) or the std (`std`)."""
     if fmt not in RENDERERS:
         raise ConfigError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
-    return RENDERERS[fmt](result)
+    if spread not in SPREADS:
+        raise ConfigError(f"unknown spread {spread!r}; valid: {', '.join(SPREADS)}")
+    return RENDERERS[fmt](result, spread)

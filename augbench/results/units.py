@@ -30,3 +30,8 @@ def direction(metric: str) -> int:
     if _matches(leaf, LOWER_IS_BETTER):
         return -1
     return 1 if _matches(leaf, HIGHER_IS_BETTER) else 0
+
+
+def metric_kind(metric: str) -> str:
+    """What a cell reports, for a column that mixes kinds: "TTA" (test-time augmentation) or "plain"."""
+    return "TTA" if metric.split("/")[-1].startswith("tta_") else "plain"

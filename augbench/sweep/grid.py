@@ -63,6 +63,7 @@ DEFAULT_RESOURCE_KEY = ""  # `Grid.resources` key of the options shared by every
 
 
 # --------------------------------------------------------------------------------- resources
+GRID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # names files under the sweep root and SLURM jobs
 _MEM_RE = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
 
 
@@ -387,6 +388,8 @@ def parse_grid(data: Mapping[str, Any], name: str, path: Path | None = None) -> 
     if unknown:
         raise ConfigError(f"{name}: unknown key {unknown[0]!r}; valid: {', '.join(TOP_KEYS)}")
     name = str(data.get("name", name))
+    if not GRID_NAME.fullmatch(name):
+        raise ConfigError(f"grid name {name!r}: use letters, digits, '.', '_' and '-' (it names files and jobs)")
     top_bench = data.get("benchmark")
     top_seeds = _seeds(data["seeds"], name) if "seeds" in data else (0,)
     top_settings = _axes(data.get("settings"), f"{name}.settings", dotted=True)
@@ -465,7 +468,11 @@ def load_grid(name_or_path: str | Path) -> Grid:
     """Read and check a grid file (TOML) by path or shipped name."""
     path = find_grid(name_or_path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); grid files are TOML in UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: unreadable ({exc.strerror})") from None
     return parse_grid(data, path.stem, path)

@@ -23,6 +23,7 @@ processes, started as `python -c ...`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,12 +33,14 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import submitit
 
 from augbench import rundir
 from augbench.rundir import ATTEMPTS, HEARTBEAT_SECONDS, RunConfig, RunLock, append_jsonl
+from augbench.sweep.process import process_start
 
 RUNS_DIR = "runs"
 MANIFEST = "manifest.jsonl"
@@ -51,7 +54,7 @@ def run_dir(root: Path | str, run_id: str) -> Path:
 def scheduler_job() -> dict[str, Any]:
     """Who runs this process: SLURM job id (array form `A_T` for array tasks) and restart count."""
     env = os.environ
-    info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
     if "SLURM_JOB_ID" in env:
         if "SLURM_ARRAY_JOB_ID" in env and "SLURM_ARRAY_TASK_ID" in env:
             info["job_id"] = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
@@ -111,6 +114,27 @@ def _limit_threads() -> None:
         torch.set_num_threads(int(cpus))
 
 
+@contextlib.contextmanager
+def _stop_at_checkpoint_on_sigterm() -> Iterator[None]:
+    """While a run trains, SIGTERM asks the trainer to checkpoint after its current step and exit.
+
+    SLURM sends SIGTERM on scancel, preemption and requeue, then SIGKILL after KillWait;
+    submitit ignores SIGTERM, so without this the grace period trains on and loses that work.
+    """
+    from augbench.train.trainer import STOP  # imports torch: only a job that trains needs it
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    STOP.clear()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        STOP.clear()
+
+
 class SweepJob(submitit.helpers.Checkpointable):
     """Run one config of a sweep in ROOT/runs/<run_id>; returns its final metrics.
 
@@ -144,7 +168,7 @@ class SweepJob(submitit.helpers.Checkpointable):
             append_jsonl(manifest, {"event": "start", **start})
             state, reason = "interrupted", None
             try:
-                with _Heartbeat(directory):
+                with _Heartbeat(directory), _stop_at_checkpoint_on_sigterm():
                     metrics = execute(config, directory, locked=True)
                 state = "done"
                 return metrics

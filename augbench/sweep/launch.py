@@ -41,17 +41,11 @@ from augbench.errors import ConfigError
 from augbench.rundir import append_jsonl, failure_reason
 from augbench.sweep.grid import Grid, PlannedRun, Resources
 from augbench.sweep.job import MANIFEST, SweepJob, load_launch
-from augbench.sweep.status import (
-    SweepStatus,
-    collect_status,
-    max_array_size,
-    pid_alive,
-    read_manifest,
-    slurm_available,
-)
+from augbench.sweep.process import pid_alive, process_start
+from augbench.sweep.status import RunStatus, SweepStatus, collect_status, max_array_size, read_manifest, slurm_available
 
 if TYPE_CHECKING:
-    from augbench.runs import RunConfig
+    from augbench.rundir import RunConfig
 
 EXECUTORS = ("auto", "inline", "local", "slurm")
 DEFAULT_TIME_MIN = 60  # SLURM time limit when neither the grid nor --time gives one
@@ -222,18 +216,28 @@ def _submit_event(run: PlannedRun, launch_id: str, executor: str, **extra: Any) 
 def _run_inline(runs: Sequence[PlannedRun], root: Path, launch_id: str, log: Log) -> None:
     manifest = root / MANIFEST
     for run in runs:
-        append_jsonl(manifest, _submit_event(run, launch_id, "inline", pid=os.getpid()))
+        append_jsonl(manifest, _submit_event(run, launch_id, "inline", pid=os.getpid(),
+                                             pid_start=process_start(os.getpid())))
     job = SweepJob(root)
+    durations: list[float] = []
     for i, run in enumerate(runs, 1):
         c = run.config
         variant = f" {run.variant}" if run.variant else ""
-        log(f"[{i}/{len(runs)}] {run.run_id} {c.benchmark}/{run.label}{variant} seed {c.seed}")
+        name = f"{run.run_id} {c.benchmark}/{run.label}{variant} seed {c.seed}"
+        log(f"start  [{i}/{len(runs)}] {name}")
+        t0 = time.monotonic()
         try:
-            job(c)
+            metrics = job(c)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - recorded in the run's status.json; go on
-            log(f"  failed: {failure_reason(exc)}")
+            log(f"failed [{i}/{len(runs)}] {name} after {_duration(time.monotonic() - t0)}: {failure_reason(exc)}")
+            continue
+        durations.append(time.monotonic() - t0)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("acc", "tta_acc")
+                          and isinstance(v, (int, float)))
+        eta = f"; about {_duration(sum(durations) / len(durations) * (len(runs) - i))} left" if i < len(runs) else ""
+        log(f"done   [{i}/{len(runs)}] {name} after {_duration(durations[-1])}: {shown}{eta}")
 
 
 def _submit_local(runs: Sequence[PlannedRun], root: Path, launch_id: str, max_parallel: int) -> int:
@@ -256,7 +260,8 @@ def _submit_local(runs: Sequence[PlannedRun], root: Path, launch_id: str, max_pa
                                 start_new_session=True, close_fds=True)
     manifest = root / MANIFEST
     for run in runs:
-        append_jsonl(manifest, _submit_event(run, launch_id, "local", supervisor_pid=proc.pid))
+        append_jsonl(manifest, _submit_event(run, launch_id, "local", supervisor_pid=proc.pid,
+                                             supervisor_start=process_start(proc.pid)))
     assert proc.stdin is not None
     proc.stdin.close()  # go
     return proc.pid
@@ -291,26 +296,57 @@ def _submit_slurm(runs: Sequence[PlannedRun], root: Path, grid_name: str, launch
 
 
 # --------------------------------------------------------------------------------- wait / cancel
+def _run_name(r: RunStatus) -> str:
+    variant = f" {r.variant}" if r.variant else ""
+    return f"{r.run_id} {r.benchmark}/{r.label}{variant} seed {r.seed}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 def wait_for(root: Path, run_ids: Sequence[str], *, log: Log = _stderr, poll_seconds: float = 5.0,
              timeout: float | None = None) -> SweepStatus:
-    """Block until none of `run_ids` is pending or running; log each change of the counts."""
+    """Block until none of `run_ids` is pending or running.
+
+    Logs each run as it starts and as it ends (its result or failure, its duration) and, after
+    each finished run, an estimate of the time left (the finished runs' mean duration x the
+    remaining runs / the most runs seen running at once).
+    """
     wanted = set(run_ids)
     deadline = None if timeout is None else time.monotonic() + timeout
-    last = None
+    seen: dict[str, str] = {}
+    started: dict[str, float] = {}
+    durations: list[float] = []
+    parallel = 1
     while True:
         st = collect_status(root)
-        counts: dict[str, int] = defaultdict(int)
-        for r in st.runs:
-            if r.run_id in wanted:
-                counts[r.state] += 1
-        line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        if line != last:
-            log(f"{time.strftime('%H:%M:%S')} {line}")
-            last = line
-        if not counts.get("pending") and not counts.get("running"):
+        mine = [r for r in st.runs if r.run_id in wanted]
+        now = time.monotonic()
+        finished_now = False
+        for r in mine:
+            before = seen.get(r.run_id)
+            if r.state == before:
+                continue
+            seen[r.run_id] = r.state
+            if r.state == "running":
+                started[r.run_id] = now
+                log(f"start  {_run_name(r)}")
+            elif r.state in ("done", "failed", "stalled", "cancelled") and before is not None:
+                took = now - started[r.run_id] if r.run_id in started else None
+                if took is not None and r.state == "done":
+                    durations.append(took)
+                finished_now = True
+                when = f" after {_duration(took)}" if took is not None else ""
+                log(f"{r.state:<6} {_run_name(r)}{when}: {r.detail}")
+        parallel = max(parallel, sum(r.state == "running" for r in mine))
+        left = sum(r.state in ("pending", "running") for r in mine)
+        if not left or (deadline is not None and now > deadline):
             return st
-        if deadline is not None and time.monotonic() > deadline:
-            return st
+        if finished_now and durations:
+            eta = sum(durations) / len(durations) * left / parallel
+            log(f"       {len(mine) - left}/{len(mine)} finished, about {_duration(eta)} left")
         time.sleep(poll_seconds)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from augbench import rundir
 from augbench.rundir import ALIVE_SECONDS, ATTEMPTS, STATES
 from augbench.sweep.job import MANIFEST, RUNS_DIR
+from augbench.sweep.process import pid_alive
 
 SWEEP_STATES = tuple(s for s in STATES if s != "absent")  # a sweep's run that never started is stalled
 # squeue states of a job that will still run (or runs): anything else has ended.
@@ -80,21 +81,6 @@ def read_manifest(root: Path) -> Manifest:
 
 
 # --------------------------------------------------------------------------------- processes
-def pid_alive(pid: Any, host: str | None = None, needle: str = "augbench") -> bool | None:
-    """Is `pid` a live (non-zombie) augbench process? None when it runs on another host."""
-    if host is not None and host != socket.gethostname():
-        return None
-    try:
-        pid = int(pid)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (TypeError, ValueError, OSError):
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
-        return False
-    return needle in cmdline  # guards against a reused pid
-
-
 # --------------------------------------------------------------------------------- scheduler
 def slurm_available() -> bool:
     """True when SLURM's client commands are installed and answer."""
@@ -236,13 +222,16 @@ def _run_state(run_id: str, directory: Path, sub: dict[str, Any] | None, later: 
     if sched_state is not None:  # the scheduler knows the job: it decides (a killed job's heartbeat lingers)
         alive = sched_state in SLURM_RUNNING or sched_state in SLURM_WAITING
         running = sched_state in SLURM_RUNNING
-    elif disk.age <= ALIVE_SECONDS and not closed:  # a recent write (heartbeat): something runs it
+    elif ex in ("local", "inline") and sub is not None and sub.get("host") == socket.gethostname():
+        # on this host the processes decide: a killed worker's heartbeat would look alive for minutes
+        pid = sub.get("supervisor_pid", sub.get("pid"))
+        supervisor = bool(pid_alive(pid, sub.get("host"), sub.get("supervisor_start", sub.get("pid_start"))))
+        worker = started and bool(pid_alive(later[last_start].get("pid"), later[last_start].get("host"),
+                                            later[last_start].get("pid_start")))
+        alive = worker or (supervisor and not worker_done)
+        running = worker or (supervisor and started)
+    elif disk.age <= ALIVE_SECONDS and not closed:  # a recent heartbeat: something runs it (remote jobs)
         alive = running = True
-    if sub is not None:
-        if ex in ("local", "inline"):
-            pid = sub.get("supervisor_pid", sub.get("pid"))
-            if pid_alive(pid, sub.get("host")) and not worker_done:
-                alive, running = True, running or started
     submitted_after_status = sub is not None and status is not None and sub.get("time", 0) > status.get("time", 0)
     has_config = (directory / rundir.CONFIG).exists()
 
@@ -257,7 +246,7 @@ def _run_state(run_id: str, directory: Path, sub: dict[str, Any] | None, later: 
     elif disk.state == "failed":
         rs.state = "failed"
         rs.detail = str((status or {}).get("reason", "no reason recorded"))
-    elif "cancel" in kinds:
+    elif "cancel" in kinds or (sched_state or "").startswith("CANCELLED"):  # augbench's cancel or a user's scancel
         rs.state = "cancelled"
         rs.detail = f"cancelled at {progress}" if has_config else "cancelled before it started"
     else:
@@ -326,4 +315,4 @@ def format_status(st: SweepStatus, *, show_done: bool = False) -> str:
 
 
 __all__ = ["Manifest", "RunStatus", "SWEEP_STATES", "SweepStatus", "collect_status", "format_status",
-           "max_array_size", "pid_alive", "read_manifest", "slurm_available", "slurm_states"]
+           "max_array_size", "read_manifest", "slurm_available", "slurm_states"]

@@ -15,16 +15,20 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from augbench.benchmarks import Benchmark
 from augbench.datasets.base import Dataset, Split
+from augbench.errors import ConfigError, TrainingDiverged
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, create_method
 from augbench.rundir import (CHECKPOINT, CHECKPOINT_PREVIOUS, FINAL_WEIGHTS, HEARTBEAT_SECONDS, INSPECT, RecordWriter,
                              touch_heartbeat)
@@ -38,14 +42,63 @@ def derive_seed(seed: int, tag: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{tag}".encode()).digest()[:8], "little") >> 1
 
 
+STATUS_SECONDS = 60.0  # off a terminal, a progress line at most this often
+
+#: Set by a termination signal (`augbench.sweep.job`): the trainer checkpoints after the current step
+#: and exits, so a grace period (SLURM's KillWait) saves the work instead of losing it.
+STOP = threading.Event()
+
+
+class _StatusLines:
+    """tqdm's interface as plain lines for log files: one at most every STATUS_SECONDS, one at the end."""
+
+    def __init__(self, desc: str, total: int, initial: int) -> None:
+        self.desc, self.total, self.n = desc, total, initial
+        self.postfix: dict[str, Any] = {}
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self.last >= STATUS_SECONDS:
+            self._line()
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = values
+
+    def close(self) -> None:
+        if self.n > 0:
+            self._line()
+
+    def _line(self) -> None:
+        self.last = time.monotonic()
+        extra = "".join(f" {k}={v}" for k, v in self.postfix.items())
+        print(f"augbench: {self.desc} step {self.n}/{self.total}{extra} ({self.last - self.start:.0f} s)",
+              file=sys.stderr, flush=True)
+
+
 def _warn(line: str) -> None:
     print(f"augbench: warning: {line}", file=sys.stderr, flush=True)
 
 
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 def resolve_device(name: str) -> torch.device:
+    """`run.device` as a torch device; one-line errors for a bad name or a device this machine lacks."""
+    if not DEVICE_NAME.fullmatch(name):
+        raise ConfigError(f"run.device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"run.device {name}: no CUDA GPU is visible here (torch.cuda.is_available() is "
+                              f"False); use cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"run.device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"run.device {name}: MPS is not available here; use cpu or auto")
+    return dev
 
 
 def split_train_val(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
@@ -103,6 +156,7 @@ class Trainer:
                              families=frozenset({bench.family}), steps_per_epoch=self.steps_per_epoch,
                              feature_dim=getattr(self.model, "feature_dim", None))
         self.method: AugmentationMethod = create_method(method_name, mctx, **hparams).to(self.device)
+        self.method.attach_classifier(self.model)  # a no-op unless the method is defined through it
         torch.manual_seed(derive_seed(seed, "train"))
 
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -233,12 +287,17 @@ class Trainer:
         stats.update(logs)
         return _scalars(stats)
 
-    def _progress(self, total: int, initial: int):  # type: ignore[no-untyped-def]
-        from tqdm.auto import tqdm
+    def _progress(self, total: int, initial: int) -> Any:
+        """A bar on a terminal; elsewhere (cluster log files) a status line at most every STATUS_SECONDS."""
+        desc = f"epoch {self.epoch + 1}/{self.epochs}"
+        if self.s["run.progress"] and not sys.stderr.isatty():
+            return _StatusLines(desc, total, initial)
+        return tqdm(total=total, initial=initial, disable=not self.s["run.progress"], leave=False, desc=desc,
+                    dynamic_ncols=True)
 
-        disable = not (self.s["run.progress"] and sys.stderr.isatty())
-        return tqdm(total=total, initial=initial, disable=disable, leave=False,
-                    desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True)
+    def _say(self, line: str) -> None:
+        if self.s["run.progress"]:
+            print(f"augbench: {line}", file=sys.stderr, flush=True)
 
     def fit(self) -> dict[str, float]:
         """Train (resuming if a checkpoint exists), then report on the test split."""
@@ -256,6 +315,9 @@ class Trainer:
                 i = self.step_in_epoch
                 idx = order[i * bs:(i + 1) * bs] if self.drop_last else order
                 stats = self._step(idx)
+                if not math.isfinite(stats["loss"]):
+                    raise TrainingDiverged(f"the training loss is {stats['loss']} at step {self.global_step + 1} "
+                                           f"(epoch {self.epoch + 1}); lower train.lr or check the data")
                 self.step_in_epoch += 1
                 self.global_step += 1
                 bar.update(1)
@@ -263,14 +325,23 @@ class Trainer:
                     self.records.write(step=self.global_step, epoch=self.epoch, split="train", metrics=stats)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats.get('acc', float('nan')):.3f}")
                 self._heartbeat()
-                if self.step_in_epoch < self.steps_per_epoch and self._checkpoint_due():
+                if self.step_in_epoch < self.steps_per_epoch and (self._checkpoint_due() or STOP.is_set()):
                     self.save()
+                    self._stop_if_asked(bar)
             bar.close()
             self._end_epoch()
             self.epoch += 1
             self.step_in_epoch = 0
             self.save()
+            self._stop_if_asked(bar)
         return self._final_report()
+
+    @staticmethod
+    def _stop_if_asked(bar: Any) -> None:
+        """After a checkpoint: exit if a termination signal asked for it (resumable, not failed)."""
+        if STOP.is_set():
+            bar.close()
+            raise SystemExit(143)
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -302,7 +373,12 @@ class Trainer:
         if self.best["model"] is not None:
             self.model.load_state_dict(self.best["model"])
             self.method.load_state_dict(self.best["method"])
+        views = self.s["eval.tta_views"]
+        self._say(f"final evaluation: {len(self.test_split)} test images" + (
+            f", {views} test-time views each" if views else ""))
+        t0 = time.monotonic()
         ev = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
+        self._say(f"final evaluation took {time.monotonic() - t0:.0f} s")
         metrics = ev.metrics
         metrics["best_epoch"] = self.best["epoch"]
         metrics["steps"] = self.global_step

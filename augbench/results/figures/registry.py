@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from matplotlib.figure import Figure
 from augbench.errors import ConfigError
 from augbench.results.figures import FIGURE_NAMES
 from augbench.results.figures.appendix_e1 import fig_e1_heatmap, fig_e1_lambda
+from augbench.atomic import write_if_changed
 from augbench.results.figures.common import DPI, MissingRuns, PlotContext
 from augbench.results.figures.crops import fig6_crops
 from augbench.results.figures.curves import fig_curves
@@ -53,7 +56,11 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=DPI)
+        buf = io.BytesIO()
+        # no creation date (PDF) or software stamp: the same runs give byte-identical files
+        metadata = {"CreationDate": None, "Producer": None} if p.suffix == ".pdf" else {"Software": None}
+        fig.savefig(buf, format=p.suffix[1:], dpi=DPI, metadata=metadata)
+        write_if_changed(p, buf.getvalue())
     return paths
 
 

@@ -1,0 +1,136 @@
+"""`flowinv`: learned instance-wise invariance with a normalizing flow (Singhal et al., ICCV 2023).
+
+A CNN embeds each image, e = c(x); a conditional RealNVP flow g(T; e) (`flow`) gives a
+distribution over transformation parameters, from which views are drawn by reparameterised
+samples (`spaces` says what the parameters mean on each family). One loss trains the
+classifier, the flow and the embedding together (paper Eqs. 10 and 18):
+
+    mean_views CE(f(A_T(x)), y) + alpha * mean_views log g(T; x),   T ~ g(. ; x)
+
+the Monte Carlo form of L_classifier - alpha H[g]: the entropy term keeps g from collapsing
+onto a single loss-minimising transformation. `alpha` is fixed (public CIFAR-10 code: 0.1,
+CIFAR10-LT: 0.05). The first `burnin_epochs` train on untransformed images, the flow untouched
+(public code: 10 epochs on CIFAR).
+
+Test time (paper Eq. 7-8): predictions averaged over draws of g(T; x): the mean probability
+(`tta_combine="prob"`), or the public CIFAR code's mean logit ("logit").
+
+Settings the paper leaves open, chosen here: training draws `n_views` views per input as the
+task asks (one for classification; the public CIFAR code averages the logits of 20 draws per
+image); the crop space's box map and start (`spaces`); the base means' bound (|mu| <= 3, the
+public code clamps at 1), needed for the crop start.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from augbench.hparams import HParam
+from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, register_method, repeat_views
+from augbench.methods.flowinv.flow import ConditionalFlow, EmbeddingNet
+from augbench.methods.flowinv.spaces import SPACES, build_space
+
+
+@register_method("flowinv")
+class FlowInv(AugmentationMethod):
+    """An image-conditioned normalizing flow over affine/crop parameters, trained with the task loss."""
+
+    families = frozenset({"rotation", "crop"})
+    hparams = {
+        "space": HParam("auto", str, choices=("auto", *SPACES),
+                        help="rotation (angle), crop (4 box parameters) or affine (6 generators, the paper's "
+                             "CIFAR space); auto: from the benchmark family"),
+        "alpha": HParam(0.1, float, low=0.0, help="entropy weight of Eq. 18 (public code: CIFAR-10 0.1, "
+                                                   "CIFAR10-LT 0.05)"),
+        "lr": HParam(1e-4, float, low=0.0, help="Adam learning rate of flow and embedding (public CIFAR code: 1e-4)"),
+        "weight_decay": HParam(0.0, float, low=0.0),
+        "burnin_epochs": HParam(0, int, low=0, help="first epochs on untransformed images, flow untouched "
+                                                     "(public CIFAR code: 10)"),
+        "flow_layers": HParam(12, int, low=0, help="affine coupling blocks (paper: 12 on CIFAR, 4 on Mario-Iggy)"),
+        "flow_width": HParam(64, int, low=1, help="hidden width of each coupling's MLP (paper: 64; public code: 32)"),
+        "n_modes": HParam(10, int, low=1, help="Gaussians in the base mixture (public CIFAR code: 10)"),
+        "emb_dim": HParam(32, int, low=1, help="size of the image embedding e (public code: 32)"),
+        "emb_width": HParam(8, int, low=1, help="channels c of the embedding CNN's first layer (public code: 8)"),
+        "loc_std": HParam(0.2, float, low=0.0, help="initial base means ~ U(-loc_std, loc_std) (CIFAR-10: 0.2, "
+                                                     "CIFAR10-LT: 0.5)"),
+        "start_scale": HParam(0.1, float, low=1e-3, high=2.0, help="initial sigma of each base component (0.1)"),
+        "tanh_width": HParam(1.0, float, low=0.05, high=1.0, help="bound a of the final a tanh(z / a) (CIFAR: 1)"),
+        "gumbel_tau": HParam(0.1, float, low=1e-3, help="temperature of the straight-through component draw"),
+        "trans_scale": HParam(0.1, float, low=0.0, help="affine: translation generator scale (CIFAR-10: 0.1)"),
+        "crop_min_side": HParam(0.1, float, low=0.01, high=0.99, help="crop: smallest box side, fraction of the image"),
+        "crop_init_side": HParam(0.9, float, low=0.02, high=0.999,
+                                 help="crop: box side where the distribution starts (centred boxes)"),
+        "inspect_samples": HParam(256, int, low=2, help="draws per input behind inspect's ranges and entropy"),
+        "range_quantile": HParam(0.01, float, low=0.0, high=0.49,
+                                 help="rotation_range = [q, 1-q] quantiles of the drawn angles (public plots: 1%)"),
+        "tta_combine": HParam("prob", str, choices=("prob", "logit"),
+                              help="test-time average: probabilities (paper Eq. 8) or logits (public CIFAR code)"),
+    }
+
+    def __init__(self, ctx: MethodContext, **hp: Any) -> None:
+        super().__init__(ctx, **hp)
+        hp = self.hp
+        self.space = build_space(hp["space"], ctx.families, hp["crop_min_side"], hp["crop_init_side"],
+                                 hp["trans_scale"])
+        self.embed = EmbeddingNet(ctx.image_shape[0], hp["emb_width"], hp["emb_dim"])
+        self.flow = ConditionalFlow(self.space.dim, hp["emb_dim"], hp["flow_layers"], hp["flow_width"],
+                                    hp["n_modes"], hp["loc_std"], hp["start_scale"], hp["tanh_width"],
+                                    hp["gumbel_tau"], offset=self.space.start(hp["tanh_width"]))
+
+    # ------------------------------------------------------------------ the distribution
+    def draw(self, x: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """n reparameterised draws per input, view-major: parameters (n*B, d) and log g (n*B,)."""
+        e = self.embed(x)
+        return self.flow.rsample(e.repeat(n, 1))
+
+    def log_prob(self, x: Tensor, w: Tensor) -> Tensor:
+        """log g(w; x) (B,) of given parameters w (B, d) for each image of x (B, C, H, W)."""
+        return self.flow.log_prob(w, self.embed(x))
+
+    # ------------------------------------------------------------------ training
+    def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
+        xs = repeat_views(x, n_views)
+        if ctx.training and ctx.epoch < self.hp["burnin_epochs"]:
+            return Views(xs, n_views)
+        w, log_q = self.draw(x, n_views)
+        entropy = -log_q.detach().view(n_views, -1).mean(0)
+        return Views(self.space.apply(xs, w), n_views, entropy=entropy, info={"w": w.detach(), "log_q": log_q})
+
+    def objective(self, per_sample_loss: Tensor, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
+        loss = per_sample_loss.mean()
+        log_q = views.info.get("log_q")
+        if log_q is None:  # burn-in: identity views
+            return loss, {}
+        return loss + self.hp["alpha"] * log_q.mean(), {"entropy": -log_q.detach().mean()}
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hp["lr"], weight_decay=self.hp["weight_decay"])
+
+    def end_epoch(self, epoch: int, val_stats: Any) -> dict[str, float]:
+        return {"alpha": float(self.hp["alpha"]), "burnin": float(epoch < self.hp["burnin_epochs"])}
+
+    # ------------------------------------------------------------------ evaluation
+    def combine_views(self, outs: Tensor) -> Tensor:
+        """(V, B, K) -> (B, K): log of the mean probability (Eq. 8) or the mean logit."""
+        if self.hp["tta_combine"] == "logit":
+            return outs.mean(0)
+        return torch.log_softmax(outs, -1).logsumexp(0) - math.log(outs.shape[0])
+
+    @torch.no_grad()
+    def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        """entropy (B,) (Monte Carlo, of the flow parameters), and the space's summaries:
+        rotation: rotation_range (B, 2) radians, rotation_width (B,); crop: crop_boxes (B, 8, 4)."""
+        s = self.hp["inspect_samples"]
+        w, log_q = self.draw(x, s)
+        b = x.shape[0]
+        out = {"entropy": -log_q.view(s, b).mean(0)}
+        out.update(self.space.summarize(w.view(s, b, -1), self.hp["range_quantile"]))
+        return out
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in {**self.hp, "space": self.space.name}.items())
+

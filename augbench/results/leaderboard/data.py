@@ -1,0 +1,408 @@
+"""What the leaderboard pages show, as plain data built from a collected frame (no HTML here).
+
+Per benchmark: the generic table's cells (`augbench.results.cells.auto_tables`: one row per
+method and variant, a configuration chosen by validation, 95% t-intervals, best and ties), the
+paper's number where a paper table has that row, the cost of a run (device-hours from the
+trainer's wall time) and, where `augbench bench` measured it, training throughput and peak
+memory. Per method: its configurations, hyperparameters and every run with its provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from augbench.results.cells import Cell, TableResult, auto_tables, paper_table
+from augbench.results.collect import derive_variant
+from augbench.results.paper import TABLES, paper_value
+from augbench.results.selection import TIE_RULE, TIE_TOLERANCE, choose_config, display_value, finished_runs, select
+from augbench.results.units import is_percent, metric_kind
+
+HEADLINE = ("tta_acc", "acc")  # the index page's leaders: TTA accuracy where reported, else accuracy
+PROVENANCE = (("augbench", "augbench_version"), ("python", "python_version"), ("torch", "torch_version"),
+              ("torchvision", "torchvision_version"), ("CUDA", "cuda_version"), ("device", "device_name"),
+              ("threads", "threads"), ("identity", "identity_version"))
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a name (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
+
+
+def method_slug(method: str, variant: str) -> str:
+    return slug(f"{method}--{variant}" if variant else method)
+
+
+def text(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return display_value(value)
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return "" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+@dataclass
+class MetricCell:
+    """One metric of one method, ready to print."""
+
+    metric: str
+    status: str
+    mean: str = ""
+    ci: str = ""  # "[low, high]"
+    half: str = ""
+    std: str = ""
+    n: int = 0
+    best: bool = False
+    tied: bool = False
+    sort: str = ""  # the number a sortable column orders by ("" sorts last)
+
+    @classmethod
+    def of(cls, cell: Cell) -> MetricCell:
+        if cell.status != "ok":
+            return cls(cell.metric, cell.status)
+        ci = f"[{_num(cell.low)}, {_num(cell.high)}]" if cell.n > 1 else ""
+        return cls(cell.metric, "ok", _num(cell.mean), ci, _num(cell.half), _num(cell.std), cell.n, cell.best,
+                   cell.tied, repr(round(cell.mean, 6)))
+
+
+@dataclass
+class Cost:
+    """Mean device-hours per run, throughput and peak memory (empty where not measured)."""
+
+    hours: str = ""
+    unit: str = ""  # GPU-h or CPU-h (CPU-hours: wall hours x torch threads)
+    hours_sort: str = ""
+    img_s: str = ""
+    img_s_sort: str = ""
+    memory: str = ""
+    memory_sort: str = ""
+    measured_on: str = ""
+
+
+@dataclass
+class RunRow:
+    """One run with its provenance."""
+
+    run_id: str
+    seed: str
+    state: str
+    reason: str
+    config: str
+    chosen: bool
+    val: str
+    result: str
+    best_epoch: str
+    wall: str
+    provenance: dict[str, str]
+    commit: str
+    grid: str
+    run_dir: str
+
+
+@dataclass
+class ConfigRow:
+    config: str
+    runs: int
+    val: str
+    chosen: bool
+    tie: bool
+
+
+@dataclass
+class MethodPage:
+    benchmark: str
+    method: str
+    variant: str
+    label: str
+    slug: str
+    metrics: list[MetricCell]
+    paper: list[tuple[str, str]]  # (where, number)
+    note: str
+    hparams: list[tuple[str, str]]
+    settings: list[tuple[str, str]]
+    configs: list[ConfigRow]
+    runs: list[RunRow]
+    cost: Cost
+    counts: str
+    curves: str = ""  # image file, relative to the benchmark folder
+
+
+@dataclass
+class PaperCell:
+    ours: str
+    paper: str
+    diff: str
+    inside: str  # "in CI" / "outside CI" / ""
+    best: bool
+    tied: bool
+    kind: str
+
+
+@dataclass
+class PaperTable:
+    id: str
+    title: str
+    columns: list[str]
+    extra_columns: list[str]
+    rows: list[tuple[str, list[str], list[PaperCell]]]
+
+
+@dataclass
+class BenchmarkPage:
+    name: str
+    description: str
+    paper: str
+    metrics: list[str]  # column labels
+    methods: list[MethodPage]
+    paper_tables: list[PaperTable] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (title, file)
+    leaders: list[tuple[str, str, list[str], bool]] = field(default_factory=list)  # (metric, value, labels, tied)
+    n_runs: int = 0
+    n_done: int = 0
+
+
+# --------------------------------------------------------------------------------- bench measurements
+def read_bench(files: Sequence[Path | str]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """`augbench bench` result CSVs, keyed by (benchmark, method, variant): the first value of each
+    measure over the files in order (one file measures augmentation, another the training step)."""
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for f in files:
+        df = pd.read_csv(f)
+        for r in df.to_dict("records"):
+            if r.get("status", "ok") != "ok" or not isinstance(r.get("benchmark"), str):
+                continue
+            try:
+                hp = json.loads(r.get("hparams") or "{}")
+            except (TypeError, ValueError):
+                hp = {}
+            family = _family(r["benchmark"])
+            key = (r["benchmark"], r["method"], derive_variant(r["method"], hp, family))
+            entry = out.setdefault(key, {})
+            for k, v in r.items():
+                if k not in entry and not (isinstance(v, float) and math.isnan(v)):
+                    entry[k] = v
+    return out
+
+
+def _family(benchmark: str) -> str | None:
+    from augbench.benchmarks import BENCHMARKS
+
+    return BENCHMARKS.get(benchmark).family if benchmark in BENCHMARKS else None
+
+
+def _describe(benchmark: str) -> tuple[str, str]:
+    from augbench.benchmarks import BENCHMARKS
+
+    if benchmark not in BENCHMARKS:
+        return "", ""
+    cls = BENCHMARKS.get(benchmark)
+    return f"{cls.description} ({cls.family} family, {cls.task} task)", cls.paper
+
+
+def _cost(runs: pd.DataFrame, bench: Mapping[str, Any] | None) -> Cost:
+    cost = Cost()
+    if "wall_time" in runs:
+        rows = runs[runs["wall_time"].notna()]
+        if not rows.empty:
+            gpu = rows["device"].fillna("cpu").astype(str).str.startswith("cuda")
+            threads = pd.to_numeric(rows["threads"], errors="coerce").fillna(1).astype(float)
+            hours = rows["wall_time"].astype(float) / 3600.0 * (1.0 if gpu.all() else threads)
+            if gpu.all() or not gpu.any():
+                cost.unit = "GPU-h" if gpu.all() else "CPU-h"
+                mean = float(hours.mean())
+                cost.hours, cost.hours_sort = f"{mean:.3g}", repr(round(mean, 9))
+            else:
+                cost.hours, cost.unit = "mixed devices", ""
+    if bench:
+        if bench.get("step_ms") and bench.get("batch_size"):
+            rate = float(bench["batch_size"]) * 1000.0 / float(bench["step_ms"])
+            cost.img_s, cost.img_s_sort = f"{rate:,.0f}", repr(round(rate, 3))
+        mem = bench.get("step_mem_mb", bench.get("augment_mem_mb"))
+        if mem is not None:
+            cost.memory, cost.memory_sort = f"{float(mem):,.0f} MB", repr(round(float(mem), 3))
+        cost.measured_on = " ".join(str(bench.get(k, "")) for k in ("device", "device_name")).strip()
+    return cost
+
+
+def _paper_numbers(benchmark: str, method: str, variant: str) -> list[tuple[str, str]]:
+    """The paper's numbers for this row in tables without extra filters: (table and metric, value)."""
+    out = []
+    for spec in TABLES.values():
+        if spec.benchmark != benchmark:
+            continue
+        for row in spec.rows:
+            if row.method != method or row.variant != variant or row.where:
+                continue
+            for col in spec.columns:
+                if col.where:
+                    continue
+                value = paper_value(spec.paper_key(row, col))
+                if value is None:
+                    continue
+                mean, std, _ = value
+                text = _num(mean) + ("" if math.isnan(std) else f" ± {_num(std)}")
+                out.append((f"Table {spec.id}, {spec.metric(row, col)}", text))
+    return out
+
+
+def _differing(df: pd.DataFrame) -> list[str]:
+    cols = [c for c in df.columns if c.startswith(("hp.", "set."))]
+    return [c for c in cols if df[c].astype(str).nunique(dropna=False) > 1]
+
+
+def _configtext(row: Mapping[str, Any], cols: Iterable[str]) -> str:
+    return ", ".join(f"{c.split('.', 1)[1]}={text(row[c])}" for c in cols)
+
+
+def _run_rows(all_runs: pd.DataFrame, done: pd.DataFrame, chosen: set[str], metric: str) -> list[RunRow]:
+    runs = all_runs.drop_duplicates("run_id", keep="last").sort_values(["seed", "run_id"], na_position="last")
+    cols = _differing(runs)
+    test = done.set_index("run_id") if not done.empty else pd.DataFrame()
+    out = []
+    for r in runs.to_dict("records"):
+        t = test.loc[r["run_id"]] if r["run_id"] in test.index else None
+        value = t[metric] if t is not None and metric in t and not pd.isna(t[metric]) else None
+        val = t["val_acc"] if t is not None and "val_acc" in t and not pd.isna(t["val_acc"]) else None
+        scale = 100.0 if is_percent(metric) else 1.0
+        best_epoch = t["best_epoch"] if t is not None and "best_epoch" in t and not pd.isna(t["best_epoch"]) else None
+        dirty = r.get("git_dirty")
+        commit = text(r.get("git_commit"))[:12] + (" (dirty)" if dirty is True else "")
+        grid = text(r.get("grid"))
+        if grid and text(r.get("grid_sha256")):
+            grid += f" sha256:{text(r.get('grid_sha256'))[:12]}"
+        wall = r.get("wall_time")
+        wall_text = "" if wall is None or pd.isna(wall) else f"{float(wall):.0f} s"
+        if wall_text and r.get("wall_time_source") == "records":
+            wall_text += " (from records)"
+        out.append(RunRow(
+            run_id=str(r["run_id"]), seed=text(r.get("seed")), state=text(r.get("state")),
+            reason=text(r.get("reason")), config=_configtext(r, cols), chosen=r["run_id"] in chosen,
+            val=_num(float(val), 4) if val is not None else "",
+            result=_num(float(value) * scale) if value is not None else "",
+            best_epoch=text(best_epoch), wall=wall_text,
+            provenance={label: text(r.get(col)) for label, col in PROVENANCE}, commit=commit, grid=grid,
+            run_dir=text(r.get("run_dir"))))
+    return out
+
+
+def _configs(done: pd.DataFrame, chosen: set[str], tie: bool) -> list[ConfigRow]:
+    """Every configuration a method's cell was chosen from, with its mean validation score."""
+    cols = _differing(done)
+    if not cols:
+        return []
+    groups = list(done.groupby(done[cols].astype(str).apply(lambda r: json.dumps(list(r)), axis=1), sort=True))
+    means = [g["val_acc"].mean() for _, g in groups]
+    top = max((float(v) for v in means if not pd.isna(v)), default=math.nan)
+    out = []
+    for (_, g), val in zip(groups, means):
+        at_top = not pd.isna(val) and abs(float(val) - top) <= TIE_TOLERANCE
+        out.append(ConfigRow(_configtext(g.iloc[0], cols), len(g), "" if pd.isna(val) else _num(float(val), 4),
+                             bool(set(g["run_id"]) & chosen), tie and at_top))
+    return out
+
+
+def _values(df: pd.DataFrame, prefix: str) -> list[tuple[str, str]]:
+    cols = sorted(c for c in df.columns if c.startswith(prefix) and df[c].notna().any())
+    if df.empty:
+        return []
+    first = df.iloc[0]
+    return [(c[len(prefix):], text(first[c])) for c in cols]
+
+
+def _note(cells: Sequence[Cell]) -> str:
+    c = next((c for c in cells if c.selected), None)
+    if c is None:
+        return ""
+    if c.tie:
+        return (f"{c.selected}: validation tie of {c.tie} of {c.candidates} configurations, broken by "
+                f"{TIE_RULE}")
+    how = "best of {n} by validation" if c.by_validation else "of {n}: no validation accuracy, most seeds"
+    return f"{c.selected} ({how.format(n=c.candidates)})"
+
+
+def _paper_tables(frame: pd.DataFrame, benchmark: str) -> list[PaperTable]:
+    out = []
+    for spec in TABLES.values():
+        if spec.benchmark != benchmark:
+            continue
+        res = paper_table(frame, spec.id)
+        if not any(c.status == "ok" for line in res.cells for c in line):
+            continue
+        out.append(_paper_table(res))
+    return out
+
+
+def _paper_table(res: TableResult) -> PaperTable:
+    rows = []
+    for label, extras, line in zip(res.row_labels, res.row_extras, res.cells):
+        cells = []
+        for j, c in enumerate(line):
+            ours = MetricCell.of(c)
+            text = (f"{ours.mean} ± {ours.half}" if ours.half else ours.mean) if c.status == "ok" else \
+                ("not reported" if c.status == "not-reported" else "—" + ("" if c.status == "missing"
+                                                                             else f" ({c.status})"))
+            paper = "" if math.isnan(c.paper_mean) else _num(c.paper_mean) + (
+                "" if math.isnan(c.paper_std) else f" ± {_num(c.paper_std)}")
+            inside = {True: "in CI", False: "outside CI", None: ""}[c.paper_in_ci]
+            kind = metric_kind(c.metric) if res.mixes_metrics(j) and c.status == "ok" else ""
+            cells.append(PaperCell(text + (f" (n={c.n})" if c.status == "ok" else ""), paper,
+                                   "" if math.isnan(c.diff) else f"{c.diff:+.2f}", inside, c.best, c.tied, kind))
+        rows.append((label, [extras.get(k, "") for k in res.extra_columns], cells))
+    return PaperTable(res.id, res.title, list(res.column_labels), list(res.extra_columns), rows)
+
+
+def benchmark_pages(frame: pd.DataFrame, bench_measurements: Mapping[tuple[str, str, str], Mapping[str, Any]]
+                    | None = None) -> list[BenchmarkPage]:
+    """Every benchmark of the frame with its methods, sorted by name (methods as in the generic table)."""
+    if frame.empty:
+        return []
+    bench_measurements = bench_measurements or {}
+    done_all = finished_runs(frame)
+    pages = []
+    for res in auto_tables(frame):
+        bench = res.benchmark
+        b_frame = frame[frame["benchmark"] == bench]
+        b_done = done_all[done_all["benchmark"] == bench]
+        metrics = [line.metric for line in res.cells[0]] if res.cells else []
+        headline = next((m for m in HEADLINE if m in metrics), metrics[0] if metrics else "")
+        methods = []
+        for (method, variant), label, line in zip(res.rows_meta, res.row_labels, res.cells):
+            m_all = select(b_frame, bench, method, variant, {})
+            m_done = select(b_done, bench, method, variant, {})
+            choice = choose_config(m_done) if not m_done.empty else None
+            chosen = set(choice.runs["run_id"]) if choice is not None else set()
+            states = m_all.drop_duplicates("run_id")["state"].value_counts()
+            counts = ", ".join(f"{int(n)} {s}" for s, n in sorted(states.items()))
+            runs_of_choice = m_all[m_all["run_id"].isin(chosen)].drop_duplicates("run_id")
+            source = choice.runs if choice is not None else m_all
+            methods.append(MethodPage(
+                benchmark=bench, method=method, variant=variant, label=label, slug=method_slug(method, variant),
+                metrics=[MetricCell.of(c) for c in line], paper=_paper_numbers(bench, method, variant),
+                note=_note(line), hparams=_values(source, "hp."), settings=_values(source, "set."),
+                configs=_configs(m_done, chosen, bool(choice.tie) if choice is not None else False),
+                runs=_run_rows(m_all, m_done, chosen, headline), cost=_cost(runs_of_choice,
+                                                                           bench_measurements.get((bench, method,
+                                                                                                   variant))),
+                counts=counts))
+        description, paper = _describe(bench)
+        page = BenchmarkPage(bench, description, paper, list(res.column_labels), methods,
+                             paper_tables=_paper_tables(frame, bench),
+                             n_runs=int(b_frame["run_id"].nunique()), n_done=int(b_done["run_id"].nunique()))
+        for j, metric in enumerate(metrics):
+            if metric not in HEADLINE:
+                continue
+            best = [(m.label, line[j]) for m, line in zip(methods, res.cells) if line[j].best]
+            if best:
+                page.leaders.append((res.column_labels[j], _num(best[0][1].mean) if len(best) == 1 else "",
+                                     [lab for lab, _ in best], len(best) > 1))
+        pages.append(page)
+    return sorted(pages, key=lambda p: p.name)

@@ -1,0 +1,223 @@
+"""Writing the leaderboard: pages from Jinja2 templates, figures as PNG, the sort script and style.
+
+Layout of OUT (every link relative, so it works from file:// and from any static host)::
+
+    index.html                      benchmarks, their leaders, the software the runs used
+    assets/style.css, sort.js       the only style and script (no CDN, nothing fetched)
+    <benchmark>/index.html          the sortable table of methods, the paper's tables, figures
+    <benchmark>/<method>.html       one method: results, configurations, hyperparameters, runs
+    <benchmark>/figures/*.png       the benchmark's figures (5, 6, 7, E.1, curves: where they apply)
+    <benchmark>/curves/<method>.png that method's training curves
+    .augbench-leaderboard           the files of the last build (stale ones are removed)
+
+Outputs are deterministic: no timestamps, sorted everything, and a file whose bytes did not
+change is not rewritten (its mtime stays).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from augbench.errors import DataError
+from augbench.results.leaderboard.curves import method_curves
+from augbench.results.leaderboard.data import PROVENANCE, BenchmarkPage, benchmark_pages, read_bench, text
+from augbench.results.selection import TIE_RULE
+from augbench.results.stats import INTERVAL_NAME
+
+MARKER = ".augbench-leaderboard"
+BENCHMARK_FIGURES = (("fig5-rotation", "Figure 5: learned rotation ranges per instance"),
+                     ("fig6-crops", "Figure 6: sampled crops and crop statistics"),
+                     ("fig7-id-ood", "Figure 7: in- against out-of-distribution accuracy"),
+                     ("E1-heatmap", "Figure E.1: accuracy over [Hmin, Hmax]"),
+                     ("E1-lambda", "Figure E.1: fixed against dynamic lambda"),
+                     ("curves", "Training curves of every run"))
+Report = Callable[[str], None]
+
+
+@dataclass
+class Environment:
+    """One software environment the runs used, and how many runs used it."""
+
+    augbench: str
+    commit: str
+    python: str
+    torch: str
+    torchvision: str
+    CUDA: str
+    device: str
+    runs: int
+
+
+@dataclass
+class Site:
+    version: str
+    n_runs: int
+    interval: str
+    benchmarks: list[BenchmarkPage]
+    environments: list[Environment] = field(default_factory=list)
+
+
+class _Writer:
+    """Writes files under OUT only when their bytes change, and remembers what it wrote."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.written: list[Path] = []
+
+    def write(self, rel: str, data: bytes | str) -> Path:
+        blob = data.encode() if isinstance(data, str) else data
+        path = self.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_bytes() != blob:
+            path.write_bytes(blob)
+        self.written.append(path)
+        return path
+
+    def figure(self, rel: str, fig: Figure) -> Path:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi, metadata={"Software": None})
+        return self.write(rel, buf.getvalue())
+
+    def finish(self) -> None:
+        """Record this build's files; remove the files of the previous build that it no longer has."""
+        rel = sorted({p.relative_to(self.out).as_posix() for p in self.written})
+        marker = self.out / MARKER
+        try:
+            previous = json.loads(marker.readtext()) if marker.is_file() else []
+        except ValueError:
+            previous = []
+        for old in sorted(set(previous) - set(rel)):
+            path = self.out / old
+            if path.is_file() and ".." not in Path(old).parts:
+                path.unlink()
+        self.write(MARKER, json.dumps(rel, indent=0) + "\n")
+
+
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("augbench.results.leaderboard", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
+                              lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _static(name: str) -> bytes:
+    import importlib.resources
+
+    return importlib.resources.files("augbench.results.leaderboard").joinpath("static", name).read_bytes()
+
+
+def _environments(frame: pd.DataFrame) -> list[Environment]:
+    runs = frame.drop_duplicates("run_id")
+    cols = ["augbench_version", "git_commit", "git_dirty", "python_version", "torch_version", "torchvision_version",
+            "cuda_version", "device_name"]
+    runs = runs.reindex(columns=cols + ["run_id"])
+    keyed = pd.DataFrame({c: [text(v) for v in runs[c]] for c in cols})
+    out = []
+    for key, g in keyed.groupby(cols, sort=True, dropna=False):
+        a, commit, dirty, py, torch, tv, cuda, device = key
+        commit = commit[:12] + (" (dirty)" if dirty == "True" else "")
+        out.append(Environment(a, commit, py, torch, tv, cuda, device, len(g)))
+    return out
+
+
+def _benchmark_figures(frame: pd.DataFrame, root: Path, bench: str, writer: _Writer, report: Report
+                       ) -> list[tuple[str, str]]:
+    import seaborn as sns
+
+    from augbench.results.figures.common import MissingRuns, PlotContext
+    from augbench.results.figures.registry import FIGURES
+
+    ctx = PlotContext(frame, root)
+    out = []
+    with sns.axes_style("whitegrid"):
+        for name, title in BENCHMARK_FIGURES:
+            try:
+                for file_name, fig in FIGURES[name](ctx, bench):
+                    writer.figure(f"{bench}/figures/{file_name}.png", fig)
+                    out.append((title, f"figures/{file_name}.png"))
+            except MissingRuns as exc:
+                report(f"{bench}: {exc}")
+    return out
+
+
+def build_site(frame: pd.DataFrame, root: Path | str, out: Path | str, bench_files: Sequence[Path | str] = (),
+               report: Report = print, figures: bool = True) -> list[Path]:
+    """Write the leaderboard of `frame` (collected from `root`, where figures find inspect.pt) under `out`."""
+    from augbench import __version__
+
+    root, out = Path(root), Path(out)
+    writer = _Writer(out)
+    pages = benchmark_pages(frame, read_bench(bench_files))
+    site = Site(__version__, int(frame["run_id"].nunique()) if not frame.empty else 0, INTERVAL_NAME, pages,
+                _environments(frame) if not frame.empty else [])
+    env = _environment()
+    labels = [label for label, _ in PROVENANCE]
+    for b in pages:
+        if figures:
+            b.figures = _benchmark_figures(frame, root, b.name, writer, report)
+        for m in b.methods:
+            runs = frame[(frame["benchmark"] == b.name) & (frame["method"] == m.method)
+                         & (frame["variant"].fillna("") == m.variant)]
+            fig = method_curves(runs) if figures else None
+            if fig is not None:
+                writer.figure(f"{b.name}/curves/{m.slug}.png", fig)
+                m.curves = f"curves/{m.slug}.png"
+        for m in b.methods:
+            headline = next((lab for lab, c in zip(b.metrics, m.metrics) if c.metric in ("tta_acc", "acc")),
+                            b.metrics[0] if b.metrics else "")
+            writer.write(f"{b.name}/{m.slug}.html", env.get_template("method.html.j2").render(
+                site=site, up="../", m=m, metrics=list(zip(b.metrics, m.metrics)), headline=headline,
+                provenance_labels=labels, figures=b.figures, tie_rule=TIE_RULE))
+        writer.write(f"{b.name}/index.html", env.get_template("benchmark.html.j2").render(site=site, up="../", b=b))
+    writer.write("index.html", env.get_template("index.html.j2").render(site=site, up=""))
+    for name in ("style.css", "sort.js"):
+        writer.write(f"assets/{name}", _static(name))
+    writer.finish()
+    return writer.written
+
+
+def collect_roots(roots: Sequence[Path | str], report: Report) -> tuple[pd.DataFrame, Path]:
+    """One frame from several folders of runs (or files written by `augbench collect --out`), and the
+    folder their `run_dir`s are relative to. A run found twice (same run id) counts once."""
+    from augbench.results.collect import collect
+    from augbench.results.schema import apply_dtypes, read_frame
+
+    paths = [Path(r).resolve() for r in roots]
+    if not paths:
+        raise DataError("no results given: name at least one folder of runs")
+    bases = [p.parent if p.is_file() else p for p in paths]
+    common = Path(os.path.commonpath([str(b) for b in bases]))
+    frames = []
+    for path, base in zip(paths, bases):
+        frame = read_frame(path, report) if path.is_file() else collect(path, report=report)
+        if not frame.empty:
+            prefix = base.relative_to(common).as_posix()
+            if prefix not in ("", "."):
+                frame = frame.assign(run_dir=[f"{prefix}/{d}" if d != "." else prefix for d in frame["run_dir"]])
+        frames.append(frame)
+    frame = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
+        not f.empty for f in frames) else frames[0]
+    if len(frames) > 1 and not frame.empty:
+        first = frame.drop_duplicates("run_id")[["run_id", "run_dir"]].set_index("run_id")["run_dir"]
+        dup = frame["run_dir"] != frame["run_id"].map(first)
+        for run_id in sorted(set(frame.loc[dup, "run_id"])):
+            report(f"run {run_id} is in several folders; {first[run_id]} is used")
+        frame = frame[~dup].reset_index(drop=True)
+    return apply_dtypes(frame), common
+
+
+def leaderboard(roots: Sequence[Path | str], out: Path | str, bench_files: Sequence[Path | str] = (),
+                report: Report = print) -> list[Path]:
+    """Collect `roots` and write their leaderboard under `out` (see the module docstring)."""
+    frame, common = collect_roots(roots, report)
+    return build_site(frame, common, out, bench_files, report)
