@@ -66,8 +66,8 @@ def unknown_key_error(key: str, settings: Iterable[str], hparams: Iterable[str],
     """'unknown setting' with a did-you-mean and the valid keys grouped by destination."""
     settings, hparams = sorted(settings), sorted(hparams)
     close = difflib.get_close_matches(key, settings + hparams, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown setting {key!r} for {where}{hint} benchmark settings: {', '.join(settings)}; "
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown setting {key!r} for {where}{hint}; benchmark settings: {', '.join(settings)}; "
                        f"method hyperparameters: {', '.join(hparams) or '(none)'}")
 
 

@@ -6,6 +6,7 @@ method is one file; external packages add theirs through an entry-point group.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import importlib
 import pkgutil
@@ -58,7 +59,9 @@ class Registry(Generic[T]):
         """The class registered as `name`, or a one-line error listing the valid names."""
         self._load()
         if name not in self._items:
-            raise ConfigError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.names())}")
         return self._items[name]
 
     def names(self, pattern: str = "*") -> list[str]:

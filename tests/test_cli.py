@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -68,7 +70,8 @@ def test_list_shows_methods_hyperparameters_and_benchmarks(capsys):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["run", "no-such-bench", "--method", "none"], "unknown benchmark 'no-such-bench'; valid: "),
-    (["run", "glyphs-rotation", "--method", "nope"], "unknown method 'nope'; valid: "),
+    (["run", "glyphs-rotation", "--method", "nope"], "unknown method 'nope' (did you mean 'none'?); valid: "),
+    (["run", "glyphs-rotaton", "--method", "none"], "unknown benchmark 'glyphs-rotaton' (did you mean 'glyphs-rotation'?)"),
     (["run", "glyphs-rotation", "--method", "none", "--set", "train.epoch=3"], "unknown setting 'train.epoch'"),
     (["run", "glyphs-rotation", "--method", "none", "--set", "train.epochs=-1"], "below the minimum"),
     (["run", "glyphs-rotation", "--method", "none", "--set", "train.epochs=abc"], "expected int"),
@@ -153,3 +156,12 @@ def test_a_rerun_of_a_finished_run_says_already_done(tmp_path, tiny, capsys):
     assert "  data     glyphs-rotation:" in first and "train /" in first and "threads" in first
     assert main(args) == 0
     assert f"already done in {out}" in capsys.readouterr().err
+
+
+def test_the_parser_imports_no_heavy_library():
+    """`augbench --help` must answer at once: torch, pandas and matplotlib load only in commands that use them."""
+    code = ("import sys; from augbench.cli import build_parser; build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pandas', 'matplotlib', 'seaborn', "
+            "'numpy', 'submitit'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

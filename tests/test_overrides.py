@@ -31,7 +31,7 @@ def test_unknown_keys_get_a_suggestion_and_the_valid_keys_grouped():
     with pytest.raises(ConfigError) as err:
         split_overrides({"train.epoch": "3"}, {"train.epochs", "data.root"}, "m", {"alpha"}, "benchmark b")
     msg = str(err.value)
-    assert "did you mean 'train.epochs'?" in msg
+    assert "(did you mean 'train.epochs'?);" in msg
     assert "benchmark settings: data.root, train.epochs; method hyperparameters: alpha" in msg
     with pytest.raises(ConfigError, match="this run's method is m, not other"):
         split_overrides({"other:alpha": "1"}, set(), "m", {"alpha"}, "b")

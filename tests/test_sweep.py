@@ -26,7 +26,7 @@ from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, list_grids, load_grid, parse_grid
 from augbench.sweep.cli import parse_seeds
 from augbench.sweep.grid import Resources, parse_grid, parse_time_minutes
-from augbench.sweep.job import MANIFEST, run_dir
+from augbench.sweep.layout import MANIFEST, run_dir
 from augbench.sweep.status import format_status
 
 TINY_SETTINGS = {"data.n_train": 64, "data.n_test": 32, "train.epochs": 1, "train.batch_size": 16,

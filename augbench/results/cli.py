@@ -84,7 +84,7 @@ def register(subparsers: Any) -> None:
     """Add the results subcommands to the `augbench` parser."""
     from augbench.results.figures import FIGURE_NAMES as FIGURES  # names only: no matplotlib to build a parser
     from augbench.results.paper import TABLES
-    from augbench.results.tables import FORMATS
+    from augbench.results.formats import FORMATS
 
     p = subparsers.add_parser("collect", help="every record under ROOT as one table (CSV; Parquet with pyarrow)")
     p.add_argument("root", help="folder of run directories (searched recursively)")

@@ -23,8 +23,8 @@ from augbench.results.cells import NOT_REPORTED, Cell, TableResult
 from augbench.results.selection import TIE_RULE
 from augbench.results.stats import INTERVAL_NAME
 from augbench.results.units import is_percent, metric_kind
+from augbench.results.formats import FORMATS, SUFFIX
 
-FORMATS = ("csv", "md", "latex")
 SPREADS = ("ci", "std")  # what follows "±": the 95% t-interval's half-width, or the sample std
 DASH = {"md": "—", "latex": "---"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -176,7 +176,6 @@ def to_csv(result: TableResult, spread: str = "ci") -> str:
 
 
 RENDERERS = {"csv": to_csv, "md": to_markdown, "latex": to_latex}
-SUFFIX = {"csv": "csv", "md": "md", "latex": "tex"}
 
 
 def render(result: TableResult, fmt: str, spread: str = "ci") -> str:

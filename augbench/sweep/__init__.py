@@ -10,11 +10,24 @@ cluster settings) and ROOT/manifest.jsonl records which job runs what, so a swee
 be read from disk alone and a relaunch never repeats finished or live work.
 """
 
-from augbench.sweep.grid import Grid, PlannedRun, Resources, find_grid, list_grids, load_grid, parse_grid
-from augbench.sweep.job import SweepJob, run_dir
-from augbench.sweep.launch import LaunchReport, cancel, launch_sweep, wait_for
-from augbench.sweep.status import RunStatus, SweepStatus, collect_status, format_status
+import importlib
+from typing import Any
 
-__all__ = ["Grid", "LaunchReport", "PlannedRun", "Resources", "RunStatus", "SweepJob", "SweepStatus", "cancel",
-           "collect_status", "find_grid", "format_status", "launch_sweep", "list_grids", "load_grid", "parse_grid",
-           "run_dir", "wait_for"]
+# name -> module; imported on first use, so the CLI parser (which imports augbench.sweep.cli) stays light
+_EXPORTS = {
+    **dict.fromkeys(("Grid", "PlannedRun", "Resources", "find_grid", "list_grids", "load_grid", "parse_grid"),
+                    "augbench.sweep.grid"),
+    "SweepJob": "augbench.sweep.job",
+    "run_dir": "augbench.sweep.layout",
+    **dict.fromkeys(("LaunchReport", "cancel", "launch_sweep", "wait_for"), "augbench.sweep.launch"),
+    **dict.fromkeys(("RunStatus", "SweepStatus", "collect_status", "format_status"), "augbench.sweep.status"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'augbench.sweep' has no attribute {name!r}")

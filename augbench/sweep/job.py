@@ -40,16 +40,8 @@ import submitit
 
 from augbench import rundir
 from augbench.rundir import ATTEMPTS, HEARTBEAT_SECONDS, RunConfig, RunLock, append_jsonl
+from augbench.sweep.layout import MANIFEST, RUNS_DIR, run_dir
 from augbench.sweep.process import process_start
-
-RUNS_DIR = "runs"
-MANIFEST = "manifest.jsonl"
-
-
-def run_dir(root: Path | str, run_id: str) -> Path:
-    """A run's directory under a sweep root: by identity, never by name or path of the grid."""
-    return Path(root) / RUNS_DIR / run_id
-
 
 def scheduler_job() -> dict[str, Any]:
     """Who runs this process: SLURM job id (array form `A_T` for array tasks) and restart count."""

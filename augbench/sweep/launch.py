@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from augbench.errors import ConfigError
 from augbench.rundir import append_jsonl, failure_reason
 from augbench.sweep.grid import Grid, PlannedRun, Resources
-from augbench.sweep.job import MANIFEST, SweepJob, load_launch
+from augbench.sweep.job import SweepJob, load_launch
+from augbench.sweep.layout import MANIFEST
 from augbench.sweep.process import pid_alive, process_start
 from augbench.sweep.status import RunStatus, SweepStatus, collect_status, max_array_size, read_manifest, slurm_available
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from augbench import rundir
 from augbench.rundir import ALIVE_SECONDS, ATTEMPTS, STATES
-from augbench.sweep.job import MANIFEST, RUNS_DIR
+from augbench.sweep.layout import MANIFEST, RUNS_DIR
 from augbench.sweep.process import pid_alive
 
 SWEEP_STATES = tuple(s for s in STATES if s != "absent")  # a sweep's run that never started is stalled

@@ -259,7 +259,7 @@ def _differing(df: pd.DataFrame) -> list[str]:
     return [c for c in cols if df[c].astype(str).nunique(dropna=False) > 1]
 
 
-def _configtext(row: Mapping[str, Any], cols: Iterable[str]) -> str:
+def _config_text(row: Mapping[str, Any], cols: Iterable[str]) -> str:
     return ", ".join(f"{c.split('.', 1)[1]}={text(row[c])}" for c in cols)
 
 
@@ -285,7 +285,7 @@ def _run_rows(all_runs: pd.DataFrame, done: pd.DataFrame, chosen: set[str], metr
             wall_text += " (from records)"
         out.append(RunRow(
             run_id=str(r["run_id"]), seed=text(r.get("seed")), state=text(r.get("state")),
-            reason=text(r.get("reason")), config=_configtext(r, cols), chosen=r["run_id"] in chosen,
+            reason=text(r.get("reason")), config=_config_text(r, cols), chosen=r["run_id"] in chosen,
             val=_num(float(val), 4) if val is not None else "",
             result=_num(float(value) * scale) if value is not None else "",
             best_epoch=text(best_epoch), wall=wall_text,
@@ -305,7 +305,7 @@ def _configs(done: pd.DataFrame, chosen: set[str], tie: bool) -> list[ConfigRow]
     out = []
     for (_, g), val in zip(groups, means):
         at_top = not pd.isna(val) and abs(float(val) - top) <= TIE_TOLERANCE
-        out.append(ConfigRow(_configtext(g.iloc[0], cols), len(g), "" if pd.isna(val) else _num(float(val), 4),
+        out.append(ConfigRow(_config_text(g.iloc[0], cols), len(g), "" if pd.isna(val) else _num(float(val), 4),
                              bool(set(g["run_id"]) & chosen), tie and at_top))
     return out
 

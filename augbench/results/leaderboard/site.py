@@ -92,7 +92,7 @@ class _Writer:
         rel = sorted({p.relative_to(self.out).as_posix() for p in self.written})
         marker = self.out / MARKER
         try:
-            previous = json.loads(marker.readtext()) if marker.is_file() else []
+            previous = json.loads(marker.read_text()) if marker.is_file() else []
         except ValueError:
             previous = []
         for old in sorted(set(previous) - set(rel)):

@@ -1,0 +1,4 @@
+"""The table output formats and their file suffixes (no pandas: the CLI parser lists them)."""
+
+FORMATS = ("csv", "md", "latex")
+SUFFIX = {"csv": "csv", "md": "md", "latex": "tex"}
