@@ -16,7 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AugmentationMethod": "augbench.methods", "register_task": "augbench.tasks", "HParam": "augbench.hparams", "MethodContext": "augbench.methods",
+    "AugmentationMethod": "augbench.methods", "register_task": "augbench.tasks", "HParam": "augbench.hparams",
+    "MethodContext": "augbench.methods",
     "StepContext": "augbench.methods", "Views": "augbench.methods", "create_method": "augbench.methods",
     "get_method": "augbench.methods", "list_methods": "augbench.methods", "register_method": "augbench.methods",
     "create_benchmark": "augbench.benchmarks", "get_benchmark": "augbench.benchmarks",

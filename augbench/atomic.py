@@ -25,8 +25,13 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
+def _write_all(fh: IO[bytes], data: bytes) -> None:
+    fh.write(data)
+
+
 def atomic_write_text(path: Path | str, text: str) -> None:
-    atomic_write(path, lambda fh: fh.write(text.encode()))
+    data = text.encode()
+    atomic_write(path, lambda fh: _write_all(fh, data))
 
 
 def atomic_torch_save(path: Path | str, obj: Any) -> None:
@@ -48,5 +53,5 @@ def write_if_changed(path: Path | str, data: bytes | str) -> bool:
             return False
     except OSError:
         pass
-    atomic_write(path, lambda fh: fh.write(blob))
+    atomic_write(path, lambda fh: _write_all(fh, blob))
     return True

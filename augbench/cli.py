@@ -56,30 +56,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     if what in ("all", "methods"):
         print("methods:")
         for name in list_methods():
-            cls = get_method(name)
-            fams = ",".join(sorted(cls.families))
-            print(f"  {name}  [{fams}]  {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
-            for hp_name, hp in cls.hparams.items():
+            method_cls = get_method(name)
+            fams = ",".join(sorted(method_cls.families))
+            summary = method_cls.__doc__.strip().splitlines()[0] if method_cls.__doc__ else ""
+            print(f"  {name}  [{fams}]  {summary}")
+            for hp_name, hp in method_cls.hparams.items():
                 print(f"      {hp_name}: {hp.describe()}" + (f"  -- {hp.help}" if hp.help else ""))
     if what in ("all", "benchmarks"):
         print("benchmarks:")
         for name in list_benchmarks():
-            cls = get_benchmark(name)
-            spec = cls.spec().params
-            data = "embedded" if cls.embedded else "data.root required"
-            paper = f"  paper: {cls.paper}" if cls.paper else ""
-            print(f"  {name}  family={cls.family} task={cls.task} model={spec['model.name'].default} "
+            bench_cls = get_benchmark(name)
+            spec = bench_cls.spec().params
+            data = "embedded" if bench_cls.embedded else "data.root required"
+            paper = f"  paper: {bench_cls.paper}" if bench_cls.paper else ""
+            print(f"  {name}  family={bench_cls.family} task={bench_cls.task} model={spec['model.name'].default} "
                   f"({data}){paper}")
-            if cls.description:
-                print(f"      {cls.description}")
+            if bench_cls.description:
+                print(f"      {bench_cls.description}")
             if args.verbose:
                 for key, hp in spec.items():
                     print(f"      {key}: {hp.describe()}")
+                for method, values in bench_cls.method_defaults.items():
+                    shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                    print(f"      method defaults {method}: {shown}")
     if what in ("all", "datasets"):
         print("datasets:")
         for name in list_benchmarks():
-            cls = get_benchmark(name)
-            print(f"  {name}: {cls.load.__doc__.strip().splitlines()[0] if cls.load.__doc__ else cls.description}")
+            bench_cls = get_benchmark(name)
+            load_doc = bench_cls.load.__doc__
+            print(f"  {name}: {load_doc.strip().splitlines()[0] if load_doc else bench_cls.description}")
     return 0
 
 
@@ -90,6 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device:
         overrides["run.device"] = args.device
     cfg = resolve(args.benchmark, args.method, args.seed, overrides)
+    if args.dry_run:
+        print(describe_config(cfg))
+        return 0
     out = Path(args.out) if args.out else Path("runs") / cfg.run_id
     what = f"run {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed}"
     finished = rundir.is_done(rundir.read_status(out)) and (rundir.read_config(out) or {}).get("run_id") == cfg.run_id
@@ -97,8 +105,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{what}: already done in {out}", file=sys.stderr)
     metrics = execute(cfg, out, announce=lambda trainer: print(f"{what} -> {out}\n{describe_run(trainer)}",
                                                                file=sys.stderr, flush=True))
+    from augbench.train.distributed import is_follower
+
+    if is_follower(cfg.settings):  # another process of a data-parallel run: rank 0 prints the metrics
+        return 0
     print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics))
+    if metrics.get("diagnosis"):
+        print(f"warning: {cfg.method} did not learn ({metrics['diagnosis']}): {metrics.get('diagnosis_detail', '')}",
+              file=sys.stderr)
     return 0
+
+
+def describe_config(cfg: Any) -> str:
+    """The fully resolved configuration, as JSON; each hyperparameter's source is listed under "sources"."""
+    from augbench.benchmarks import get_benchmark
+    from augbench.methods import get_method
+
+    bench_defaults = get_benchmark(cfg.benchmark).method_defaults.get(cfg.method, {})
+    declared = get_method(cfg.method).hparams
+    sources = {k: "benchmark default" if k in bench_defaults and v == bench_defaults[k]
+               else "method default" if v == declared[k].default else "set" for k, v in cfg.hparams.items()}
+    return json.dumps({"run_id": cfg.run_id, **rundir.to_jsonable(cfg.to_json()), "sources": sources}, indent=1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: runs/<run id>)")
     p.add_argument("--device", help="shortcut for --set run.device=...")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the fully resolved configuration (with benchmark-specific method defaults); run nothing")
     p.set_defaults(func=cmd_run)
 
     for mod in COMMAND_MODULES:

@@ -30,10 +30,12 @@ Report = Callable[[str], None]
 
 
 def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
-    """Collect ROOT; write results.csv, every table that has runs (md, tex, csv) and every figure."""
+    """Collect ROOT; write results.csv, every table that has runs (md, tex, csv), every figure and the
+    HTML leaderboard (OUT/leaderboard, with OUT/perf's `augbench bench` measurements)."""
     from augbench.results.cells import auto_tables, paper_table
     from augbench.results.collect import collect
     from augbench.results.figures.registry import FIGURES, render_all
+    from augbench.results.leaderboard import build_site
     from augbench.results.paper import TABLES
     from augbench.results.tables import SUFFIX, render
 
@@ -56,6 +58,8 @@ def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
     names += [f"table-{res.id.replace('.', '')}" for res in tables if not res.id.startswith("auto-")]
     written += render_all(frame, root, out / "figures", report=lambda line: report(f"figure skipped: {line}"),
                           names=names)
+    written += build_site(frame, root, out / "leaderboard", sorted((out / "perf").glob("*.csv")),
+                          report=lambda line: report(f"leaderboard: {line}"))
     return written
 
 

@@ -8,6 +8,7 @@
     <run>/inspect.pt        per-sample distribution parameters of the first test images, for figures
     <run>/final_weights.pt  the reported model and method weights
     <run>/attempts.jsonl    one line per start by a sweep job (scheduler job id, resumed position)
+    <run>/tensorboard/      TensorBoard event files of the records' scalars (only with run.tensorboard)
     <run>/.lock             held (flock) by the one process that trains the run
     <run>/status.json       written last: {"state": "done", "metrics": ...} or
                             {"state": "failed", "reason": ..., "traceback": ...}
@@ -48,6 +49,7 @@ HEARTBEAT = "heartbeat"
 INSPECT = "inspect.pt"
 FINAL_WEIGHTS = "final_weights.pt"
 ATTEMPTS = "attempts.jsonl"
+TENSORBOARD = "tensorboard"  # event files of the optional TensorBoard writer (run.tensorboard)
 LOCK = ".lock"
 
 HEARTBEAT_SECONDS = 30.0  # how often a live run touches its heartbeat

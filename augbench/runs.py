@@ -25,6 +25,8 @@ from augbench.methods import get_method
 from augbench.overrides import split_overrides
 from augbench.rundir import RunConfig, RunLock
 from augbench.tasks import get_task
+from augbench.threads import apply_threads
+from augbench.train.distributed import is_follower
 
 
 class RunBusy(AugbenchError):
@@ -35,17 +37,38 @@ def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, 
     """Validate everything before any run starts; benchmark-specific method defaults apply first."""
     bench_cls = get_benchmark(benchmark)
     method_cls = get_method(method)
-    if bench_cls.family and method_cls.families and bench_cls.family not in method_cls.families:
-        raise ConfigError(f"method {method} does not support the {bench_cls.family!r} family of benchmark "
-                          f"{benchmark}; it supports: {', '.join(sorted(method_cls.families))}")
     if method_cls.tasks and bench_cls.task not in method_cls.tasks:
         raise ConfigError(f"method {method} does not support the {bench_cls.task!r} task of benchmark {benchmark}; "
                           f"it supports: {', '.join(sorted(method_cls.tasks))}")
     bench_spec, method_spec = bench_cls.spec(), method_cls.spec()
     settings, hparams = split_overrides(overrides or {}, bench_spec.params, method, method_spec.params,
                                         f"benchmark {benchmark} and method {method}")
-    hp = {**bench_cls.method_defaults.get(method, {}), **hparams}
-    return RunConfig(benchmark, method, int(seed), bench_spec.resolve(settings), method_spec.resolve(hp))
+    hp = method_spec.resolve({**bench_cls.method_defaults.get(method, {}), **hparams})
+    check_family(benchmark, method, hp)
+    resolved = bench_spec.resolve(settings)
+    method_cls.check(hp, resolved)
+    return RunConfig(benchmark, method, int(seed), resolved, hp)
+
+
+def check_family(benchmark: str, method: str, hp: Mapping[str, Any]) -> None:
+    """Refuse a configuration that transforms nothing of the benchmark's family.
+
+    The families come from the configuration, not the method's name (`families_for`): Augerino
+    with rotation generators is a rotation method and a crop benchmark refuses it, as it refuses
+    random-rotation. A method or benchmark without families is unrestricted.
+    """
+    bench_cls, method_cls = get_benchmark(benchmark), get_method(method)
+    if not bench_cls.family or not method_cls.families:
+        return
+    families = method_cls.families_for(hp)
+    if bench_cls.family in families:
+        return
+    if families == method_cls.families:
+        raise ConfigError(f"method {method} does not support the {bench_cls.family!r} family of benchmark "
+                          f"{benchmark}; it supports: {', '.join(sorted(families))}")
+    what = ", ".join(sorted(families)) or "none of the benchmark families (contradictory or empty hyperparameters)"
+    raise ConfigError(f"method {method} as configured transforms {what}, not the {bench_cls.family!r} family of "
+                      f"benchmark {benchmark}; change its hyperparameters or the benchmark")
 
 
 def _git_commit() -> str | None:
@@ -57,16 +80,42 @@ def _git_commit() -> str | None:
         return None
 
 
-def versions() -> dict[str, Any]:
-    """Software versions recorded with every run."""
+def _git_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes to tracked files (None outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model (/proc/cpuinfo, else platform.processor())."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions(device: Any = None) -> dict[str, Any]:
+    """Software versions recorded with every run, and the device it trains on (`auto` when None)."""
     import torch
     import torchvision
 
     from augbench import __version__
 
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") \
+        else torch.device(device)
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "augbench": __version__, "git_commit": _git_commit(),
-            "platform": platform.platform()}
+            "git_dirty": _git_dirty(), "platform": platform.platform(), "threads": torch.get_num_threads(),
+            "cuda": torch.version.cuda, "device": dev.type, "device_name": _device_name(dev)}
 
 
 def run_prerequisites(config: RunConfig) -> None:
@@ -110,8 +159,13 @@ def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False, wai
     status = rundir.read_status(run_dir)
     if rundir.is_done(status) and existing is not None:
         return dict(status["metrics"])  # type: ignore[index]
+    if is_follower(config.settings):  # a data-parallel process other than rank 0: trains, writes nothing
+        run_prerequisites(config)
+        apply_threads(config.settings.get("run.threads", 0))
+        return dict(build_trainer(config, run_dir).fit())
     try:
         run_prerequisites(config)
+        apply_threads(config.settings.get("run.threads", 0))  # before the trainer builds anything
         trainer = build_trainer(config, run_dir)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -145,7 +199,7 @@ def build_trainer(config: RunConfig, run_dir: Path) -> Any:
 def _train_locked(config: RunConfig, run_dir: Path, trainer: Any) -> dict[str, Any]:
     status = rundir.read_status(run_dir)  # again: another process may have finished it meanwhile
     if rundir.read_config(run_dir) is None:
-        rundir.write_config(run_dir, config, versions())
+        rundir.write_config(run_dir, config, versions(trainer.device))
     rundir.touch_heartbeat(run_dir)  # alive from the start, not only from the first step
     if rundir.is_done(status):
         return dict(status["metrics"])  # type: ignore[index]
@@ -158,5 +212,5 @@ def _train_locked(config: RunConfig, run_dir: Path, trainer: Any) -> dict[str, A
     except BaseException as exc:
         rundir.write_status(run_dir, "failed", reason=rundir.failure_reason(exc), traceback=traceback.format_exc())
         raise
-    rundir.write_status(run_dir, "done", metrics=metrics)
+    rundir.write_status(run_dir, "done", metrics=metrics, wall_time=trainer.elapsed())
     return metrics

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # runs' auto run.threads: 1 here too
 
 TINY = {
     "data.n_train": 96,

@@ -70,6 +70,8 @@ REAL_CASES = {
     "tinyimagenet-crop": (_tinyimagenet, "random-crop", set()),
     "cifar10-crop": (_cifar, "random-crop", set()),
     "imagefolder-crop": (_imagefolder, "random-crop", set()),
+    "imagefolder-rotation": (_imagefolder, "random-rotation", {"rotation_width_deg"}),
+    "imagefolder-color": (_imagefolder, "random-color", {"hue_width"}),
     "rawfoot-color": (_rawfoot, "none", {"acc_easy"}),
     "fashion-mnist-crop": (_fashion, "random-crop", set()),
 }
@@ -101,4 +103,4 @@ def test_missing_or_broken_data_root_is_one_line_exit_2(bench, tmp_path, capsys)
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("augbench: error")]
     assert len(errors) == 1 and str(tmp_path / "nowhere") in errors[0] and "Traceback" not in err
-    assert "failed" in (tmp_path / "run" / "status.json").read_text()
+    assert not (tmp_path / "run").exists()  # refused before anything was written

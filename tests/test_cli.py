@@ -71,7 +71,8 @@ def test_list_shows_methods_hyperparameters_and_benchmarks(capsys):
 @pytest.mark.parametrize("argv,fragment", [
     (["run", "no-such-bench", "--method", "none"], "unknown benchmark 'no-such-bench'; valid: "),
     (["run", "glyphs-rotation", "--method", "nope"], "unknown method 'nope' (did you mean 'none'?); valid: "),
-    (["run", "glyphs-rotaton", "--method", "none"], "unknown benchmark 'glyphs-rotaton' (did you mean 'glyphs-rotation'?)"),
+    (["run", "glyphs-rotaton", "--method", "none"],
+     "unknown benchmark 'glyphs-rotaton' (did you mean 'glyphs-rotation'?)"),
     (["run", "glyphs-rotation", "--method", "none", "--set", "train.epoch=3"], "unknown setting 'train.epoch'"),
     (["run", "glyphs-rotation", "--method", "none", "--set", "train.epochs=-1"], "below the minimum"),
     (["run", "glyphs-rotation", "--method", "none", "--set", "train.epochs=abc"], "expected int"),

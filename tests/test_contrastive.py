@@ -146,7 +146,8 @@ def test_probe_uses_frozen_encoder_and_tta_uses_method_views(tmp_path):
     trainer = _trainer(tmp_path, method="none")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.model.train()
-    metrics = trainer.task.evaluate(trainer.model, trainer.method, trainer.dataset.test, trainer.device, final=True).metrics
+    metrics = trainer.task.evaluate(trainer.model, trainer.method, trainer.dataset.test, trainer.device,
+                                    final=True).metrics
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "evaluation changed the encoder"
     assert trainer.model.training  # mode restored

@@ -24,7 +24,9 @@ def make_cifar10(root, protocol=2, per_batch=2, n_test=3):
     for i in range(1, 6):
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-        _dump(folder / f"data_batch_{i}", {"batch_label": f"batch {i}", "data": data, "labels": labels, "filenames": ["a.png"] * per_batch}, protocol)
+        _dump(folder / f"data_batch_{i}",
+              {"batch_label": f"batch {i}", "data": data, "labels": labels, "filenames": ["a.png"] * per_batch},
+              protocol)
         batches.append((data, labels))
     test = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
     _dump(folder / "test_batch", {"data": test, "labels": [9, 0, 5][:n_test]}, protocol)
@@ -55,7 +57,8 @@ def test_cifar100_fine_labels_and_coarse_meta(tmp_path):
     data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
     _dump(folder / "train", {"data": data, "fine_labels": [3, 1], "coarse_labels": [0, 1], "filenames": ["x", "y"]}, 2)
     _dump(folder / "test", {"data": data[:1], "fine_labels": [2], "coarse_labels": [1]}, 2)
-    _dump(folder / "meta", {"fine_label_names": ["apple", "bear", "cat", "dog"], "coarse_label_names": ["fruit", "mammal"]}, 2)
+    _dump(folder / "meta",
+          {"fine_label_names": ["apple", "bear", "cat", "dog"], "coarse_label_names": ["fruit", "mammal"]}, 2)
     ds = load_cifar(tmp_path, "cifar100")
     assert ds.classes == ["apple", "bear", "cat", "dog"]
     assert ds.train.y.tolist() == [3, 1] and ds.train.meta["coarse_label"].tolist() == [0, 1]
@@ -82,7 +85,8 @@ def test_broken_releases(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_4").unlink()
     with pytest.raises(DataError, match="no file .*data_batch_4"):
         load_cifar(tmp_path, "cifar10")
-    _dump(tmp_path / "cifar-10-batches-py" / "data_batch_4", {"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, 2)
+    _dump(tmp_path / "cifar-10-batches-py" / "data_batch_4",
+          {"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, 2)
     with pytest.raises(DataError, match=r"data_batch_4 has data \(2, 100\)"):
         load_cifar(tmp_path, "cifar10")
     (tmp_path / "cifar-10-batches-py" / "data_batch_4").write_bytes(b"not a pickle")

@@ -82,7 +82,8 @@ def test_object_fraction_and_crop_metric_known_values():
 
 def test_cached_and_config_errors():
     a = make_clutter(16, 4, seed=0)
-    assert cache_path("clutter", {"n_train": 16, "n_test": 4, "image_size": 32, "num_classes": 4, "seed": 0, "version": clutter._VERSION}).is_file()
+    key = {"n_train": 16, "n_test": 4, "image_size": 32, "num_classes": 4, "seed": 0, "version": clutter._VERSION}
+    assert cache_path("clutter", key).is_file()
     assert torch.equal(make_clutter(16, 4, seed=0).train.x, a.train.x)
     with pytest.raises(ConfigError, match="num_classes must be an integer in 2..8"):
         make_clutter(16, 4, num_classes=9)

@@ -1,4 +1,5 @@
-"""Class-folder trees: sorted classes, resize + centre crop, val/test fallback, errors."""
+"""Class-folder trees: sorted classes, resize + centre crop, val/test fallback, the one-tree seeded
+split, file indices, errors."""
 
 import pytest
 import torch
@@ -59,7 +60,10 @@ def test_cache_roundtrip(tmp_path):
 
 def test_errors(tmp_path):
     root = tmp_path / "data"
-    with pytest.raises(DataError, match="no train/ folder"):
+    with pytest.raises(DataError, match="no folder"):
+        load_imagefolder(root, 16)
+    root.mkdir()
+    with pytest.raises(DataError, match="no train/ folder and no class folders"):
         load_imagefolder(root, 16)
     make_tree(root)
     with pytest.raises(ConfigError, match="image_size"):
@@ -77,3 +81,60 @@ def test_missing_val_and_empty_classes(tmp_path):
     (root / "val" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="no images"):
         load_imagefolder(root, 16)
+
+
+def make_single_tree(root, counts=(("ant", 5), ("bee", 4), ("cat", 1))):
+    """One tree <class>/<image>, no train/ or val/: each class's images a distinct grey level."""
+    for c, (name, n) in enumerate(counts):
+        for i in range(n):
+            _wide(root / name / f"{i:02d}.png", (40 * c + i, 0, 0), (40 * c + i, 0, 0), h=12, w=12)
+    return root
+
+
+def test_split_layout_records_file_indices(tmp_path):
+    ds = load_imagefolder(make_tree(tmp_path / "data"), image_size=8, cache=False)
+    assert ds.info["layout"] == "split"
+    assert ds.train.meta["file_index"].tolist() == [0, 1, 2] and ds.test.meta["file_index"].tolist() == [0, 1, 2]
+
+
+def test_single_tree_is_split_per_class_by_the_seed(tmp_path):
+    root = make_single_tree(tmp_path / "tree")
+    ds = load_imagefolder(root, image_size=8, cache=False, test_fraction=0.4, split_seed=0)
+    assert ds.classes == ["ant", "bee", "cat"] and ds.info["layout"] == "single tree"
+    # round(0.4 * 5) = 2 ants and round(0.4 * 4) = 2 bees held out; the lone cat trains
+    assert torch.bincount(ds.test.y, minlength=3).tolist() == [2, 2, 0]
+    assert torch.bincount(ds.train.y, minlength=3).tolist() == [3, 2, 1]
+    # every file lands on exactly one side, and file_index names it in the sorted listing
+    both = torch.cat([ds.train.meta["file_index"], ds.test.meta["file_index"]]).sort().values
+    assert both.tolist() == list(range(10))
+    red = torch.cat([ds.train.x, ds.test.x])[:, 0, 4, 4].tolist()  # grey level 40 * class + file number
+    labels = torch.cat([ds.train.y, ds.test.y]).tolist()
+    listing = [40 * c + i for c, n in enumerate((5, 4, 1)) for i in range(n)]
+    index = torch.cat([ds.train.meta["file_index"], ds.test.meta["file_index"]]).tolist()
+    assert [listing[i] for i in index] == red and [listing[i] // 40 for i in index] == labels
+    # the same seed gives the same split; another seed another one (same sizes)
+    again = load_imagefolder(root, image_size=8, cache=False, test_fraction=0.4, split_seed=0)
+    assert torch.equal(again.test.meta["file_index"], ds.test.meta["file_index"])
+    other = [load_imagefolder(root, image_size=8, cache=False, test_fraction=0.4, split_seed=s).test.meta["file_index"]
+             for s in range(1, 6)]
+    assert any(not torch.equal(o, ds.test.meta["file_index"]) for o in other)
+
+
+def test_single_tree_split_is_in_the_cache_key(tmp_path):
+    root = make_single_tree(tmp_path / "tree")
+    a = load_imagefolder(root, image_size=8, test_fraction=0.4, split_seed=0)
+    b = load_imagefolder(root, image_size=8, test_fraction=0.4, split_seed=3)
+    c = load_imagefolder(root, image_size=8, test_fraction=0.25, split_seed=0)
+    for ds, fraction, seed in [(a, 0.4, 0), (b, 0.4, 3), (c, 0.25, 0)]:  # each cached file is its own split
+        fresh = load_imagefolder(root, image_size=8, cache=False, test_fraction=fraction, split_seed=seed)
+        assert torch.equal(ds.test.meta["file_index"], fresh.test.meta["file_index"])
+        assert (ds.info["test_fraction"], ds.info["split_seed"]) == (fraction, seed)
+    assert len(c.test) == 2  # round(0.25 * 5) = 1 ant, round(0.25 * 4) = 1 bee
+
+
+def test_single_tree_errors(tmp_path):
+    root = make_single_tree(tmp_path / "tree", counts=(("ant", 1), ("bee", 1)))
+    with pytest.raises(DataError, match="too few images"):
+        load_imagefolder(root, 8, cache=False)
+    with pytest.raises(ConfigError, match="test_fraction"):
+        load_imagefolder(root, 8, cache=False, test_fraction=1.0)

@@ -90,10 +90,12 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
         (lambda r: (r / "wnids.txt").unlink(), "no wnids.txt in"),
         (lambda r: (r / "val" / "val_annotations.txt").unlink(), "no val/val_annotations.txt"),
         (lambda r: __import__("shutil").rmtree(r / "train" / "n01"), "no folder .*n01/images"),
-        (lambda r: (r / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn77\t0\t0\t1\t1\n"), "n77 which is not in"),
+        (lambda r: (r / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn77\t0\t0\t1\t1\n"),
+         "n77 which is not in"),
         (lambda r: (r / "val" / "images" / "val_1.JPEG").unlink(), "val_1.JPEG, which does not exist"),
         (lambda r: (r / "val" / "images" / "val_1.JPEG").write_bytes(b"garbage"), "cannot decode image .*val_1.JPEG"),
-        (lambda r: _jpeg(r / "train" / "n03" / "images" / "n03_1.JPEG", (1, 2, 3), size=32), "n03_1.JPEG is 32x32, expected 64x64"),
+        (lambda r: _jpeg(r / "train" / "n03" / "images" / "n03_1.JPEG", (1, 2, 3), size=32),
+         "n03_1.JPEG is 32x32, expected 64x64"),
     ],
 )
 def test_broken_trees_raise_one_line_data_errors(tmp_path, breakage, message):

@@ -8,14 +8,16 @@ import math
 import statistics
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
 from augbench.cli import main
+from augbench.errors import ConfigError
 from augbench.methods import Views, get_method, list_methods
-from augbench.perf import COLUMNS, PeakMemory, add_ratios, check_targets, count_ops, run_bench, time_calls
+from augbench.perf import COLUMNS, TARGETS, PeakMemory, add_ratios, check_targets, count_ops, run_bench, time_calls
 from augbench.perf.bench import ratio
 from augbench.perf.configs import CONFIGS
 from augbench.perf.harness import MethodHarness, synthetic_dataset
@@ -167,9 +169,10 @@ def test_ratios_pair_rounds_and_a_miss_within_the_noise_is_called_noise():
     # per round 1.0, 1.15, 1.25, 1.5 against random-crop: median 1.2, quartiles 1.1125 and 1.3125
     assert insta["step_x_crop"] == pytest.approx(1.2) and insta["step_x_crop_noise"] == pytest.approx(0.1)
     assert insta["step_x_none"] == pytest.approx(1.375)  # 1.0, 2.3, 1.25, 1.5: paired, not 132 / 100
-    t = check_targets(r)
+    t = check_targets(r, [replace(TARGETS[0], limit=1.15)])
     verdict = t[(t["method"] == "instaaug") & (t["target"].str.startswith("InstaAug"))]["verdict"].iloc[0]
     assert verdict == "noise"  # 1.2 - 0.1 <= 1.15
+    assert check_targets(r)["verdict"].iloc[0] == "missed"  # the target itself: 1.05
     assert ratio([2.0, 4.0], [1.0, 2.0], 3.0, 1.5) == (2.0, 0.0)
     value, noise = ratio([2.0, 4.0, 6.0], [1.0, 2.0], 4.0, 1.5)  # not the same rounds: medians
     assert value == pytest.approx(4.0 / 1.5) and math.isnan(noise)
@@ -285,3 +288,89 @@ def test_the_loop_detector_catches_a_per_sample_loop(tmp_path, monkeypatch):
     assert not _grows_with_batch(h, 16, 64)[0]
     monkeypatch.setattr(type(method), "sample", looped)
     assert _grows_with_batch(h, 16, 64)[0]
+
+
+# ---------------------------------------------------------------------- the public code's step, clocks, figure
+def _last_linear(model: torch.nn.Module) -> torch.nn.Module:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+
+def test_the_public_step_is_two_classifier_passes_the_second_in_eval_mode_through_the_classifier(tmp_path):
+    from augbench.perf.public import PublicInstaAugHarness
+
+    cfg = CONFIGS["tiny"]
+    ds = synthetic_dataset(40, 4, (3, cfg.image_size, cfg.image_size), cfg.num_classes)
+    overrides = {**cfg.settings, "run.device": "cpu", "run.progress": False}
+    counts = {}
+    for cls in (MethodHarness, PublicInstaAugHarness):
+        h = cls("clutter-crop", "instaaug", overrides, ds, tmp_path / cls.__name__)
+        t = h.trainer
+        modes: list[bool] = []
+        backward: list[int] = []
+        t.model.register_forward_hook(lambda m, a, o, seen=modes: seen.append(m.training))
+        _last_linear(t.model).register_full_backward_hook(lambda m, gi, go, seen=backward: seen.append(1))
+        phi = [p.detach().clone() for p in t.method.parameters()]
+        clf = [p.detach().clone() for p in t.model.parameters()]
+        h.step(torch.arange(8))
+        assert any(not torch.equal(a, b) for a, b in zip(phi, t.method.parameters()))  # phi stepped
+        assert any(not torch.equal(a, b) for a, b in zip(clf, t.model.parameters()))  # the classifier stepped
+        assert t.model.training and t.global_step == 1
+        counts[cls.system] = (modes, len(backward))
+    assert counts["augbench"] == ([True], 1)  # one pass feeds both optimizers
+    assert counts["public"] == ([True, False], 2)  # train-mode pass, then eval-mode pass backpropagated through
+
+
+def test_the_public_step_is_for_lrp_instaaug_only(tmp_path):
+    from augbench.perf.public import PublicInstaAugHarness
+
+    cfg = CONFIGS["tiny"]
+    ds = synthetic_dataset(40, 4, (3, cfg.image_size, cfg.image_size), cfg.num_classes)
+    overrides = {**cfg.settings, "run.device": "cpu", "run.progress": False}
+    with pytest.raises(ConfigError, match="LRP"):
+        PublicInstaAugHarness("clutter-crop", "random-crop", overrides, ds, tmp_path / "r")
+
+
+def test_compare_public_rows_ratio_clock_and_figure(tmp_path, capsys):
+    out, fig = tmp_path / "perf.csv", tmp_path / "step.png"
+    rc = main(["bench", "--config", "tiny", "--device", "cpu", "--methods", "instaaug", "--compare-public",
+               "--clock", "process", "--measure", "step,tta", "--tta-batch", "2", "--reps", "2", "--warmup", "1",
+               "--min-time", "0", "--no-memory", "-q", "--figure", str(fig), "--out", str(out)])
+    assert rc == 0
+    df = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert list(df.columns) == COLUMNS and set(df["clock"]) == {"process"}
+    assert list(zip(df["method"], df["system"])) == [("none", "augbench"), ("random-crop", "augbench"),
+                                                     ("instaaug", "augbench"), ("instaaug", "public")]
+    rows = {(m, s): r for (m, s), r in zip(zip(df["method"], df["system"]), df.to_dict("records"))}
+    mine, public = rows[("instaaug", "augbench")], rows[("instaaug", "public")]
+    assert public["status"] == "ok" and public["step_ms"] > 0 and math.isnan(public["tta_ms"])  # step only
+    per_round = [a / b for a, b in zip(json.loads(mine["reps_ms"])["step"], json.loads(public["reps_ms"])["step"])]
+    assert mine["step_x_public"] == pytest.approx(statistics.median(per_round))
+    assert math.isnan(public["step_x_public"]) and public["step_x_crop"] > 0
+    assert rows[("none", "augbench")]["tta_views_evaluated"] == 1  # identical test views: one forward
+    assert mine["tta_views_evaluated"] == CONFIGS["tiny"].settings["eval.tta_views"]
+    printed = capsys.readouterr().out
+    assert "instaaug [public code]" in printed and "x public" in printed and "process clock" in printed
+    assert "augbench's InstaAug step / the public code's InstaAug step" in printed
+    t = check_targets(df)
+    assert set(t[t["target"].str.startswith("InstaAug")]["method"]) == {"instaaug"}  # the public row is no target
+    assert fig.stat().st_size > 1000
+
+
+def test_clocks():
+    from augbench.perf.measure import clock_for
+
+    assert clock_for("process", CPU) is time.process_time and clock_for("wall", CPU) is time.perf_counter
+    with pytest.raises(ConfigError, match="CPU time only"):
+        clock_for("process", torch.device("cuda"))
+    with pytest.raises(ConfigError, match="unknown clock"):
+        clock_for("cycles", CPU)
+    busy = time_calls(lambda: sum(range(20000)), 3, CPU, time.process_time)
+    idle = time_calls(lambda: time.sleep(0.02), 1, CPU, time.process_time)
+    assert busy > 0 and idle < 0.015  # CPU time: sleeping costs (almost) nothing
+
+
+def test_step_figure_needs_a_step():
+    from augbench.perf.figure import step_figure
+
+    with pytest.raises(ValueError, match="no training step"):
+        step_figure(pd.DataFrame({"status": ["ok"], "step_ms": [math.nan], "method": ["none"]}))

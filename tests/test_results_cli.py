@@ -106,6 +106,7 @@ def test_demo_end_to_end_and_resumes(tmp_path, tiny, capsys):
         f"table-auto-glyphs-rotation.{s}" for s in ("csv", "md", "tex")}
     figures = {p.name for p in (results / "figures").iterdir()}
     assert {"bars-glyphs-rotation.png", "curves-glyphs-rotation.pdf", "fig5-rotation.png"} <= figures
+    assert (results / "leaderboard" / "glyphs-rotation" / "random-rotation.html").is_file()  # the HTML leaderboard
     progress = [line for line in lines if line.startswith("demo: ")]
     assert any(line.startswith("demo: start  [1/3]") and "glyphs-rotation/none seed 0" in line for line in progress)
     assert any(line.startswith("demo: done   [3/3]") and " after " in line and "acc=" in line for line in progress)

@@ -174,7 +174,9 @@ def test_rotation_figure_reads_true_intervals_from_inspect(tmp_path, monkeypatch
     (learned,) = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
     xs = [float(seg[0][0]) for seg in learned.get_segments()]  # one bar per instance, at its rotation a
     assert xs == pytest.approx(sorted(math.degrees(a) for a in ANGLES.tolist()), abs=1e-4)
-    assert fig.get_suptitle() == "glyphs-rotation: learned per-instance rotation ranges (Figure 5)"
+    assert fig.get_suptitle() == ("glyphs-rotation: learned per-instance rotation ranges (Figure 5)\n"
+                                  "each panel one run: the median seed by coverage")
+    assert ax.get_title().endswith("seed 0, the only seed")
     _check(render("fig5-rotation", ctx.frame, tmp_path, tmp_path / "out"))
 
 
@@ -190,7 +192,8 @@ def test_rotation_without_saved_intervals_says_what_is_missing(tmp_path, monkeyp
         fig5_rotation(old_ctx, None)
     assert "\n" not in str(err.value)
     fig = fig5_rotation(mixed_ctx, None)
-    assert len(fig.axes) == 1 and fig.get_suptitle().endswith("(no true intervals saved: random-rotation)")
+    assert len(fig.axes) == 1
+    assert fig.get_suptitle().splitlines()[0].endswith("(no true intervals saved: random-rotation)")
 
 
 def _crop_runs(root: Path) -> None:
@@ -217,7 +220,9 @@ def test_crop_figure_draws_saved_candidates_boxes_and_images(tmp_path, monkeypat
     assert rc.images is not None and (rc.images == _images(3)["x"].permute(0, 2, 3, 1).numpy()).all()
     fig = fig6_crops(ctx, None)
     assert fig.axes[0].images[0].get_array().shape == (SIZE, SIZE, 3)  # the run's own image, at its size
-    assert fig.get_suptitle() == "tinyimagenet-crop: learned crops (Figure 6)"
+    assert fig.get_suptitle() == ("tinyimagenet-crop: learned crops (Figure 6)\neach method one run, the median seed "
+                                  "by acc (InstaAug: seed 0, the only seed; InstaAug w/o input: seed 0, the only seed; "
+                                  "Random crop: seed 0, the only seed)")
     _check(render("fig6-crops", ctx.frame, tmp_path, tmp_path / "out"))
 
 
@@ -232,6 +237,109 @@ def test_crop_figure_of_older_runs_degrades_and_says_so(tmp_path, monkeypatch):
     assert notes == ["no crops saved: Random crop", "sampled crops only: InstaAug", "no test images saved: InstaAug"]
     fig = fig6_crops(ctx, None)
     assert fig.axes[0].images[0].get_array().shape == (8, 8)  # the grey placeholder
-    assert fig.get_suptitle() == ("tinyimagenet-crop: learned crops (Figure 6) (no crops saved: Random crop; "
-                                  "sampled crops only: InstaAug; no test images saved: InstaAug)")
+    assert fig.get_suptitle().splitlines()[0] == (
+        "tinyimagenet-crop: learned crops (Figure 6) (no crops saved: Random crop; sampled crops only: InstaAug; "
+        "no test images saved: InstaAug)")
     _check(render("fig6-crops", ctx.frame, tmp_path, tmp_path / "out"))
+
+
+# ---------------------------------------------------------------------------------------------- which seed
+def _seeded_glyph_runs(root: Path, coverages: tuple[float, ...]) -> None:
+    """One InstaAug rotation run per seed, with the given ground-truth coverage; seed s's ranges are +-(1 + s)."""
+    meta = {"meta.angle": ANGLES, "meta.interval": torch.stack([-math.pi / 2 - ANGLES, math.pi / 2 - ANGLES], -1)}
+    for seed, cov in enumerate(coverages):
+        half = torch.full_like(ANGLES, 0.1 * (1 + seed))
+        d = write_run(root, f"insta-{seed}", benchmark="glyphs-rotation", method="instaaug", seed=seed,
+                      hparams={"parameterization": "rotation"}, test={"acc": 0.5, "coverage": cov, "violation": 0.0})
+        torch.save({**_images(seed), **meta, "rotation_range": torch.stack([-half, half], -1)}, d / "inspect.pt")
+
+
+def test_rotation_figure_shows_the_median_seed_by_coverage_and_says_so(tmp_path):
+    _seeded_glyph_runs(tmp_path, (0.9, 0.2, 0.5))  # median coverage 0.5: seed 2
+    fig = fig5_rotation(PlotContext(_frame(tmp_path), tmp_path), None)
+    ax = fig.axes[0]
+    assert ax.get_title().splitlines()[-1] == "seed 2, median coverage of 3 seeds"
+    (learned,) = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+    assert abs(float(learned.get_segments()[0][1][1])) == pytest.approx(math.degrees(0.3), abs=1e-3)  # seed 2's
+    assert "the median seed by coverage" in fig.get_suptitle()
+
+
+def test_even_seed_counts_take_the_lower_middle_and_ties_the_lower_seed(tmp_path):
+    _seeded_glyph_runs(tmp_path, (0.8, 0.4, 0.4, 0.1))  # sorted: 0.1 (s3), 0.4 (s1), 0.4 (s2), 0.8 (s0)
+    fig = fig5_rotation(PlotContext(_frame(tmp_path), tmp_path), None)
+    assert fig.axes[0].get_title().splitlines()[-1] == "seed 1, median coverage of 4 seeds"
+
+
+def test_crop_figure_shows_the_median_seed_by_its_ground_truth_score(tmp_path):
+    for seed, keeps in enumerate((0.3, 0.9, 0.6)):
+        d = write_run(tmp_path, f"insta-{seed}", benchmark="clutter-crop", method="instaaug", seed=seed, hparams=INSTA,
+                      test={"acc": 0.9 - 0.1 * seed, "keeps_object": keeps})
+        torch.save({**_images(seed), "crop_boxes": _boxes(seed)}, d / "inspect.pt")
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    (insta,), _ = crop_sources(ctx, "clutter-crop", n_examples=2)
+    assert insta.run_dir == "insta-2" and insta.shown == "seed 2, median keeps_object of 3 seeds"
+    fig = fig6_crops(ctx, None)
+    assert fig.axes[0].get_title() == "InstaAug, seed 2\ncrops"
+    assert "the median seed by keeps_object (InstaAug: seed 2, median keeps_object of 3 seeds)" in fig.get_suptitle()
+
+
+def _color_runs(root: Path) -> None:
+    bench = "rawfoot-color"
+    for seed in range(3):
+        for hue in (0.0, 0.2):
+            write_run(root, f"rc{hue}-{seed}", benchmark=bench, method="random-color", seed=seed,
+                      hparams={"hue": hue, "saturation": 0.2, "value": 0.8},
+                      test={"tta_acc_easy": 0.8 - hue, "tta_acc_hard": 0.5 + hue})
+        for lam, val in ((0.01, 0.7), (0.1, 0.6)):  # two Augerino configurations: the table's is lam=0.01
+            write_run(root, f"aug{lam}-{seed}", benchmark=bench, method="augerino", seed=seed, hparams={"lam": lam},
+                      val_acc=(val,), test={"tta_acc_easy": 0.6 + lam, "tta_acc_hard": 0.4})
+        write_run(root, f"insta-{seed}", benchmark=bench, method="instaaug", seed=seed,
+                  hparams={"parameterization": "color"}, test={"tta_acc_easy": 0.85, "tta_acc_hard": 0.6})
+
+
+def test_id_ood_figure_names_variants_seeds_and_explains_its_shading(tmp_path):
+    _color_runs(tmp_path)
+    fig = render_fig7(tmp_path)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["random colour: 2 settings (mean of their seeds)", "augerino, lam=0.01 (mean ± sd of 3 seeds)",
+                      "instaaug (uniform) (mean ± sd of 3 seeds)"]
+    (key,) = fig.legends
+    texts = " | ".join(t.get_text() for t in key.get_texts())
+    for channel in ("hue jitter", "size: value jitter", "opacity: saturation jitter", "thick line", "thin line"):
+        assert channel in texts
+    assert fig.axes[0].get_title().endswith("every seed")
+
+
+def render_fig7(root: Path):
+    from augbench.results.figures.id_ood import fig7_id_ood
+
+    return fig7_id_ood(PlotContext(_frame(root), root), None)
+
+
+# ---------------------------------------------------------------------------------------------- bars from zero
+def test_table_and_bar_figures_start_at_zero(golden_frame):
+    from augbench.results.figures.table_bars import fig_bars, fig_table
+
+    ctx = PlotContext(golden_frame, GOLDEN_RUNS)
+    figs = [fig_table(ctx, "1"), fig_table(ctx, "3"), *(f for _, f in fig_bars(ctx, None))]
+    for fig in figs:
+        for ax in fig.axes:
+            if ax.patches:  # an axes with bars
+                assert ax.get_xlim()[0] == 0.0, fig.get_suptitle()
+                assert all(p.get_x() == 0.0 for p in ax.patches if p.get_width() > 0)
+                assert ax.texts  # each bar labelled with its mean
+
+
+# ---------------------------------------------------------------------------------------------- demo output
+def test_demo_output_holds_the_e1_heatmap_when_its_runs_are(tmp_path, monkeypatch):
+    from augbench import demo
+
+    monkeypatch.setattr("augbench.results.leaderboard.build_site", lambda *a, **k: [])
+    root = tmp_path / "runs"
+    for lo, hi in ((1.0, 1.5), (2.0, 2.5)):
+        for seed in range(2):
+            write_run(root, f"ia{lo}-{seed}", benchmark="clutter-crop", method="instaaug", seed=seed,
+                      hparams={"parameterization": "lrp", "conditioning": "input", "h_min": lo, "h_max": hi,
+                               "lambda_rule": "dynamic"}, test={"acc": 0.5 + lo / 10, "tta_acc": 0.5})
+    written = demo.write_outputs(root, tmp_path / "out", report=lambda _: None)
+    assert tmp_path / "out" / "figures" / "E1-heatmap.png" in written

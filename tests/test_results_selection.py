@@ -56,3 +56,19 @@ def test_representatives_take_the_chosen_configuration_and_the_lowest_usable_see
     assert sorted(representatives(done)["run_dir"]) == ["none-0", "rc0.1-0"]
     picked = representatives(done, lambda run_dir: run_dir.endswith("-2"))  # only seed 2 "saved" what is needed
     assert picked["run_dir"].tolist() == ["rc0.1-2"]  # none-0 has no usable run: left out
+
+
+def test_representatives_by_a_metric_take_the_median_seed_and_say_so(tmp_path):
+    for seed, cov in enumerate((0.9, 0.1, 0.5, 0.5)):
+        write_run(tmp_path, f"r-{seed}", method="random-rotation", seed=seed, test={"acc": 0.5, "coverage": cov})
+    write_run(tmp_path, "n-0", method="none", test={"acc": 0.4})
+    done = finished_runs(_frame(tmp_path))
+    picked = representatives(done, by="coverage").set_index("method")
+    # sorted by (coverage, seed): 0.1 s1, 0.5 s2, 0.5 s3, 0.9 s0 -> the lower middle, seed 2
+    assert picked.at["random-rotation", "run_dir"] == "r-2"
+    assert picked.at["random-rotation", "shown"] == "seed 2, median coverage of 4 seeds"
+    assert picked.at["none", "shown"] == "seed 0, the only seed"
+    usable = representatives(done, lambda d: d in ("r-0", "r-1"), by="coverage")
+    assert usable["shown"].tolist() == ["seed 1, median coverage of 2 seeds"]  # only usable runs are ranked
+    lowest = representatives(done[done["method"] == "random-rotation"], by="violation")
+    assert lowest["shown"].tolist() == ["seed 0, the lowest of 4 seeds (none reports violation)"]

@@ -104,7 +104,7 @@ def test_paper_columns_filter_runs_and_fill_metric_templates(tmp_path):
     by_row = {(lab, ex["#Sample"]): line for lab, ex, line in zip(t2.row_labels, t2.row_extras, t2.cells)}
     assert by_row[("InstaAug", "4")][0].mean == pytest.approx(81.0)
     assert by_row[("InstaAug", "10")][1].mean == pytest.approx(72.0)
-    assert by_row[("InstaAug", "4")][2].status == "missing"  # XCiT
+    assert by_row[("InstaAug", "4")][2].status == "not-reported"  # XCiT: finished runs that do not report it
     assert by_row[("InstaAug", "10")][1].paper_mean == 70.96
     t4 = paper_table(frame, "4")
     none = t4.cells[0]
@@ -148,3 +148,90 @@ def test_without_validation_the_note_says_how_it_chose(tmp_path):
     cell = res.cells[0][0]
     assert cell.selected == "k=2" and not cell.by_validation and cell.n == 2  # most seeds, never the test score
     assert "k=2 (of 2: no validation accuracy, most seeds)" in render(res, "md")
+
+
+def _seeds(root, name, accs, **kw):
+    for seed, acc in enumerate(accs):
+        write_run(root, f"{name}{seed}", seed=seed, test={"acc": acc}, **kw)
+
+
+def test_cells_carry_the_95_percent_t_interval_and_tables_show_it(tmp_path):
+    _seeds(tmp_path, "n", (0.5, 0.6, 0.7), benchmark="tinyimagenet-crop", method="none")
+    res = paper_table(_frame(tmp_path), "1")
+    cell = _cells(res)["No augmentation"]
+    half = 4.302652729749 * 10.0 / 3 ** 0.5  # t(0.975, 2) * s / sqrt(n), s = 10 points
+    assert cell.half == pytest.approx(half) and (cell.low, cell.high) == (pytest.approx(60 - half),
+                                                                          pytest.approx(60 + half))
+    md = render(res, "md")
+    # (the column mixes plain and TTA accuracy: each cell names its kind)
+    assert f"| No augmentation | no | 60.00 ± {half:.2f} (n=3, plain) | 55.06 ± 0.10 | +4.94 (in CI) |" in md
+    assert "mean ± half-width of the 95% CI (Student t over seeds), n seeds" in md
+    assert "| No augmentation | no | 60.00 ± 10.00 (n=3, plain) |" in render(res, "md", spread="std")
+    assert "sample std over seeds" in render(res, "md", spread="std")
+    tex = render(res, "latex")
+    assert r"95\% CI (Student t over seeds)" in tex and r"$+4.94$ (in CI)" in tex
+    csv = pd.read_csv(__import__("io").StringIO(render(res, "csv"))).set_index("row").loc["No augmentation"]
+    assert csv["ci_half"] == pytest.approx(half, abs=1e-4) and csv["interval"] == "95% CI (Student t over seeds)"
+    assert bool(csv["paper_in_ci"]) and csv["ci_low"] == pytest.approx(60 - half, abs=1e-4)
+    with pytest.raises(ConfigError, match="unknown spread 'sd'; valid: ci, std"):
+        render(res, "md", spread="sd")
+
+
+def test_paper_outside_our_interval_is_said(tmp_path):
+    _seeds(tmp_path, "n", (0.600, 0.601, 0.602), benchmark="tinyimagenet-crop", method="none")
+    md = render(paper_table(_frame(tmp_path), "1"), "md")
+    assert "+5.04 (outside CI)" in md
+
+
+def test_a_win_needs_intervals_that_do_not_overlap_otherwise_a_tie(tmp_path):
+    _seeds(tmp_path, "a", (0.90, 0.91, 0.92), method="none")
+    _seeds(tmp_path, "b", (0.50, 0.51, 0.52), method="random-rotation")
+    (res,) = auto_tables(_frame(tmp_path))
+    a, b = (line[0] for line in res.cells)
+    assert a.best and not a.tied and not b.best  # clear win
+    assert "| none | **91.00 ± 2.48** (n=3) |" in render(res, "md")
+
+    _seeds(tmp_path / "close", "a", (0.90, 0.91, 0.92), method="none")
+    _seeds(tmp_path / "close", "b", (0.89, 0.90, 0.915), method="random-rotation")
+    (res,) = auto_tables(_frame(tmp_path / "close"))
+    a, b = (line[0] for line in res.cells)
+    assert a.best and b.best and a.tied and b.tied  # the leader's interval overlaps: both bold, a tie
+    md = render(res, "md")
+    assert "**91.00 ± 2.48** (n=3, tie)" in md and "(n=3, tie)" in md.split("| random-rotation |")[1]
+
+
+def test_mixed_plain_and_tta_cells_name_their_metric(tmp_path):
+    _seeds(tmp_path, "n", (0.5, 0.6), benchmark="tinyimagenet-crop", method="none")
+    for seed in (0, 1):
+        write_run(tmp_path, f"r{seed}", benchmark="tinyimagenet-crop", method="random-crop", seed=seed,
+                  test={"acc": 0.6, "tta_acc": 0.62 + seed / 100})
+    md = render(paper_table(_frame(tmp_path), "1"), "md")
+    assert "(n=2, tie, plain)" in md.split("| No augmentation |")[1].split("\n")[0]
+    assert "(n=2, tie, TTA)" in md.split("| Random crop |")[1].split("\n")[0]
+    (auto,) = auto_tables(_frame(tmp_path))
+    assert "plain" not in render(auto, "md") and "TTA)" not in render(auto, "md")  # one metric per column
+
+
+def test_a_metric_finished_runs_lack_is_not_reported_never_running(tmp_path):
+    write_run(tmp_path, "done", method="none", test={"acc": 0.5})
+    write_run(tmp_path, "rot", method="random-rotation", test={"acc": 0.6, "coverage": 0.4})
+    write_run(tmp_path, "live", method="none", seed=1, state="none", old=False)
+    (tmp_path / "live" / "heartbeat").touch()
+    (res,) = auto_tables(collect(tmp_path, report=lambda _: None))
+    cells = _cells(res, res.column_labels.index("coverage (%)"))
+    assert cells["none"].status == "not-reported"
+    md = render(res, "md")
+    assert "not reported" in md.split("| none |")[1] and "(running)" not in md
+
+
+def test_a_validation_tie_is_said_and_broken_by_the_documented_rule(tmp_path):
+    for angle in (22.5, 45.0):
+        for seed in (0, 1):
+            write_run(tmp_path, f"a{angle}-{seed}", method="random-rotation", seed=seed,
+                      hparams={"max_angle": angle}, val_acc=(1.0,), test={"acc": 0.9 + angle / 1000})
+    (res,) = auto_tables(_frame(tmp_path))
+    cell = res.cells[0][0]
+    assert cell.selected == "max_angle=22.5" and cell.tie == 2 and cell.candidates == 2
+    md = render(res, "md")
+    assert ("max_angle=22.5 (validation tie of 2 of 2, broken by more seeds, then the first in sorted order "
+            "of the configuration's values)") in md

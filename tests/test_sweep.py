@@ -23,7 +23,7 @@ from augbench import rundir as rec
 from augbench.cli import main
 from augbench.errors import ConfigError
 from augbench.rundir import ATTEMPTS
-from augbench.sweep import collect_status, launch_sweep, list_grids, load_grid, parse_grid
+from augbench.sweep import collect_status, launch_sweep, list_grids, load_grid
 from augbench.sweep.cli import parse_seeds
 from augbench.sweep.grid import Resources, parse_grid, parse_time_minutes
 from augbench.sweep.layout import MANIFEST, run_dir
@@ -209,9 +209,9 @@ def test_paper_grids_use_the_paper_names_and_settings() -> None:
     rows = _paper_csv()
     benchmarks = {r["benchmark"] for r in rows}
     for name in list_grids():
-        if name in ("figure5", "demo"):
-            continue  # embedded stand-ins (figure5: the glyphs for the Mario-Iggy sprites)
         grid = load_grid(name)
+        if not grid.paper or name == "figure5":
+            continue  # not one of the paper's tables, or its embedded glyphs for the Mario-Iggy sprites
         for entry in grid.entries:
             assert set(entry.benchmarks) <= benchmarks, (name, entry.benchmarks)
     # Table E.1: exactly the paper's 15 intervals (with 3.5-4.0 for the misprinted row)
@@ -454,7 +454,8 @@ def test_slurm_arrays_split_below_max_array_size_one_per_resource_group(tmp_path
 
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeExecutor)
     monkeypatch.setattr(launch_mod, "max_array_size", lambda default=1001: 2)
-    monkeypatch.setattr(launch_mod, "collect_status", lambda root, scheduler=True: collect_status(root, scheduler=False))
+    monkeypatch.setattr(launch_mod, "collect_status",
+                        lambda root, scheduler=True: collect_status(root, scheduler=False))
     _FakeExecutor.arrays = []
     grid = parse_grid({
         "seeds": 3, "settings": {"train.epochs": 1},
@@ -483,8 +484,9 @@ def test_cli_dry_run_plans_and_bad_grids_exit_2_in_one_line(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from augbench.cli import main
 
-    good = write_toml(tmp_path / "g.toml", 'benchmark = "glyphs-rotation"\nseeds = 2\n'
-                                           '[[runs]]\nmethod = "random-rotation"\nhparams = { max_angle = [10.0, 20.0] }\n')
+    good = write_toml(tmp_path / "g.toml",
+                      'benchmark = "glyphs-rotation"\nseeds = 2\n'
+                      '[[runs]]\nmethod = "random-rotation"\nhparams = { max_angle = [10.0, 20.0] }\n')
     assert main(["sweep", "launch", str(good), "--root", str(tmp_path / "r"), "--dry-run", "--executor", "local"]) == 0
     out = capsys.readouterr().out
     assert "grid g: 4 runs" in out and "dry run: nothing submitted" in out

@@ -19,8 +19,8 @@ from augbench import rundir as rec
 from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
 from augbench.sweep.job import checkpoint_position
-from augbench.sweep.layout import run_dir
 from augbench.sweep.launch import cancel
+from augbench.sweep.layout import run_dir
 from augbench.sweep.process import pid_alive
 from augbench.sweep.status import read_manifest
 

@@ -20,8 +20,8 @@ from augbench import rundir as rec
 from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
 from augbench.sweep.job import checkpoint_position
-from augbench.sweep.layout import MANIFEST, run_dir
 from augbench.sweep.launch import cancel
+from augbench.sweep.layout import MANIFEST, run_dir
 from augbench.sweep.status import read_manifest, slurm_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -8,8 +8,9 @@ Settings are declared like method hyperparameters, under dotted names that `--se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -26,7 +27,8 @@ COMMON_SETTINGS: dict[str, HParam] = {
     "train.optimizer": HParam("sgd", str, choices=("sgd", "adam")),
     "train.lr": HParam(0.05, float, low=0.0),
     "train.momentum": HParam(0.9, float, low=0.0, high=1.0),
-    "train.nesterov": HParam(False, bool, help="Nesterov momentum for SGD (the paper's code sets it; the paper is silent)"),
+    "train.nesterov": HParam(False, bool,
+                             help="Nesterov momentum for SGD (the paper's code sets it; the paper is silent)"),
     "train.weight_decay": HParam(5e-4, float, low=0.0),
     "train.scheduler": HParam("plateau", str, choices=("plateau", "cosine", "multistep", "none"),
                               help="plateau: lr x factor when validation accuracy stalls (paper D.1)"),
@@ -36,19 +38,31 @@ COMMON_SETTINGS: dict[str, HParam] = {
     "train.plateau_patience": HParam(10, int, low=0),
     "train.hflip": HParam(False, bool, help="random horizontal flips for every method (the paper's base augmentation)"),
     "train.val_fraction": HParam(0.1, float, low=0.0, high=0.9, help="validation split carved from train by the seed"),
-    "train.select": HParam("best", str, choices=("best", "last"), help="weights reported: best validation epoch or last"),
+    "train.select": HParam("best", str, choices=("best", "last"),
+                           help="weights reported: best validation epoch or last"),
     "train.amp": HParam("off", str, choices=("off", "bf16", "fp16"),
-                        help="mixed precision for the classifier's forward pass (changes numerics: part of the identity)"),
+                        help="mixed precision for the classifier's forward pass "
+                             "(changes numerics: part of the identity)"),
     "eval.tta_views": HParam(10, int, low=0, help="test-time augmentation views (0: none)"),
     "eval.batch_size": HParam(256, int, low=1, identity=False),
-    "eval.inspect_samples": HParam(256, int, low=0, identity=False, help="test samples whose distribution parameters are saved for plots"),
+    "eval.inspect_samples": HParam(256, int, low=0, identity=False,
+                                   help="test samples whose distribution parameters are saved for plots"),
     "run.device": HParam("auto", str, identity=False, help="cpu, cuda, cuda:N or auto"),
     "run.checkpoint_every_steps": HParam(0, int, low=0, identity=False, help="extra mid-epoch checkpoints (0: off)"),
-    "run.checkpoint_minutes": HParam(5.0, float, low=0.0, identity=False, help="mid-epoch checkpoint interval in minutes"),
+    "run.checkpoint_minutes": HParam(5.0, float, low=0.0, identity=False,
+                                     help="mid-epoch checkpoint interval in minutes"),
     "run.log_every": HParam(50, int, low=1, identity=False, help="training records every N steps"),
     "run.channels_last": HParam(False, bool, identity=False, help="channels_last memory format (faster convs on CUDA)"),
     "run.compile": HParam(False, bool, identity=False, help="torch.compile the classifier"),
     "run.progress": HParam(True, bool, identity=False, help="progress bar (only on a terminal)"),
+    "run.tensorboard": HParam(False, bool, identity=False,
+                              help="also write the records' scalars to <run>/tensorboard (needs tensorboard)"),
+    "run.threads": HParam(0, int, low=0, identity=False,
+                          help="torch CPU threads; 0 (auto): OMP_NUM_THREADS, SLURM's CPUs per task, else the "
+                               "CPUs this process may use (a local sweep divides them among its parallel runs)"),
+    "run.distributed": HParam("auto", str, choices=("auto", "off"), identity=False,
+                              help="auto: data-parallel over torchrun's or submitit's processes (WORLD_SIZE > 1); "
+                                   "off: one process"),
 }
 
 

@@ -21,7 +21,8 @@ from augbench.benchmarks.crop import ClutterCrop, TinyImageNetCrop
 PAPER_CONTRASTIVE_SCHEDULE: dict[str, Any] = {
     "model.name": "preact_resnet18_paper", "model.proj_dim": 128, "train.epochs": 500, "train.batch_size": 512,
     "train.optimizer": "adam", "train.lr": 1e-3, "train.weight_decay": 1e-6, "train.scheduler": "multistep",
-    "train.milestones": [450, 475], "train.gamma": 0.8, "train.select": "last", "train.hflip": True, "eval.tta_views": 10, "eval.batch_size": 512,
+    "train.milestones": [450, 475], "train.gamma": 0.8, "train.select": "last", "train.hflip": True,
+    "eval.tta_views": 10, "eval.batch_size": 512,
 }
 # The SimCLR crop baseline of the base code: RandomResizedCrop scale [0.2, 1].
 RANDOM_CROP_SIMCLR: dict[str, Any] = {"scale_min": 0.2}

@@ -14,7 +14,9 @@ clutter training images and caches (see `augbench.tasks.fixed_classifier`).
 from __future__ import annotations
 
 from augbench.benchmarks import register_benchmark
-from augbench.benchmarks.crop import SIZE_SETTINGS, ClutterCrop, ImageFolderCrop
+from augbench.benchmarks.crop import SIZE_SETTINGS, ClutterCrop
+from augbench.benchmarks.folder import ImageFolderCrop
+from augbench.datasets.stream import STREAM_SETTINGS
 from augbench.hparams import HParam
 
 # InstaAug crops (LRP); layers, prior and [Hmin, Hmax] follow instaaug's defaults for the input
@@ -32,12 +34,12 @@ INSTAAUG_IMAGENET_TTA = {"parameterization": "lrp", "lr": 1e-3, "lrp_layers": [4
 class ImageNetTTA(ImageFolderCrop):
     """ImageNet (an ImageFolder tree) with a frozen pretrained ResNet-50; transfer to other classifiers.
 
-    data.root holds train/<wnid>/ (the images phi trains on: any subset that fits in memory,
-    with all classes of the classifier) and val/<wnid>/ (the ImageNet validation set sorted into
-    class folders). Labels follow the sorted folder names, which for the 1000 ImageNet wnids is
-    the torchvision/timm class order. Images are resized (shorter side) and centre-cropped to
-    data.image_size, so the no-augmentation accuracy differs slightly from the usual
-    resize-256/crop-224 protocol. Example:
+    data.root holds train/<wnid>/ (the images phi trains on, all classes of the classifier; a
+    tree larger than data.memory_budget_gb is streamed from its files, see `data.stream`) and
+    val/<wnid>/ (the ImageNet validation set sorted into class folders). Labels follow the sorted
+    folder names, which for the 1000 ImageNet wnids is the torchvision/timm class order. Images
+    are resized (shorter side) and centre-cropped to data.image_size, so the no-augmentation
+    accuracy differs slightly from the usual resize-256/crop-224 protocol. Example:
 
         --set model.weights=/w/resnet50.pth
         --set model.transfer=resnet18=resnet18=/w/resnet18.pth,xcit=timm:xcit_small_12_p16_224=/w/xcit.pth
@@ -46,8 +48,7 @@ class ImageNetTTA(ImageFolderCrop):
     task = "fixed-classifier"
     paper = "Table 2"
     description = "ImageNet TTA with a frozen ResNet-50 (local weights); data.root = train/ and val/ class folders"
-    settings = {**SIZE_SETTINGS, "data.image_size": HParam(224, int, low=8, high=1024),
-}
+    settings = {**SIZE_SETTINGS, **STREAM_SETTINGS, "data.image_size": HParam(224, int, low=8, high=1024)}
     defaults = {"train.epochs": 5, "train.batch_size": 100, "train.scheduler": "none", "eval.batch_size": 100,
                 "eval.tta_views": 10}
     method_defaults = {"instaaug": INSTAAUG_IMAGENET_TTA}

@@ -29,7 +29,8 @@ _CHUNK = 1024  # files read and decoded together: bounds the raw bytes held at o
 @contextmanager
 def _quiet_torchvision_io() -> Iterator[None]:
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
+                                category=DeprecationWarning)
         yield
 
 

@@ -188,10 +188,10 @@ def cached(kind: str, key: dict, build: Callable[[], Dataset]) -> Dataset:
                 raise ValueError("stored key differs")
             return _from_state(state)
         except Exception as e:  # corrupt, truncated or foreign file: rebuild
-            warnings.warn(f"augbench: rebuilding unreadable cache file {path} ({type(e).__name__}: {e})")
+            warnings.warn(f"augbench: rebuilding unreadable cache file {path} ({type(e).__name__}: {e})", stacklevel=2)
     ds = build()
     try:
         atomic_torch_save(path, _to_state(ds, key_json))  # readers never see half a file
     except OSError as e:  # a read-only or full disk must not stop the run
-        warnings.warn(f"augbench: could not write cache file {path} ({e})")
+        warnings.warn(f"augbench: could not write cache file {path} ({e})", stacklevel=2)
     return ds

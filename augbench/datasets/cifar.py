@@ -65,7 +65,8 @@ def _load_pickle(path: Path, which: str) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(
             f"{which}: no file {path} (expected the python-pickle release: "
-            f"{_LAYOUTS[which]['folder']}/{{{', '.join(_LAYOUTS[which]['train'] + _LAYOUTS[which]['test'])}, {_LAYOUTS[which]['meta']}}})"
+            f"{_LAYOUTS[which]['folder']}/{{{', '.join(_LAYOUTS[which]['train'] + _LAYOUTS[which]['test'])}, "
+            f"{_LAYOUTS[which]['meta']}}})"
         )
     try:
         with path.open("rb") as f:
@@ -77,18 +78,23 @@ def _load_pickle(path: Path, which: str) -> dict[str, Any]:
     return obj
 
 
-def _read_batches(folder: Path, files: list[str], which: str, label_key: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _read_batches(
+    folder: Path, files: list[str], which: str, label_key: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     xs, ys, coarse = [], [], []
     for name in files:
         path = folder / name
         batch = _load_pickle(path, which)
         if "data" not in batch or label_key not in batch:
-            raise DataError(f"{which}: {path} has no 'data' or '{label_key}' entry (expected a CIFAR python-pickle batch)")
+            raise DataError(
+                f"{which}: {path} has no 'data' or '{label_key}' entry (expected a CIFAR python-pickle batch)"
+            )
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key], dtype=np.int64)
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
             raise DataError(
-                f"{which}: {path} has data {data.shape} and {labels.shape[0]} labels (expected (N, 3072) uint8 and N labels)"
+                f"{which}: {path} has data {data.shape} and {labels.shape[0]} labels "
+                "(expected (N, 3072) uint8 and N labels)"
             )
         xs.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
         ys.append(torch.from_numpy(labels.copy()))
@@ -106,7 +112,9 @@ def load_cifar(root: str | Path, which: Literal["cifar10", "cifar100"] = "cifar1
     root = Path(root).expanduser().resolve()
     folder = root if root.name == spec["folder"] else root / spec["folder"]
     if not folder.is_dir():
-        raise DataError(f"{which}: no folder {spec['folder']} in {root} (expected the python-pickle release, e.g. from torchvision)")
+        raise DataError(
+            f"{which}: no folder {spec['folder']} in {root} (expected the python-pickle release, e.g. from torchvision)"
+        )
     meta = _load_pickle(folder / spec["meta"], which)
     if spec["names"] not in meta:
         raise DataError(f"{which}: {folder / spec['meta']} has no '{spec['names']}' entry")

@@ -176,7 +176,8 @@ def make_clutter(
 
     def build() -> Dataset:
         def split(part: str, n: int) -> Split:
-            return _generate(n, image_size, num_classes, generator(seed, "clutter", _VERSION, part, image_size, num_classes))
+            return _generate(n, image_size, num_classes,
+                             generator(seed, "clutter", _VERSION, part, image_size, num_classes))
 
         return Dataset(
             name="clutter",
@@ -193,7 +194,8 @@ def make_clutter(
 
     if not cache:
         return build()
-    key = {"n_train": n_train, "n_test": n_test, "image_size": image_size, "num_classes": num_classes, "seed": seed, "version": _VERSION}
+    key = {"n_train": n_train, "n_test": n_test, "image_size": image_size, "num_classes": num_classes, "seed": seed,
+           "version": _VERSION}
     return cached("clutter", key, build)
 
 
@@ -202,8 +204,10 @@ def object_fraction(boxes_crop: Tensor, boxes_obj: Tensor) -> Tensor:
 
     Both (N, 4) as (x0, y0, x1, y1) in the same units; an empty object box scores 0.
     """
-    ix = (torch.minimum(boxes_crop[:, 2], boxes_obj[:, 2]) - torch.maximum(boxes_crop[:, 0], boxes_obj[:, 0])).clamp(min=0)
-    iy = (torch.minimum(boxes_crop[:, 3], boxes_obj[:, 3]) - torch.maximum(boxes_crop[:, 1], boxes_obj[:, 1])).clamp(min=0)
+    ix = (torch.minimum(boxes_crop[:, 2], boxes_obj[:, 2])
+          - torch.maximum(boxes_crop[:, 0], boxes_obj[:, 0])).clamp(min=0)
+    iy = (torch.minimum(boxes_crop[:, 3], boxes_obj[:, 3])
+          - torch.maximum(boxes_crop[:, 1], boxes_obj[:, 1])).clamp(min=0)
     area = (boxes_obj[:, 2] - boxes_obj[:, 0]).clamp(min=0) * (boxes_obj[:, 3] - boxes_obj[:, 1]).clamp(min=0)
     return torch.where(area > 0, ix * iy / area.clamp(min=torch.finfo(area.dtype).tiny), torch.zeros_like(area))
 

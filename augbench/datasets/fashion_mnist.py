@@ -36,7 +36,8 @@ def read_idx(path: Path, ndim: int) -> Tensor:
     """
     if not path.is_file():
         raise DataError(
-            f"fashion-mnist: no file {path} (expected the gzipped IDX files {', '.join(f for p in _FILES.values() for f in p)};"
+            f"fashion-mnist: no file {path} "
+            f"(expected the gzipped IDX files {', '.join(f for p in _FILES.values() for f in p)};"
             f" 'apt-get install dataset-fashion-mnist' puts them in {DEFAULT_ROOT})"
         )
     try:

@@ -139,7 +139,8 @@ def load_rawfoot(
                 half = h // 2
                 if patch_size > half or patch_size > w:
                     raise ConfigError(
-                        f"patch_size {patch_size} does not fit in half of {path.name} ({w}x{h}); use at most {min(half, w)}"
+                        f"patch_size {patch_size} does not fit in half of {path.name} ({w}x{h}); "
+                        f"use at most {min(half, w)}"
                     )
                 for split, lights, n, lo, hi in (
                     ("train", train_l, n_train, 0, half - patch_size),

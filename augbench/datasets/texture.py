@@ -58,7 +58,8 @@ def kelvin_to_gains(kelvin: float) -> tuple[float, float, float]:
 
 def _table() -> dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float]]:
     """name -> (gains on the left edge, gains on the right edge, intensity)."""
-    d = {f"D{k // 100}": kelvin_to_gains(k) for k in (2700, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500, 7500, 8500, 9500)}
+    kelvins = (2700, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500, 7500, 8500, 9500)
+    d = {f"D{k // 100}": kelvin_to_gains(k) for k in kelvins}
     t: dict = {name: (g, g, 1.0) for name, g in d.items()}
     for name, i in (("D45", 0.5), ("D45", 0.75), ("D45", 1.3), ("D65", 0.6), ("D65", 0.8)):
         t[f"{name}(I={i})"] = (d[name], d[name], i)
@@ -173,11 +174,13 @@ def make_texture(
     names = _check_names(illuminants, train_illuminant)
 
     def build() -> Dataset:
-        base_tr, ytr, htr = _textures(n_train_per_class, image_size, generator(seed, "texture", _VERSION, "train", image_size))
+        base_tr, ytr, htr = _textures(n_train_per_class, image_size,
+                                      generator(seed, "texture", _VERSION, "train", image_size))
         perm = torch.randperm(ytr.shape[0], generator=generator(seed, "texture", _VERSION, "train-order"))
         base_tr, ytr, htr = base_tr[perm], ytr[perm], htr[perm]  # no class-sorted training set
         xtr = to_uint8(base_tr * _gain_map(train_illuminant, image_size))
-        base_te, yte, hte = _textures(n_test_per_class, image_size, generator(seed, "texture", _VERSION, "test", image_size))
+        base_te, yte, hte = _textures(n_test_per_class, image_size,
+                                      generator(seed, "texture", _VERSION, "test", image_size))
         nb = base_te.shape[0]
         xte = torch.empty((len(names) * nb, 3, image_size, image_size), dtype=torch.uint8)
         for i, name in enumerate(names):  # a loop over illuminants, each a batched multiply

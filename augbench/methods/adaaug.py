@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -222,10 +223,15 @@ class AdaAug(AugmentationMethod):
                                  help="resized base crop: lower bound of the area fraction"),
     }
 
+    @classmethod
+    def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
+        """LRP ops are crops only; the standard ops (and MADAug's, which has no `ops`) keep every family."""
+        return frozenset({"crop"}) if hp.get("ops") == "lrp" else cls.families
+
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__(ctx, **hp)
         lrp_ops = self.hp["ops"] == "lrp"
-        self.op_set: OpSet = LRPCrops(tuple(ctx.image_shape[-2:])) if lrp_ops else ImageOps()
+        self.op_set: OpSet = LRPCrops((ctx.image_shape[-2], ctx.image_shape[-1])) if lrp_ops else ImageOps()
         k = self.hp["k"] if self.hp["k"] is not None else (1 if lrp_ops else 2)
         if lrp_ops and k != 1:
             raise ConfigError(f"adaaug: ops 'lrp' applies one crop per image, got k={k}; use k=1")
@@ -238,7 +244,7 @@ class AdaAug(AugmentationMethod):
         if base == "auto":
             base = "pad" if "crop" in ctx.families and not lrp_ops else "none"
         self.base_crop: str = base
-        self.explore_every = self.hp["explore_every"]  # type: ignore[misc]  # read by the trainer
+        self.explore_every = self.hp["explore_every"]  # read by the trainer
         prior = getattr(self.op_set, "prior", None) if self.hp["lrp_prior"] else None
         self.policy = AdaAugPolicy(len(self.op_set.names), self.op_set.has_magnitude,
                                    getattr(ctx, "feature_dim", None), prior)

@@ -17,6 +17,7 @@ Test time: Augerino averages log_softmax over sampled copies (its AugAveragedMod
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -117,6 +118,23 @@ class Augerino(AugmentationMethod):
                                   "(Augerino's colour init: 2 sigmoid(2) - 1)"),
     }
 
+    @classmethod
+    def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
+        """hsv: colour; affine generators: rotation if they rotate, crop if they translate or scale.
+
+        hsv with generators set (say, a rotation benchmark's default with space=hsv) contradicts
+        itself and transforms no family.
+        """
+        if hp["space"] == "hsv":
+            return frozenset({"color"}) if hp["generators"] == "auto" else frozenset()
+        if hp["generators"] == "auto":
+            return cls.families if hp["space"] == "auto" else frozenset({"rotation", "crop"})
+        names = parse_generators(hp["generators"])
+        return frozenset({"rotation"} if "rotation" in names else set()) | (
+            frozenset({"crop"}) if CROP_GENERATORS & set(names) else frozenset())
+
+    bounds: Tensor  # buffer: HSV half-widths (colour generators)
+
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__(ctx, **hp)
         space = self.hp["space"]
@@ -170,7 +188,7 @@ class Augerino(AugmentationMethod):
         if self.space == "hsv":
             out = hsv_jitter(x, eps[:, 0], eps[:, 1], eps[:, 2])
         else:
-            gens = affine_generators(self.generator_names, tuple(x.shape[-2:]), self.hp["trans_scale"],
+            gens = affine_generators(self.generator_names, (x.shape[-2], x.shape[-1]), self.hp["trans_scale"],
                                      x.device, eps.dtype)
             out = warp(x, affine_transform(eps, gens))
         return Views(out, n_views, info={"eps": eps.detach()})
@@ -209,7 +227,7 @@ class Augerino(AugmentationMethod):
                 half = w[self.generator_names.index("rotation")] / 2
                 out["rotation_range"] = torch.stack([-half, half]).expand(b, 2).clone()
             if set(self.generator_names) <= CROP_GENERATORS:
-                out["crop_boxes"] = self.crop_boxes(b * INSPECT_SAMPLES, tuple(x.shape[-2:]), x.device).view(
+                out["crop_boxes"] = self.crop_boxes(b * INSPECT_SAMPLES, (x.shape[-2], x.shape[-1]), x.device).view(
                     b, INSPECT_SAMPLES, 4)
         return out
 

@@ -72,6 +72,10 @@ class RandAugment(PolicyMethod):
         super().__init__(ctx, **hp)
         self.sampler = RandAugmentSampler(self.hp["num_ops"], self.hp["magnitude"], self.hp["num_magnitude_bins"])
 
+    def identical_test_views(self) -> bool:
+        """num_ops = 0 applies no op: every view is the input."""
+        return self.hp["num_ops"] == 0
+
 
 @register_method("trivialaugment")
 class TrivialAugment(PolicyMethod):

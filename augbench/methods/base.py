@@ -88,6 +88,10 @@ class Views:
     n_views: int = 1
     log_prob: Tensor | None = None  # (V*B,) log p(tau | x) of discrete choices, for REINFORCE
     entropy: Tensor | None = None  # (B,) entropy of p(tau; phi(x)) per input
+    # (V*B,) detached, set by the trainer from `Task.view_credit` when a view's transformation also
+    # changes other views' losses (contrastive): what REINFORCE credits that transformation with.
+    # None: each view's own loss.
+    credit: Tensor | None = None
     info: dict[str, Tensor] = field(default_factory=dict)  # logged/plotted parameters
 
 
@@ -104,7 +108,8 @@ class AugmentationMethod(nn.Module):
     Class attributes
     - `name`: registry key (set by `register_method`).
     - `families`: transformation families the method supports ("crop", "rotation", "color",
-      "policy"); a benchmark runs a method only if they intersect its family.
+      "policy"); a benchmark runs a method only if its family is among those of the method's
+      configuration (`families_for`, by default these).
     - `hparams`: declared hyperparameters; `self.hp` holds the resolved values.
     - `explores`: True makes the trainer call `explore` with validation batches (AdaAug).
     - `tasks`: tasks the method can serve (`augbench.tasks`); empty means all.
@@ -138,6 +143,25 @@ class AugmentationMethod(nn.Module):
     def spec(cls) -> Spec:
         """The declared hyperparameters as a `Spec` (validation, identity)."""
         return Spec(f"method {cls.name}", cls.hparams)
+
+    @classmethod
+    def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
+        """The families a configuration (resolved hyperparameters `hp`) transforms; default `families`.
+
+        A method whose hyperparameters choose what it transforms (Augerino's generators, InstaAug's
+        parameterization) narrows it, so that a benchmark accepts exactly the configurations that
+        act on its family; values that adapt to the benchmark ("auto") keep every family.
+        """
+        return cls.families
+
+    @classmethod
+    def check(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        """Refuse (ConfigError) a configuration that resolves but cannot do what the method is for.
+
+        Called by `resolve` with the resolved hyperparameters and benchmark settings, so that a
+        run that could never learn (e.g. a schedule that keeps the policy frozen for every epoch)
+        fails before it starts, with the setting to change; default: accept everything.
+        """
 
     # ------------------------------------------------------------------ training
     def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
@@ -182,6 +206,24 @@ class AugmentationMethod(nn.Module):
         """
         return {}
 
+    def selectable(self, epoch: int) -> bool:
+        """Whether the state after `epoch` may be the one reported (best-epoch selection).
+
+        A method that does not learn yet (InstaAug's pretraining: phi frozen at its prior) says
+        no, so that a lucky validation score of the untrained distribution is never reported
+        as the method's result. Default: every epoch.
+        """
+        return True
+
+    def entropy_band(self) -> dict[str, float]:
+        """For learned distributions that log an "entropy" per validation check: what it should be.
+
+        Keys "h_min", "h_max" (the band the method aims for), optionally "h_init" (at
+        initialisation) and "h_top" (the most the family allows); the trainer diagnoses from
+        them whether the distribution learned (`augbench.train.diagnosis`). Default: no band.
+        """
+        return {}
+
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def test_views(self, x: Tensor, n_views: int, ctx: StepContext) -> Tensor:
@@ -191,6 +233,15 @@ class AugmentationMethod(nn.Module):
         override this (class-specific InstaAug falls back to random crops).
         """
         return self.sample(x, ctx, n_views).x
+
+    def identical_test_views(self) -> bool:
+        """True when `test_views` can only return n copies of one view (`none`: the input itself).
+
+        Test-time augmentation then puts one view per input through the model and hands
+        `combine_views` that output n times: the same prediction for 1/n of the forwards.
+        Default False (views are drawn); override only where the views cannot differ.
+        """
+        return False
 
     def combine_views(self, outs: Tensor) -> Tensor:
         """Combine test-time outputs (V, B, K) into (B, K): the mean logit (InstaAug, Appendix C.2).

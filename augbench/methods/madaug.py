@@ -59,13 +59,21 @@ from torch.func import functional_call
 from augbench.errors import ConfigError
 from augbench.hparams import HParam
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, register_method, repeat_views
-from augbench.methods.adaaug import INSPECT_SAMPLES, AdaAug, AdaAugPolicy, ImageOps, OpSet, eval_mode, jitter_magnitudes
+from augbench.methods.adaaug import (
+    BASE_RATIO,
+    INSPECT_SAMPLES,
+    AdaAug,
+    AdaAugPolicy,
+    ImageOps,
+    OpSet,
+    eval_mode,
+    jitter_magnitudes,
+)
 from augbench.methods.random_crop import sample_resized_crop_boxes
 from augbench.transforms.ops import cutout
 from augbench.transforms.policies import ADAAUG_NAMES, adaaug_values
 
 CURRICULUM_FLOOR = 0.01  # r(0): the public code's "+ 0.01"
-BASE_RATIO = (3 / 4, 4 / 3)  # aspect-ratio range of the "resized" base crop, as AdaAug's
 _SHARED = ("delta", "lr", "weight_decay", "explore_samples", "explore_chunk", "base_crop", "base_pad",
            "base_scale_min")
 

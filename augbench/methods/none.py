@@ -22,3 +22,7 @@ class NoAugmentation(AugmentationMethod):
         if self.hp["flip"] and ctx.training:
             x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
         return Views(x, n_views)
+
+    def identical_test_views(self) -> bool:
+        """Flips are drawn in training only: every test view is the input."""
+        return True

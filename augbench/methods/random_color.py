@@ -40,6 +40,10 @@ class RandomColor(AugmentationMethod):
         """The half-widths r of the hue, saturation and value deltas."""
         return self.hp["hue"], self.hp["saturation"], self.hp["value"]
 
+    def identical_test_views(self) -> bool:
+        """All ranges zero: `sample` returns the input itself, every view alike."""
+        return not any(self.ranges())
+
     def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
         x = repeat_views(x, n_views)
         if not any(self.ranges()):  # all ranges zero: exactly the identity, no HSV round trip

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from augbench.errors import ConfigError
 from augbench.hparams import HParam
-from augbench.methods import AugmentationMethod, StepContext, Views, register_method, repeat_views
+from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, register_method, repeat_views
 from augbench.transforms.geometry import crop
 
 INSPECT_SAMPLES = 8  # boxes per image that `inspect` reports ("crop_boxes"), as for InstaAug
@@ -61,9 +63,8 @@ class RandomCrop(AugmentationMethod):
         "ratio_max": HParam(4 / 3, float, low=0.05, high=20.0, help="upper bound of the aspect ratio"),
     }
 
-    def __init__(self, ctx, **hp) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__(ctx, **hp)
-        from augbench.errors import ConfigError
 
         if self.hp["scale_min"] > self.hp["scale_max"] or self.hp["ratio_min"] > self.hp["ratio_max"]:
             raise ConfigError("random-crop: scale_min/ratio_min must not exceed scale_max/ratio_max")
@@ -77,7 +78,7 @@ class RandomCrop(AugmentationMethod):
 
     def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
         x = repeat_views(x, n_views)
-        cy, cx, hh, ww = self.boxes(x.shape[0], tuple(x.shape[-2:]), x.device)
+        cy, cx, hh, ww = self.boxes(x.shape[0], (x.shape[-2], x.shape[-1]), x.device)
         return Views(crop(x, cy, cx, hh, ww), n_views, info={"box": torch.stack([cy, cx, hh, ww], -1)})
 
     @torch.no_grad()
@@ -89,5 +90,5 @@ class RandomCrop(AugmentationMethod):
         """
         n, k = x.shape[0], INSPECT_SAMPLES
         gen = torch.Generator(device=x.device).manual_seed(INSPECT_SEED)
-        boxes = torch.stack(self.boxes(n * k, tuple(x.shape[-2:]), x.device, generator=gen), -1)
+        boxes = torch.stack(self.boxes(n * k, (x.shape[-2], x.shape[-1]), x.device, generator=gen), -1)
         return {"crop_boxes": boxes.view(k, n, 4).transpose(0, 1).contiguous()}

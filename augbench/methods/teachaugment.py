@@ -384,6 +384,12 @@ class TeachAugment(AugmentationMethod):
         "cutout": HParam(0, int, low=0, help="side of the Cutout square on the classifier's inputs (CIFAR: 16)"),
     }
 
+    @classmethod
+    def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
+        """colour: the colour family; geometric: crops and rotations; both or auto: all three."""
+        by_space = {"color": frozenset({"color"}), "geometric": frozenset({"crop", "rotation"})}
+        return by_space.get(hp["space"], cls.families)
+
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__(ctx, **hp)
         self.parts = choose_parts(self.hp["space"], ctx.families)

@@ -16,6 +16,7 @@ pixels and methods can ask for penultimate features (AdaAug).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -196,21 +197,26 @@ class SmallCNN(nn.Module):
 class Classifier(nn.Module):
     """normalise -> backbone -> linear head; `features` gives the penultimate representation."""
 
+    mean: Tensor  # buffers (normalisation)
+    std: Tensor
+
     def __init__(self, backbone: nn.Module, num_outputs: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.out_features, num_outputs)
+        self._feature_dim = cast(int, backbone.out_features)  # every backbone declares its output width
+        head = nn.Linear(self._feature_dim, num_outputs)
         head_std = getattr(backbone, "head_init_std", None)  # a backbone may carry its code's head init
         if head_std is not None:
-            nn.init.normal_(self.head.weight, 0.0, head_std)
-            nn.init.zeros_(self.head.bias)
+            nn.init.normal_(head.weight, 0.0, head_std)
+            nn.init.zeros_(head.bias)
+        self.head: nn.Module = head  # a task may replace it (the contrastive projection head)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     @property
     def feature_dim(self) -> int:
         """Size of `features` (the `augbench.tasks.TaskModel` protocol)."""
-        return int(self.backbone.out_features)
+        return self._feature_dim
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features of [0, 1] images."""

@@ -181,6 +181,10 @@ class FrozenClassifier(nn.Module):
     Augerino) need.
     """
 
+    mean: Tensor  # buffers (normalisation), present when `normalize`
+    std: Tensor
+    head_module: nn.Module | None
+
     def __init__(self, body: nn.Module, head: nn.Module | None, mean: tuple[float, ...] | None = None,
                  std: tuple[float, ...] | None = None, name: str = "") -> None:
         super().__init__()
@@ -237,16 +241,17 @@ def wrap_frozen(net: nn.Module, spec: ClassifierSpec) -> FrozenClassifier:
     feature extractor, so every tensor appears once in the state dict.
     """
     if spec.source == "augbench":  # augbench's Classifier normalises itself
-        head = net.head
+        own_head = net.get_submodule("head")
         net.head = nn.Identity()
-        return FrozenClassifier(net, head, name=str(spec))
+        return FrozenClassifier(net, own_head, name=str(spec))
     if spec.source == "timm":
         cfg = getattr(net, "pretrained_cfg", None) or {}
         mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-        head = net.get_classifier()
-        if isinstance(head, nn.Module) and not isinstance(head, nn.Identity):
-            net.reset_classifier(0)  # timm: forward() now returns the pre-logits features
-            return FrozenClassifier(net, head, mean, std, name=str(spec))
+        timm_net: Any = net  # timm's model API (get_classifier, reset_classifier)
+        timm_head = timm_net.get_classifier()
+        if isinstance(timm_head, nn.Module) and not isinstance(timm_head, nn.Identity):
+            timm_net.reset_classifier(0)  # timm: forward() now returns the pre-logits features
+            return FrozenClassifier(net, timm_head, mean, std, name=str(spec))
         return FrozenClassifier(net, None, mean, std, name=str(spec))
     body, head = _split_head(net)
     return FrozenClassifier(body, head, IMAGENET_MEAN, IMAGENET_STD, name=str(spec))

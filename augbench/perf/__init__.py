@@ -4,8 +4,10 @@
     df = run_bench("embedded", ["instaaug"], device="cuda")   # one row per method, ratios included
     print(check_targets(df))
 
-`measure` holds the device-agnostic primitives (timing with synchronisation, peak memory,
-ATen op counts), `harness` wraps one method in the real trainer, `bench` runs and tabulates.
+`measure` holds the device-agnostic primitives (timing with synchronisation, clocks, peak
+memory, ATen op counts), `harness` wraps one method in the real trainer, `public` rebuilds the
+public InstaAug code's two-pass training step for comparison, `bench` runs and tabulates,
+`report` prints and `figure` draws the step times.
 """
 
 import importlib
@@ -17,7 +19,9 @@ _EXPORTS = {
                     "augbench.perf.bench"),
     **dict.fromkeys(("CONFIGS", "MEASURES", "BenchConfig"), "augbench.perf.configs"),
     **dict.fromkeys(("MethodHarness", "synthetic_dataset"), "augbench.perf.harness"),
-    **dict.fromkeys(("PeakMemory", "count_ops", "synchronize", "time_calls"), "augbench.perf.measure"),
+    **dict.fromkeys(("CLOCKS", "PeakMemory", "count_ops", "synchronize", "time_calls"), "augbench.perf.measure"),
+    **dict.fromkeys(("PublicInstaAugHarness",), "augbench.perf.public"),
+    **dict.fromkeys(("save_step_figure", "step_figure"), "augbench.perf.figure"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,6 +9,11 @@ ABBA order (every other round reversed), and ratios are medians of per-round rat
 shared machine that slowly speeds up or slows down (other jobs, clocks) then biases no
 method. A repetition repeats short calls until it lasts `min_time` (timeit's autorange).
 Peak memory comes from untimed calls of each measure after the timed ones.
+
+`compare_public` adds InstaAug's training step as the public code runs it (`perf.public`:
+two classifier passes per batch) to the same rounds, as a row of system "public"; augbench's
+InstaAug row then carries `step_x_public`. `clock="process"` times CPU time instead of wall
+time (`measure.CLOCKS`), for 1-thread figures on a machine other jobs share.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +39,11 @@ from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method, list_methods
 from augbench.perf.configs import MEASURES, BenchConfig, get_config
 from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
-from augbench.perf.measure import PeakMemory, calls_for, time_calls
+from augbench.perf.measure import PeakMemory, calls_for, clock_for, time_calls
+from augbench.perf.public import AUGBENCH, PUBLIC, PublicInstaAugHarness
 from augbench.rundir import failure_reason
 from augbench.runs import resolve
-from augbench.tasks.evaluate import to_float
+from augbench.tasks.evaluate import to_float, views_evaluated
 from augbench.train.trainer import resolve_device
 
 BASELINES: tuple[str, ...] = ("none", "random-crop")
@@ -55,8 +62,10 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("InstaAug training step / random-crop step (paper D.3: 0.25 s / 0.15 s = 1.67x)", "step_x_crop", 1.15,
+    Target("InstaAug training step / random-crop step (paper D.3: 0.25 s / 0.15 s = 1.67x)", "step_x_crop", 1.05,
            methods="instaaug*"),
+    Target("augbench's InstaAug step / the public code's InstaAug step (--compare-public, same network and batches)",
+           "step_x_public", 1.0, methods="instaaug*", config=None),
     Target("augmentation's own work, % of the none training step (required work shown apart)",
            "augment_own_pct", 10.0),
     Target("test-time augmentation / the same views through plain forward passes", "tta_x_plain", 1.0, config=None),
@@ -68,6 +77,7 @@ class _Entry:
     """One method's state during a bench run."""
 
     method: str
+    system: str = AUGBENCH  # whose training step is timed: augbench's, or the public code's sequence
     harness: MethodHarness | None = None
     status: str = "ok"  # ok | skipped | failed
     note: str = ""
@@ -119,14 +129,16 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
               device: str = "auto", benchmark: str | None = None, settings: Mapping[str, Any] | None = None,
               method_hparams: Mapping[str, Mapping[str, Any]] | None = None, reps: int = 5, warmup: int = 2,
               tta_views: int | None = None, tta_batch: int | None = None, measures: Sequence[str] = MEASURES,
-              min_time: float = 0.05, memory: bool = True, seed: int = 0,
-              log: Callable[[str], None] | None = None) -> pd.DataFrame:
+              min_time: float = 0.05, memory: bool = True, seed: int = 0, clock: str = "wall",
+              compare_public: bool = False, log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Measure `methods` (default: all registered) on `config`; one row per method, see `COLUMNS`.
 
     `settings` override benchmark settings for every method (e.g. ``{"model.width": 0.5}``);
     `method_hparams` maps a method to hyperparameter overrides. `none` and `random-crop` are
     always measured, as the references of the ratios. `memory=False` skips the two extra
-    calls per measure that record peak memory.
+    calls per measure that record peak memory. `clock`: "wall" or "process" (CPU time,
+    `measure.CLOCKS`). `compare_public` adds InstaAug's training step as the public code runs
+    it (`perf.public`), system "public", in the same rounds (`step_x_public`).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     cfg = get_config(config) if isinstance(config, str) else config
@@ -140,7 +152,10 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
     dev = resolve_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("bench: --device cuda asked for, but torch.cuda.is_available() is False; use cpu")
+    timer = clock_for(clock, dev)
     names = select_methods(methods)
+    if compare_public and "instaaug" not in names:
+        names.append("instaaug")  # the public step is compared with augbench's own
     method_hparams = dict(method_hparams or {})
     for m, hp in method_hparams.items():
         if m not in names:
@@ -159,12 +174,14 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
     measures = [m for m in measures if m != "tta" or n_views > 0]
     dataset = dataset_for(cfg, batch_size, s["train.val_fraction"], N_BATCHES, n_tta, seed)
 
-    entries = [_Entry(m) for m in names]
+    entries = [_Entry(m) for m in names] + ([_Entry("instaaug", PUBLIC)] if compare_public else [])
     with tempfile.TemporaryDirectory(prefix="augbench-bench-") as tmp:
         for e in entries:
             try:
-                e.harness = MethodHarness(bench_name, e.method, {**overrides, **method_hparams.get(e.method, {})},
-                                          dataset, Path(tmp) / e.method, seed)
+                cls = PublicInstaAugHarness if e.system == PUBLIC else MethodHarness
+                e.harness = cls(bench_name, e.method, {**overrides, **method_hparams.get(e.method, {})},
+                                dataset, Path(tmp) / f"{e.method}-{e.system}", seed)
+                e.harness.clock = timer
             except AugbenchError as exc:  # not applicable here (family, channels): a note, not a failure
                 e.status, e.note = "skipped", str(exc).splitlines()[0]
                 log(f"{e.method}: skipped ({e.note})")
@@ -178,8 +195,10 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
         idx = fixed_batches(len(first.trainer.train_split), batch_size, N_BATCHES, dev, seed)
         xs = [(to_float(first.trainer.train_split.x[i]), first.trainer.train_split.y[i]) for i in idx]
         x_tta = to_float(dataset.test.x[:n_tta].to(dev))
-        _measure_all(live, measures, idx, xs, x_tta, n_views, dev, reps, warmup, min_time, memory, log)
-        rows = [_row(e, cfg, bench_name, dev, batch_size, n_views, n_tta, reps) for e in entries]
+        _measure_all(live, measures, idx, xs, x_tta, n_views, dev, reps, warmup, min_time, memory, log, timer)
+        model = f"{s['model.name']}@{s['model.width']:g}"
+        rows = [{**_row(e, cfg, bench_name, dev, batch_size, n_views, n_tta, reps, clock), "model": model}
+                for e in entries]
         for e in entries:  # free model and optimizer memory now, not at the caller's next collection
             e.harness = None
     df = pd.DataFrame(rows)
@@ -191,7 +210,8 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
 
 def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor],
                  xs: list[tuple[torch.Tensor, torch.Tensor]], x_tta: torch.Tensor, n_views: int, dev: torch.device,
-                 reps: int, warmup: int, min_time: float, memory: bool, log: Callable[[str], None]) -> None:
+                 reps: int, warmup: int, min_time: float, memory: bool, log: Callable[[str], None],
+                 timer: Callable[[], float] = time.perf_counter) -> None:
     """Warm up and calibrate every (method, measure), time them in ABBA rounds, then record peak memory."""
     counters = {id(e): {"augment": 0, "step": 0} for e in live}
 
@@ -217,19 +237,25 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
                 h.plain_forward(x_tta, n_views)
         return fn
 
-    plan = {id(e): list(measures) for e in live}
+    plan = {id(e): [m for m in measures if e.harness is not None and m in e.harness.measures] for e in live}
     if "tta" in measures:  # the floor TTA is compared with, measured on the first (`none`) model
         plan[id(live[0])].append("plain")
+    for e in live:
+        if not plan[id(e)]:
+            e.status, e.note, e.harness = "skipped", f"measures {', '.join(measures)} not defined for it", None
 
     for e in live:
+        if e.harness is None:
+            continue
         try:
             for what in plan[id(e)]:
                 fn = call(e, what)
                 for _ in range(warmup):
-                    last = time_calls(fn, 1, dev)
+                    last = time_calls(fn, 1, dev, timer)
                 e.calls[what] = calls_for(last, min_time)
                 e.seconds[what] = []
-            log(f"{e.method}: warmed up ({', '.join(f'{w} x{n}' for w, n in e.calls.items())} per repetition)")
+            blocks = ", ".join(f"{w} x{n}" for w, n in e.calls.items())
+            log(f"{_label(e.method, e.system)}: warmed up ({blocks} per repetition)")
         except Exception as exc:  # noqa: BLE001
             e.fail(exc)
     for r in range(reps):
@@ -241,11 +267,11 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
                 for what in plan[id(e)]:
                     n, fn = e.calls[what], call(e, what)
                     before = e.harness.required_seconds
-                    seconds = time_calls(fn, n, dev)
+                    seconds = time_calls(fn, n, dev, timer)
                     e.seconds[what].append(seconds / e.harness.block if what == "step" else seconds)
                     if what == "augment":
                         e.required.append((e.harness.required_seconds - before) / n)
-                log(f"rep {r + 1}/{reps} {e.method}: " + ", ".join(
+                log(f"rep {r + 1}/{reps} {_label(e.method, e.system)}: " + ", ".join(
                     f"{w} {e.seconds[w][-1] * 1e3:.1f} ms" for w in plan[id(e)]))
             except Exception as exc:  # noqa: BLE001
                 e.fail(exc)
@@ -255,7 +281,7 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
         if e.harness is None:
             continue
         try:
-            for what in measures:
+            for what in (w for w in plan[id(e)] if w != "plain"):
                 fn = call(e, what)
                 with PeakMemory(dev) as mem:
                     fn()
@@ -263,9 +289,21 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
                     fn()
                 e.peak[what] = mem.peak_bytes
                 e.mem_source = mem.source
-            log(f"{e.method}: peak memory " + ", ".join(f"{w} {e.peak[w] / 2**20:.1f} MiB" for w in measures))
+            log(f"{_label(e.method, e.system)}: peak memory " + ", ".join(
+                f"{w} {v / 2**20:.1f} MiB" for w, v in e.peak.items()))
         except Exception as exc:  # noqa: BLE001
             e.fail(exc)
+
+
+def _label(method: str, system: str) -> str:
+    """A row's name in logs, reports and figures: the method, and whose step it is if not augbench's."""
+    return method if system == AUGBENCH else f"{method} [{system} code]"
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """`_label` of a result row (rows of CSVs without a `system` column are augbench's)."""
+    system = row.get("system", AUGBENCH)
+    return _label(str(row["method"]), system if isinstance(system, str) and system else AUGBENCH)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -280,7 +318,7 @@ def _iqr(values: Sequence[float]) -> float:
 
 
 def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_size: int, n_views: int,
-         n_tta: int, reps: int) -> dict[str, Any]:
+         n_tta: int, reps: int, clock: str = "wall") -> dict[str, Any]:
     ms = lambda what: _median(e.seconds.get(what, [])) * 1e3  # noqa: E731
     iqr = lambda what: _iqr(e.seconds.get(what, [])) * 1e3  # noqa: E731
     mb = lambda what: e.peak.get(what, math.nan) / 2**20  # noqa: E731
@@ -288,9 +326,12 @@ def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_
     per_round = {k: [round(v * 1e3, 6) for v in vals] for k, vals in {**e.seconds, "required": e.required}.items()}
     return {
         "config": cfg.name, "benchmark": bench_name, "device": str(dev), "device_name": device_name(dev),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "method": e.method, "status": e.status,
-        "note": "" if e.status == "ok" else e.note, "batch_size": batch_size, "image_size": cfg.image_size,
-        "tta_views": n_views, "tta_batch": n_tta, "reps": reps,
+        "threads": torch.get_num_threads(), "clock": clock, "torch": torch.__version__, "method": e.method,
+        "system": e.system, "status": e.status, "note": "" if e.status == "ok" else e.note,
+        "batch_size": batch_size, "image_size": cfg.image_size, "tta_views": n_views,
+        "tta_views_evaluated": views_evaluated(e.harness.trainer.method, n_views)
+        if e.harness and "tta" in e.harness.measures else math.nan,
+        "tta_batch": n_tta, "reps": reps,
         "augment_ms": ms("augment"), "augment_iqr_ms": iqr("augment"),
         "augment_required_ms": _median(e.required) * 1e3,
         "augment_img_s": batch_size / augment_s if augment_s > 0 else math.nan,
@@ -304,7 +345,7 @@ def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_
 
 # ---------------------------------------------------------------------- ratios and targets
 RATIOS: dict[str, str] = {"augment": "augment_ms", "step": "step_ms", "tta": "tta_ms", "mem": "step_mem_mb"}
-NOISY: tuple[str, ...] = ("step_x_crop", "augment_own_pct", "tta_x_plain")  # the targets' columns
+NOISY: tuple[str, ...] = ("step_x_crop", "step_x_public", "augment_own_pct", "tta_x_plain")  # the targets' columns
 
 #: The CSV's columns. Times are per call and medians over rounds: augment_ms (`method.sample`
 #: on one training batch, autograd on), augment_required_ms (its part inside the classifier's
@@ -313,14 +354,18 @@ NOISY: tuple[str, ...] = ("step_x_crop", "augment_own_pct", "tta_x_plain")  # th
 #: forward passes); *_iqr_ms their interquartile ranges; *_mem_mb peak MiB above the start of
 #: an untimed call (mem_source says how). *_x_none / *_x_crop: time (or step memory) over the
 #: same of none / random-crop. reps_ms: every per-round figure (JSON), so ratios can be redone.
+#: system: "augbench", or "public" for the public code's InstaAug step (`perf.public`, step only);
+#: step_x_public: an augbench row's step over the public row's of the same method. clock: what
+#: the times count (`measure.CLOCKS`). tta_views_evaluated: views per image TTA put through the
+#: classifier (1 when the method's test views are identical). model: the classifier, NAME@WIDTH.
 COLUMNS: list[str] = [
-    "config", "benchmark", "device", "device_name", "threads", "torch", "method", "status", "note",
-    "batch_size", "image_size", "tta_views", "tta_batch", "reps",
+    "config", "benchmark", "device", "device_name", "threads", "clock", "torch", "method", "system", "status",
+    "note", "model", "batch_size", "image_size", "tta_views", "tta_views_evaluated", "tta_batch", "reps",
     "augment_ms", "augment_iqr_ms", "augment_required_ms", "augment_img_s", "step_ms", "step_iqr_ms",
     "tta_ms", "tta_iqr_ms", "tta_plain_ms", "tta_plain_iqr_ms",
     "augment_mem_mb", "step_mem_mb", "tta_mem_mb", "mem_source",
     *[f"{k}_x_{ref}" for k in RATIOS for ref in ("none", "crop")],
-    "augment_own_pct", "augment_required_pct", "tta_x_plain", *[f"{c}_noise" for c in NOISY],
+    "step_x_public", "augment_own_pct", "augment_required_pct", "tta_x_plain", *[f"{c}_noise" for c in NOISY],
     "reps_ms", "hparams",
 ]
 
@@ -346,11 +391,16 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
 
     Uses the per-round figures in `reps_ms` when present (see `ratio`). `augment_own_pct`:
     augmentation time minus the required feature pass, as a percentage of the `none`
-    training step; `augment_required_pct`: the feature pass alone; `*_noise`: see `ratio`.
+    training step; `augment_required_pct`: the feature pass alone; `step_x_public`: an
+    augbench row's step over the public-code row's of the same method; `*_noise`: see `ratio`.
     """
     df = df.reset_index(drop=True).copy()
     rounds = [json.loads(r) if isinstance(r, str) and r else {} for r in df.get("reps_ms", [""] * len(df))]
-    ref = {m: i for i, (m, st) in enumerate(zip(df["method"], df["status"])) if st == "ok" and m in BASELINES}
+    systems = list(df["system"]) if "system" in df else [AUGBENCH] * len(df)
+    ok = [st == "ok" and sy == AUGBENCH for st, sy in zip(df["status"], systems)]
+    ref = {m: i for i, (m, good) in enumerate(zip(df["method"], ok)) if good and m in BASELINES}
+    public = {m: i for i, (m, st, sy) in enumerate(zip(df["method"], df["status"], systems))
+              if st == "ok" and sy == PUBLIC}
     plain = next((r["plain"] for r in rounds if "plain" in r), None)
     out: dict[str, list[float]] = {}
 
@@ -375,6 +425,9 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
         put("augment_required_pct", ratio(mine.get("required"), none_step, row["augment_required_ms"],
                                           none_median), 100.0)
         put("tta_x_plain", ratio(mine.get("tta"), plain, row["tta_ms"], row["tta_plain_ms"]))
+        j = public.get(row["method"]) if systems[i] == AUGBENCH else None
+        put("step_x_public", (math.nan, math.nan) if j is None else
+            ratio(mine.get("step"), rounds[j].get("step"), row["step_ms"], df.at[j, "step_ms"]))
     for col, values in out.items():
         df[col] = values
     return df
@@ -387,7 +440,7 @@ def check_targets(df: pd.DataFrame, targets: Sequence[Target] = TARGETS) -> pd.D
     "n/a" when not measured. `binding` is False on configs other than the target's own.
     """
     rows = []
-    ok = df[df["status"] == "ok"]
+    ok = df[(df["status"] == "ok") & ((df["system"] == AUGBENCH) if "system" in df else True)]
     for t in targets:
         hit = ok[[fnmatch.fnmatch(m, t.methods) for m in ok["method"]]]
         if hit.empty:

@@ -12,7 +12,6 @@ from augbench.overrides import parse_sets, route
 from augbench.perf.configs import CONFIGS, MEASURES
 
 
-
 def cmd_bench(args: argparse.Namespace) -> int:
     # torch and pandas: only `bench` itself needs them, not the parser of every command
     import torch
@@ -33,13 +32,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     df = run_bench(args.config, args.methods, device=args.device, benchmark=args.benchmark, settings=settings,
                    method_hparams=per_method, reps=args.reps, warmup=args.warmup, tta_views=args.tta_views,
                    tta_batch=args.tta_batch, measures=measures, min_time=args.min_time, memory=not args.no_memory,
-                   seed=args.seed,
+                   seed=args.seed, clock=args.clock, compare_public=args.compare_public,
                    log=(lambda msg: None) if args.quiet else None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     print(format_report(df))
     print(f"\nwrote {out}", file=sys.stderr)
+    if args.figure:
+        from augbench.perf.figure import save_step_figure
+
+        print(f"wrote {save_step_figure(df, args.figure)}", file=sys.stderr)
     return 1 if (df["status"] == "failed").any() else 0
 
 
@@ -70,6 +73,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="skip the two extra untimed calls per measure that record peak memory")
     p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's own choice)")
+    p.add_argument("--clock", default="wall", choices=("wall", "process"),
+                   help="what times count: wall (default) or process (this process's CPU time, all threads; CPU "
+                        "only): on a machine other jobs share, 1-thread process times leave their time out")
+    p.add_argument("--compare-public", action="store_true",
+                   help="also time InstaAug's training step as the public code runs it (two classifier passes, "
+                        "the second in eval mode through the classifier) on the same network and batches; "
+                        "column step_x_public: augbench's InstaAug step over it")
+    p.add_argument("--figure", metavar="PATH", help="also draw the step time per method (and system) into PATH (.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/perf.csv", help="CSV of every figure (default results/perf.csv)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")

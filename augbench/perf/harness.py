@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from augbench.datasets.base import Dataset, Split
 from augbench.errors import ConfigError
 from augbench.methods import StepContext, Views, repeat_views
 from augbench.models.modes import eval_mode
-from augbench.perf.configs import BenchConfig
+from augbench.perf.configs import MEASURES, BenchConfig
 from augbench.perf.measure import synchronize
 from augbench.runs import resolve
 from augbench.tasks.evaluate import batches, model_features, tta_logits
@@ -49,6 +49,9 @@ class MethodHarness:
     split, which depends on the seed only: every method sees the same images.
     """
 
+    system: str = "augbench"  # whose training step `step` is (the CSV's `system`)
+    measures: tuple[str, ...] = MEASURES  # what the bench may time on it
+
     def __init__(self, benchmark: str, method: str, overrides: Mapping[str, Any], dataset: Dataset,
                  run_dir: Path, seed: int = 0) -> None:
         cfg = resolve(benchmark, method, seed, overrides)
@@ -67,6 +70,7 @@ class MethodHarness:
         #: steps, so a block of that many steps carries exactly one exploration.
         self.block = int(t.method.explore_every) if explores else 1
         self.required_seconds = 0.0
+        self.clock: Callable[[], float] = time.perf_counter  # the bench's clock (`measure.CLOCKS`)
         self._features = self._timed_features()
 
     # ------------------------------------------------------------------ the timed calls
@@ -113,10 +117,10 @@ class MethodHarness:
 
         def features(owner: Any, x: Tensor) -> Tensor:
             synchronize(device)
-            start = time.perf_counter()
+            start = harness.clock()
             out = inner(x)
             synchronize(device)
-            harness.required_seconds += time.perf_counter() - start
+            harness.required_seconds += harness.clock() - start
             return out
 
         return types.MethodType(features, model)

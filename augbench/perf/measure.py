@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from augbench.errors import ConfigError
+
 
 def synchronize(device: torch.device) -> None:
     """Wait for every kernel queued on `device` (a no-op on the CPU, which runs eagerly)."""
@@ -22,14 +24,31 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def time_calls(fn: Callable[[], Any], n: int, device: torch.device) -> float:
+#: What a timing counts. "wall": elapsed time (what a user waits). "process": CPU time of this
+#: process, all its threads (time.process_time): on a machine other jobs share, it leaves out the
+#: time they take, so 1-thread CPU figures stay comparable; with several threads it sums their
+#: work. GPU kernels run outside the process: "process" is refused there.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "process": time.process_time}
+
+
+def clock_for(name: str, device: torch.device) -> Callable[[], float]:
+    """The timer of clock `name` (`CLOCKS`) for measurements on `device`."""
+    if name not in CLOCKS:
+        raise ConfigError(f"bench: unknown clock {name!r}; valid: {', '.join(CLOCKS)}")
+    if name == "process" and device.type != "cpu":
+        raise ConfigError(f"bench: clock process counts CPU time only; use wall on {device.type}")
+    return CLOCKS[name]
+
+
+def time_calls(fn: Callable[[], Any], n: int, device: torch.device,
+               clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per call of `fn`, over `n` back-to-back calls between two synchronisations."""
     synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(n):
         fn()
     synchronize(device)
-    return (time.perf_counter() - start) / n
+    return (clock() - start) / n
 
 
 def calls_for(seconds_per_call: float, min_time: float, max_calls: int = 100) -> int:
@@ -51,7 +70,7 @@ def peak_of_allocations(events: list[tuple[int, int]], since: int | None = None)
     started = since is None
     total = base = peak = 0
     for t, nbytes in sorted(events):
-        if not started and t >= since:
+        if not started and since is not None and t >= since:
             started, base, peak = True, total, total
         total += nbytes
         if started:
@@ -110,7 +129,7 @@ class PeakMemory:
             try:
                 events = self._prof.profiler.kineto_results.events()  # type: ignore[union-attr]
                 cpu = torch.profiler.DeviceType.CPU
-                allocs = [(e.start_ns(), e.nbytes()) for e in events
+                allocs = [(e.start_ns(), e.nbytes()) for e in events  # type: ignore[union-attr]
                           if e.name() == "[memory]" and e.device_type() == cpu]
                 marks = [e.start_ns() for e in events if e.name() == _MARK]
                 if self._restarted and not marks:

@@ -51,6 +51,8 @@ class Cell:
     candidates: int = 0
     by_validation: bool = True  # False: no validation accuracy, the choice fell back to most seeds
     tie: int = 0  # configurations tied at the best validation score (0: no tie)
+    not_learned: int = 0  # runs whose learned distribution did not learn (a `diagnosis` in their test record)
+    diagnoses: str = ""  # their flags, comma-separated
     paper_mean: float = float("nan")
     paper_std: float = float("nan")
     paper_n: float = float("nan")
@@ -87,6 +89,10 @@ def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str) -> Ce
     if not done.empty:
         choice = choose_config(done)
         done, cell.selected, cell.candidates, cell.by_validation, cell.tie = choice
+        if "diagnosis" in done:
+            flagged = [str(d) for d in done["diagnosis"].dropna() if str(d)]
+            cell.not_learned = len(flagged)
+            cell.diagnoses = ",".join(sorted({f for d in flagged for f in d.split(",")}))
     values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
     if values.empty:
         cell.status = (NOT_REPORTED if not done.empty else "failed" if cell.n_failed

@@ -1,4 +1,4 @@
-"""Subcommands `collect`, `table` and `plot` (registered through augbench.cli.COMMAND_MODULES)."""
+"""Subcommands `collect`, `table`, `plot` and `leaderboard` (registered through augbench.cli.COMMAND_MODULES)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def _frame(root: str, running_within: float | None = None) -> Any:
 def cmd_collect(args: argparse.Namespace) -> int:
     from augbench.results.collect import runs, write_frame
 
+    if args.schema:
+        from augbench.results.schema import describe
+
+        print(describe(), end="")
+        return 0
+    if args.root is None:
+        raise ConfigError("collect needs ROOT, the folder of run directories (or --schema)")
     frame = _frame(args.root, args.running_within)
     if args.out:
         path = write_frame(frame, args.out)
@@ -49,7 +56,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise ConfigError(f"no runs under {args.root}: nothing to tabulate")
     results = build_tables(frame, args.table, args.benchmark)
     for res in results:
-        text = render(res, args.format)
+        text = render(res, args.format, args.spread)
         if args.out:
             path = Path(args.out) / f"table-{res.id.replace('.', '')}.{SUFFIX[args.format]}"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,17 +87,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0 if paths else 1
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from augbench.results.leaderboard import leaderboard  # jinja2, pandas, matplotlib: only this command
+
+    written = leaderboard(args.roots, args.out, args.bench or [], report=_say)
+    _say(f"wrote {len(written)} files under {args.out}; open {Path(args.out) / 'index.html'}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add the results subcommands to the `augbench` parser."""
     from augbench.results.figures import FIGURE_NAMES as FIGURES  # names only: no matplotlib to build a parser
+    from augbench.results.formats import FORMATS, SPREADS
     from augbench.results.paper import TABLES
-    from augbench.results.formats import FORMATS
 
-    p = subparsers.add_parser("collect", help="every record under ROOT as one table (CSV; Parquet with pyarrow)")
-    p.add_argument("root", help="folder of run directories (searched recursively)")
-    p.add_argument("--out", help="write the frame here (.csv, or .parquet when pyarrow is installed)")
+    p = subparsers.add_parser("collect", help="every record under ROOT as one table (Parquet or CSV), provenance too")
+    p.add_argument("root", nargs="?", help="folder of run directories (searched recursively)")
+    p.add_argument("--out", help="write the frame here (.parquet or .csv)")
+    p.add_argument("--schema", action="store_true", help="print the table's columns, dtypes and meaning, and exit")
     p.add_argument("--running-within", type=float, default=None, metavar="SECONDS",
-                   help=f"a run without status written this recently counts as running (default {rundir.ALIVE_SECONDS:.0f})")
+                   help="a run without status written this recently counts as running "
+                        f"(default {rundir.ALIVE_SECONDS:.0f})")
     p.set_defaults(func=cmd_collect)
 
     p = subparsers.add_parser("table", help="a paper table (or `auto`: methods x metrics per benchmark)")
@@ -99,6 +116,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", default="md", choices=FORMATS)
     p.add_argument("--benchmark", help="with --table auto: only this benchmark")
     p.add_argument("--out", help="also write table-<id>.<csv|md|tex> into this folder")
+    p.add_argument("--spread", default="ci", choices=SPREADS,
+                   help="after ±: half-width of the 95%% Student-t interval over seeds (ci, default) or the std")
     p.set_defaults(func=cmd_table)
 
     p = subparsers.add_parser("plot", help="figures (PNG and PDF) from the runs under ROOT")
@@ -107,3 +126,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--benchmark", help="draw from this benchmark's runs (default: the paper's, else any that fits)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.set_defaults(func=cmd_plot)
+
+    p = subparsers.add_parser("leaderboard", help="a static HTML site of the results (works from file://)")
+    p.add_argument("roots", nargs="+", metavar="ROOT",
+                   help="folders of run directories, or tables written by `augbench collect --out`")
+    p.add_argument("--out", required=True, help="output folder (index.html and one folder per benchmark)")
+    p.add_argument("--bench", action="append", metavar="CSV",
+                   help="`augbench bench` results to show throughput and peak memory from (repeatable)")
+    p.set_defaults(func=cmd_leaderboard)

@@ -140,7 +140,8 @@ def _wall_time(status: Mapping[str, Any] | None, records: list[dict[str, Any]]) 
 
 
 def _provenance(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> dict[str, Any]:
-    versions = config.get("versions") if isinstance(config.get("versions"), dict) else {}
+    found = config.get("versions")
+    versions: Mapping[str, Any] = found if isinstance(found, dict) else {}
     out: dict[str, Any] = {col: versions.get(key) for key, col in VERSION_KEYS.items()}
     out["identity_version"] = (config.get("identity") or {}).get("version")
     out.update({k: sweep.get(k) for k in ("launch_id", "grid", "grid_file", "grid_sha256")})
@@ -151,8 +152,10 @@ def _provenance(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> dict[str
 def _sweep_of(run_dir: Path, cache: dict[Path, dict[str, dict[str, Any]]],
               report: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """The sweep provenance of the sweep root holding `run_dir` (ROOT/runs/<run_id>), or {}."""
+    from augbench.sweep.layout import MANIFEST, RUNS_DIR  # names only (no scheduler code)
+
     sweep_root = run_dir.parent.parent
-    if run_dir.parent.name != "runs" or not (sweep_root / "manifest.jsonl").is_file():
+    if run_dir.parent.name != RUNS_DIR or not (sweep_root / MANIFEST).is_file():
         return {}
     if sweep_root not in cache:
         cache[sweep_root] = sweep_provenance(sweep_root, report)

@@ -124,8 +124,8 @@ def read_frame(path: Path | str, report: Callable[[str], None] | None = None) ->
         if report is not None:
             report(f"{path}: collect schema version {version}: no provenance columns (collect the runs again to "
                    "fill them)")
-        for col in PROVENANCE_COLUMNS:
+        for col, (dtype, _) in PROVENANCE_COLUMNS.items():
             if col not in frame:
-                frame[col] = pd.NA
+                frame[col] = pd.Series(float("nan") if dtype == "float64" else pd.NA, index=frame.index, dtype=dtype)
         frame["schema_version"] = SCHEMA_VERSION
     return apply_dtypes(frame)

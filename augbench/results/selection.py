@@ -6,7 +6,8 @@ epochs. When several configurations could fill one cell (a sweep, or runs with o
 hyperparameters in the same folder), the one with the best mean validation score is chosen, as
 the paper selects its random-crop scale (Section 5.2, Appendix E.3); the test split never
 takes part. Configurations whose mean validation scores are equal (e.g. two rotation ranges
-both at 100% validation accuracy) are a tie, broken by `TIE_RULE`, and the choice says it was. Tables and figures both choose here, so a figure shows the runs its table reports.
+both at 100% validation accuracy) are a tie, broken by `TIE_RULE`, and the choice says it was.
+Tables and figures both choose here, so a figure shows the runs its table reports.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pandas as pd
 VAL_SCORE = (("acc", 1.0), ("score", 1.0), ("loss", -1.0))  # validation criterion, as the trainer's
 TIE_RULE = "more seeds, then the first in sorted order of the configuration's values"
 TIE_TOLERANCE = 1e-9  # mean validation scores closer than this are equal
+# which seed a figure of single runs shows (`representatives` with `by` a test metric): of an even
+# count the lower middle one, of equal scores the lower seed
+SEED_RULE = "the median seed by {metric}"
 
 
 def finished_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,14 +125,37 @@ def choose_config(done: pd.DataFrame) -> Choice:
     return Choice(chosen, desc, len(groups), by_validation, len(tied) if by_validation and len(tied) > 1 else 0)
 
 
-def representatives(done: pd.DataFrame, usable: Callable[[str], bool] | None = None) -> pd.DataFrame:
-    """One finished run per (method, variant): of the configuration chosen by validation, the lowest
-    seed for whose run directory `usable` holds (any run when `usable` is None); none if no run does."""
-    out = []
+def representatives(done: pd.DataFrame, usable: Callable[[str], bool] | None = None,
+                    by: str | None = None) -> pd.DataFrame:
+    """One finished run per (method, variant) of the configuration chosen by validation, among the
+    runs whose directory `usable` accepts (all when None); none if no run does.
+
+    With `by` (a test metric, e.g. a ground-truth score), the run of median `by` (`SEED_RULE`);
+    without it, or where no usable run reports `by`, the lowest seed. Column `shown` says which
+    seed was taken and why, for the figure to print.
+    """
+    out, notes = [], []
     for _, group in done.groupby(["method", "variant"], sort=True, dropna=False):
         chosen = choose_config(group)[0].sort_values(["seed", "run_id"])
-        for r in chosen.itertuples():
-            if usable is None or usable(str(r.run_dir)):
-                out.append(r.Index)
-                break
-    return done.loc[out]
+        ok = chosen[[usable is None or usable(str(d)) for d in chosen["run_dir"]]]
+        if ok.empty:
+            continue
+        index, note = _median_run(ok, by)
+        out.append(index)
+        notes.append(note)
+    return done.loc[out].assign(shown=notes)
+
+
+
+def _median_run(runs: pd.DataFrame, by: str | None) -> tuple[Any, str]:
+    """The index of the run of median `by` among `runs` (sorted by seed) and a note naming its seed and the rule."""
+    scores = pd.to_numeric(runs[by], errors="coerce") if by is not None and by in runs else None
+    n = len(runs)
+    if n == 1:
+        return runs.index[0], f"seed {display_value(runs['seed'].iloc[0])}, the only seed"
+    if scores is None or scores.isna().all():
+        why = f" (none reports {by})" if by is not None else ""
+        return runs.index[0], f"seed {display_value(runs['seed'].iloc[0])}, the lowest of {n} seeds{why}"
+    ranked = runs.assign(_score=scores).dropna(subset=["_score"]).sort_values(["_score", "seed"], kind="stable")
+    pick = ranked.index[(len(ranked) - 1) // 2]
+    return pick, f"seed {display_value(runs.at[pick, 'seed'])}, median {by} of {len(ranked)} seeds"

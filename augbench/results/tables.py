@@ -20,12 +20,12 @@ import pandas as pd
 
 from augbench.errors import ConfigError
 from augbench.results.cells import NOT_REPORTED, Cell, TableResult
+from augbench.results.formats import FORMATS, SPREADS, SUFFIX  # noqa: F401 (SUFFIX: re-exported for callers)
+from augbench.results.paper import TABLES
 from augbench.results.selection import TIE_RULE
 from augbench.results.stats import INTERVAL_NAME
 from augbench.results.units import is_percent, metric_kind
-from augbench.results.formats import FORMATS, SUFFIX
 
-SPREADS = ("ci", "std")  # what follows "±": the 95% t-interval's half-width, or the sample std
 DASH = {"md": "—", "latex": "---"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -64,6 +64,12 @@ def spread_caption(spread: str, fmt: str) -> str:
     return text.replace("bold:", "**bold**:", 1)
 
 
+def protocol_note(result: TableResult) -> str:
+    """How augbench's protocol differs from the paper's for a paper table ("" for others)."""
+    spec = TABLES.get(result.id)
+    return spec.protocol if spec is not None and result.has_paper else ""
+
+
 def _paper(cell: Cell, fmt: str) -> str:
     if math.isnan(cell.paper_mean):
         return DASH[fmt]
@@ -96,6 +102,9 @@ def _notes(result: TableResult) -> list[str]:
         failed = max((c.n_failed for c in line if c.status == "ok"), default=0)
         if failed:
             parts.append(f"{failed} failed run(s) left out")
+        unlearned = max(line, key=lambda c: c.not_learned, default=None)
+        if unlearned is not None and unlearned.not_learned:
+            parts.append(f"{unlearned.not_learned} run(s) did not learn ({unlearned.diagnoses})")
         out.append("; ".join(parts))
     return out
 
@@ -134,6 +143,8 @@ def to_markdown(result: TableResult, spread: str = "ci") -> str:
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in df.itertuples(index=False, name=None)]
     lines += ["", spread_caption(spread, "md") + "."]
+    if protocol_note(result):
+        lines += ["", protocol_note(result) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -146,6 +157,8 @@ def to_latex(result: TableResult, spread: str = "ci") -> str:
     caption = latex_escape(result.title) + (". " + spread_caption(spread, "latex") + (
         r"; paper: its reported value; $\Delta$: ours $-$ paper, in points (in or outside our CI)."
         if result.has_paper else "."))
+    protocol = protocol_note(result)
+    caption += " " + latex_escape(protocol) + "." if protocol else ""
     label = "tab:augbench-" + result.id.replace(".", "").lower()
     return df.style.hide(axis="index").to_latex(column_format=colfmt, hrules=True, multicol_align="c",
                                                 position_float="centering", caption=caption, label=label)

@@ -33,7 +33,7 @@ def _resources(args: argparse.Namespace) -> Any:
 
     return Resources.parse({"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem": args.mem,
                             "time": args.time, "account": args.account, "qos": args.qos,
-                            "constraint": args.constraint}, "command line")
+                            "constraint": args.constraint, "tasks": args.tasks}, "command line")
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -42,9 +42,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     grid = load_grid(args.grid)
     root = Path(args.root) if args.root else Path("sweeps") / grid.name
-    rep = launch_sweep(grid, root, executor=args.executor, overrides=parse_sets(args.set), seeds=parse_seeds(args.seeds),
-                 resources=_resources(args), max_parallel=args.max_parallel, dry_run=args.dry_run, wait=args.wait,
-                 retry_failed=args.retry_failed)
+    rep = launch_sweep(grid, root, executor=args.executor, overrides=parse_sets(args.set),
+                       seeds=parse_seeds(args.seeds), resources=_resources(args), max_parallel=args.max_parallel,
+                       dry_run=args.dry_run, wait=args.wait, retry_failed=args.retry_failed)
     paper = f" ({grid.paper})" if grid.paper else ""
     print(f"grid {grid.name}{paper}: {len(rep.runs)} runs -> {root}, executor {rep.executor}")
     if rep.runs:
@@ -149,6 +149,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--account")
     g.add_argument("--qos")
     g.add_argument("--constraint")
+    g.add_argument("--tasks", type=int, help="tasks per job: data-parallel processes of each run (one per GPU)")
     q.set_defaults(func=cmd_launch)
 
     q = sub.add_parser("status", help="pending, running, done, failed and stalled runs per benchmark and method")

@@ -114,9 +114,10 @@ class Resources:
     constraint: str | None = None
     array_parallelism: int | None = None
     extra: tuple[tuple[str, Any], ...] = ()
+    tasks: int | None = None  # tasks per node: one data-parallel training process per GPU
 
     KEYS = ("partition", "gpus", "cpus", "mem", "time", "account", "qos", "constraint",
-            "array_parallelism", "extra")
+            "array_parallelism", "extra", "tasks")
 
     @classmethod
     def parse(cls, table: Mapping[str, Any], where: str = "resources") -> Resources:
@@ -129,7 +130,7 @@ class Resources:
                 raise ConfigError(f"{where}: unknown SLURM option {key!r}; valid: {', '.join(cls.KEYS)}")
             if key in ("partition", "account", "qos", "constraint"):
                 values[key] = str(value)
-            elif key in ("gpus", "cpus", "array_parallelism"):
+            elif key in ("gpus", "cpus", "array_parallelism", "tasks"):
                 if isinstance(value, bool) or not isinstance(value, int) and not str(value).isdigit():
                     raise ConfigError(f"{where}.{key}: expected a whole number, got {value!r}")
                 if int(value) < (0 if key == "gpus" else 1):
@@ -161,7 +162,7 @@ class Resources:
                                   "cpus_per_task": self.cpus, "slurm_mem": self.mem, "timeout_min": self.time_min,
                                   "slurm_account": self.account, "slurm_qos": self.qos,
                                   "slurm_constraint": self.constraint,
-                                  "slurm_array_parallelism": self.array_parallelism}
+                                  "slurm_array_parallelism": self.array_parallelism, "tasks_per_node": self.tasks}
         if self.extra:
             params["slurm_additional_parameters"] = dict(self.extra)
         return {k: v for k, v in params.items() if v is not None}
@@ -324,11 +325,11 @@ def _check_cli_hparams(grid: Grid, routed: Routed) -> None:
     if unknown:
         raise ConfigError(f"--set {unknown[0]}: no method of grid {grid.name} declares it; "
                           f"valid: {', '.join(sorted(every)) or '(none)'}")
-    for method, names in routed.per_method.items():
+    for method, given in routed.per_method.items():
         if method not in declared:
-            raise ConfigError(f"--set {method}:{next(iter(names))}: grid {grid.name} has no method {method}; "
+            raise ConfigError(f"--set {method}:{next(iter(given))}: grid {grid.name} has no method {method}; "
                               f"its methods: {', '.join(sorted(declared))}")
-        bad = sorted(set(names) - declared[method])
+        bad = sorted(set(given) - declared[method])
         if bad:
             raise ConfigError(f"--set {method}:{bad[0]}: method {method} declares no such hyperparameter; "
                               f"valid: {', '.join(sorted(declared[method])) or '(none)'}")
@@ -415,7 +416,9 @@ def parse_grid(data: Mapping[str, Any], name: str, path: Path | None = None) -> 
         hparams = _axes(block.get("hparams"), f"{where}.hparams", dotted=False)
         cases = block.get("cases", [{}])
         if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
-            raise ConfigError(f"{where}.cases: expected a non-empty list of tables, e.g. [{{h_min = 0.0, h_max = 0.5}}]")
+            raise ConfigError(
+                f"{where}.cases: expected a non-empty list of tables, e.g. [{{h_min = 0.0, h_max = 0.5}}]"
+            )
         for c in cases:
             for key, value in c.items():
                 if isinstance(value, (list, dict)):

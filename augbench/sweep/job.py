@@ -32,16 +32,17 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import submitit
 
 from augbench import rundir
 from augbench.rundir import ATTEMPTS, HEARTBEAT_SECONDS, RunConfig, RunLock, append_jsonl
-from augbench.sweep.layout import MANIFEST, RUNS_DIR, run_dir
+from augbench.sweep.layout import MANIFEST, run_dir
 from augbench.sweep.process import process_start
+
 
 def scheduler_job() -> dict[str, Any]:
     """Who runs this process: SLURM job id (array form `A_T` for array tasks) and restart count."""
@@ -139,6 +140,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def __call__(self, config: RunConfig) -> dict[str, Any]:
         from augbench.runs import execute  # imports torch: only the job itself needs it
+        from augbench.train.distributed import is_follower
 
         root = Path(self.root)
         directory = run_dir(root, config.run_id)
@@ -146,6 +148,9 @@ class SweepJob(submitit.helpers.Checkpointable):
         if rundir.is_done(status):  # e.g. a requeue racing the end
             return dict(status["metrics"])  # type: ignore[index]
         _limit_threads()
+        if is_follower(config.settings):  # another task of a data-parallel job: rank 0 keeps the books
+            with _stop_at_checkpoint_on_sigterm():
+                return execute(config, directory, locked=True)
         directory.mkdir(parents=True, exist_ok=True)
         who = scheduler_job()
         manifest = root / MANIFEST

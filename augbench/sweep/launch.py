@@ -23,6 +23,7 @@ Executors:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -44,6 +45,7 @@ from augbench.sweep.job import SweepJob, load_launch
 from augbench.sweep.layout import MANIFEST
 from augbench.sweep.process import pid_alive, process_start
 from augbench.sweep.status import RunStatus, SweepStatus, collect_status, max_array_size, read_manifest, slurm_available
+from augbench.threads import default_threads
 
 if TYPE_CHECKING:
     from augbench.rundir import RunConfig
@@ -185,11 +187,15 @@ def launch_sweep(grid: Grid, root: Path | str, *, executor: str = "auto", overri
 
     manifest = root / MANIFEST
     root.mkdir(parents=True, exist_ok=True)
-    if grid.path is not None:
+    grid_text = Path(grid.path).read_text() if grid.path is not None else None
+    grid_hash = None if grid_text is None else hashlib.sha256(grid_text.encode()).hexdigest()  # provenance
+    if grid_text is not None:
         (root / "grids").mkdir(exist_ok=True)
-        (root / "grids" / f"{launch_id}-{grid.name}.toml").write_text(Path(grid.path).read_text())
+        (root / "grids" / f"{launch_id}-{grid.name}.toml").write_text(grid_text)
     append_jsonl(manifest, {"event": "launch", "time": time.time(), "launch_id": launch_id, "grid": grid.name,
-                            "grid_path": str(grid.path) if grid.path else None, "executor": executor,
+                            "grid_path": str(grid.path) if grid.path else None,
+                            "grid_sha256": grid_hash,
+                            "executor": executor,
                             "runs": len(runs), "submit": len(todo), "done": len(done), "alive": len(alive),
                             "failed": len(failed), "host": socket.gethostname(), "pid": os.getpid()})
     if executor == "slurm":
@@ -252,8 +258,8 @@ def _submit_local(runs: Sequence[PlannedRun], root: Path, launch_id: str, max_pa
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
     env = dict(os.environ)
-    if "OMP_NUM_THREADS" not in env:  # N workers share the cores instead of oversubscribing them
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max_parallel))
+    if "OMP_NUM_THREADS" not in env:  # N workers share the CPUs instead of oversubscribing them (run.threads auto)
+        env["OMP_NUM_THREADS"] = str(default_threads(max_parallel))
     with open(logs / f"supervisor-{launch_id}.log", "ab") as out:
         proc = subprocess.Popen([sys.executable, "-c", _ENTRY.format(module="augbench.sweep.launch"),
                                  "supervise", str(launch_file)],
@@ -304,7 +310,9 @@ def _run_name(r: RunStatus) -> str:
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def wait_for(root: Path, run_ids: Sequence[str], *, log: Log = _stderr, poll_seconds: float = 5.0,
@@ -362,7 +370,7 @@ def cancel(root: Path | str, *, log: Log = _stderr) -> list[str]:
     subs = read_manifest(root).submissions()
     alive = [r for r in st.runs if r.alive and r.run_id in subs]
     job_ids = sorted({str(subs[r.run_id]["job_id"]) for r in alive if subs[r.run_id].get("executor") == "slurm"})
-    pids = sorted({int(subs[r.run_id].get("supervisor_pid") or subs[r.run_id].get("pid"))
+    pids = sorted({int(subs[r.run_id].get("supervisor_pid") or subs[r.run_id]["pid"])
                    for r in alive if subs[r.run_id].get("executor") in ("local", "inline")})
     for i in range(0, len(job_ids), 200):
         proc = subprocess.run(["scancel", *job_ids[i:i + 200]], capture_output=True, text=True)

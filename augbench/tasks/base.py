@@ -84,6 +84,15 @@ class Task:
         """(V*B,) loss of each view; the method's objective turns it into the step's scalar."""
         raise NotImplementedError
 
+    def view_credit(self, out: Tensor, per_sample_loss: Tensor, n_views: int) -> Tensor | None:
+        """(V*B,) detached: the part of the step's summed loss that each view's transformation
+        changes, up to terms it cannot change (the reward of a score-function estimator).
+
+        None (default): a view's loss depends on its own transformation alone, so its loss is its
+        credit. A task whose views share a loss (contrastive) must override this, or REINFORCE is biased.
+        """
+        return None
+
     def evaluate(self, model: nn.Module, method: AugmentationMethod, split: Split, device: Any,
                  final: bool) -> Evaluation:
         """Metrics on a split; `final` is the test report (test-time augmentation, benchmark metrics)."""

@@ -17,7 +17,11 @@ from augbench.tasks.evaluate import evaluate_classifier
 
 @register_task("classification")
 class Classification(Task):
-    """Cross-entropy on each view; accuracy with and without test-time augmentation."""
+    """Cross-entropy on each view; accuracy with and without test-time augmentation.
+
+    Final metrics: `acc`, `loss`, `tta_acc` and `tta_views_evaluated` (views per image put
+    through the model: 1 for identical test views, `views_evaluated`), plus the benchmark's own.
+    """
 
     score_key = "acc"
 

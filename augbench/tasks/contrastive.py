@@ -4,7 +4,8 @@ Each step draws two views per image from the method (InstaAug: two crops from p(
 baseline: random resized crops), applies SimCLR's fixed colour augmentations on top
 (`SimCLRColor`, inside the model and only in training mode, so the trainer stays generic),
 encodes and projects them, and returns the NT-Xent loss of every view (Chen et al. 2020,
-eq. 1), view-major (2B,), so InstaAug's REINFORCE term sees one loss per sampled crop.
+eq. 1), view-major (2B,). A crop changes both views' losses and, as a negative, every other
+row's, so the credit of its REINFORCE term is `nt_xent_credit`, not its view's loss alone.
 
 The recipe follows the code the paper ran (Ermolov et al.'s htdt/self-supervised, as
 copied into the InstaAug repository): projection head Linear-BN-ReLU-Linear followed by a
@@ -33,11 +34,11 @@ from augbench.datasets.base import Split
 from augbench.errors import ConfigError
 from augbench.hparams import HParam
 from augbench.methods import AugmentationMethod, StepContext
-from augbench.models import build_model
+from augbench.models import Classifier, build_model
 from augbench.models.modes import eval_mode
 from augbench.tasks import register_task
 from augbench.tasks.base import Evaluation, Task, inspect_means
-from augbench.tasks.evaluate import batches, to_float
+from augbench.tasks.evaluate import as_views, batches, to_float, views_evaluated
 from augbench.transforms import ops
 from augbench.transforms.color import hsv_jitter
 
@@ -78,6 +79,36 @@ def nt_xent(z: Tensor, temperature: float = 0.5) -> Tensor:
     sim = sim.masked_fill(self_mask, float("-inf"))
     positive = (torch.arange(n, device=z.device) + n // 2) % n
     return F.cross_entropy(sim, positive, reduction="none")
+
+
+@torch.no_grad()
+def nt_xent_credit(z: Tensor, temperature: float = 0.5) -> Tensor:
+    """Each view's REINFORCE credit (2B,): the part of the batch's summed NT-Xent loss its crop changes.
+
+    View c's embedding enters its own loss, its partner's (as the positive) and, as a negative,
+    every other row j: L_j = L_j^(-c) - log(1 - p_jc), with p_jc row j's softmax weight on c and
+    L_j^(-c), row j's loss without c, independent of c's crop. So
+
+        credit_c = L_c + L_partner(c) - sum_{j not c, partner(c)} log(1 - p_jc)
+
+    differs from the summed loss by terms c's crop cannot change, and sum_c (credit_c - b_c)
+    grad log p(k_c) is unbiased for the gradient of the expected loss whenever b_c does not
+    depend on c's crop. The other view's loss is no such baseline: it shares c's positive pair.
+    (BatchNorm's batch statistics couple all views further, by O(1/B): ignored, as for any task.)
+    """
+    n = z.shape[0]
+    if n % 2:
+        raise ConfigError(f"NT-Xent needs two views per image (an even batch), got {n} embeddings")
+    zd = F.normalize(z.detach().double(), dim=1)
+    rows = torch.arange(n, device=z.device)
+    positive = (rows + n // 2) % n
+    sim = (zd @ zd.t() / temperature).masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), float("-inf"))
+    logp = sim.log_softmax(dim=1)  # (j, c): log p_jc; -inf on the diagonal
+    own = -logp[rows, positive]  # each row's NT-Xent loss
+    a = logp.clamp(max=-1e-300)  # log(1 - p) stays finite when one weight is (numerically) 1
+    log1m = torch.where(a > -math.log(2), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+    log1m[rows, positive] = 0.0  # the positive pair is counted whole in own[partner]
+    return (own + own[positive] - log1m.sum(dim=0)).to(z.dtype)
 
 
 # ----------------------------------------------------------------------------- fixed augmentations
@@ -154,14 +185,16 @@ class ContrastiveModel(nn.Module):
     the colour augmentations.
     """
 
-    def __init__(self, net: nn.Module, augment: nn.Module) -> None:
+    net: Classifier
+
+    def __init__(self, net: Classifier, augment: nn.Module) -> None:
         super().__init__()
         self.net = net  # augbench Classifier: normalise -> backbone -> projection head
         self.augment = augment
 
     @property
     def feature_dim(self) -> int:
-        return int(self.net.feature_dim)
+        return self.net.feature_dim
 
     def features(self, x: Tensor) -> Tensor:
         return self.net.features(x)
@@ -188,7 +221,7 @@ def knn_accuracy(memory: Tensor, memory_y: Tensor, queries: Tensor, queries_y: T
     k = min(k, memory.shape[0] - int(leave_one_out))
     if k < 1 or queries.shape[0] == 0:
         return float("nan")
-    correct = 0
+    correct = 0.0
     for sl in batches(queries.shape[0], chunk):
         d = torch.cdist(queries[sl].float(), memory.float())
         if leave_one_out:
@@ -252,14 +285,18 @@ def encode_split(model: ContrastiveModel, method: AugmentationMethod, split: Spl
     must already be in eval mode.
     """
     ctx = StepContext(training=False, features=model.features)
-    feats, tta, losses, insp = [], [], [], {}
+    feats: list[Tensor] = []
+    tta: list[Tensor] = []
+    losses: list[Tensor] = []
+    insp: dict[str, list[Tensor]] = {}
     for sl in batches(len(split), batch_size):
         x = to_float(split.x[sl].to(device, non_blocking=True))
         b = x.shape[0]
         feats.append(_chunked(model.features, x, chunk))
-        if tta_views > 0:
-            views = method.test_views(x, tta_views, ctx)
-            tta.append(_chunked(model.features, views, chunk).view(tta_views, b, -1).mean(0))
+        if tta_views > 0:  # identical views (`identical_test_views`) are encoded once
+            n_eval = views_evaluated(method, tta_views)
+            views = method.test_views(x, n_eval, ctx)
+            tta.append(as_views(_chunked(model.features, views, chunk).view(n_eval, b, -1), tta_views).mean(0))
         if temperature is not None and b > 1:
             views = model.augment(method.test_views(x, 2, ctx))
             losses.append(nt_xent(_chunked(model.project, views, chunk), temperature))
@@ -278,7 +315,7 @@ class Contrastive(Task):
 
     Final metrics: `acc` (probe, plain test images), `tta_acc` (probe on features averaged over
     `eval.tta_views` test views: Table 5's number), `knn_acc` (test vs training features),
-    `loss` (NT-Xent of test views).
+    `loss` (NT-Xent of test views), `tta_views_evaluated` (views encoded per image, `views_evaluated`).
     """
 
     n_views = 2
@@ -288,7 +325,7 @@ class Contrastive(Task):
     def build_model(self) -> nn.Module:
         s = self.bench.s
         net = build_model(s["model.name"], s["model.proj_dim"], width=s["model.width"])
-        net.head = projection_head(net.backbone.out_features, s["model.proj_hidden"], s["model.proj_dim"])
+        net.head = projection_head(net.feature_dim, s["model.proj_hidden"], s["model.proj_dim"])
         augment = SimCLRColor(s["train.jitter_brightness"], s["train.jitter_contrast"], s["train.jitter_saturation"],
                               s["train.jitter_hue"], s["train.jitter_p"], s["train.grayscale_p"])
         return ContrastiveModel(net, augment)
@@ -298,9 +335,15 @@ class Contrastive(Task):
             raise ConfigError(f"the contrastive task compares 2 views per image, got {n_views}")
         return nt_xent(out, self.bench.s["train.temperature"])
 
+    def view_credit(self, out: Tensor, per_sample_loss: Tensor, n_views: int) -> Tensor:
+        """Both views' losses share each crop, and every other row has it as a negative: `nt_xent_credit`."""
+        return nt_xent_credit(out.float(), self.bench.s["train.temperature"])
+
     def evaluate(self, model: nn.Module, method: AugmentationMethod, split: Split, device: Any,
                  final: bool) -> Evaluation:
         s = self.bench.s
+        if not isinstance(model, ContrastiveModel):
+            raise TypeError(f"the contrastive task evaluates its own ContrastiveModel, got {type(model).__name__}")
         with eval_mode(model, method):
             enc = encode_split(model, method, split, device, s["train.batch_size"], s["eval.batch_size"],
                                tta_views=s["eval.tta_views"] if final else 0, temperature=s["train.temperature"])
@@ -327,6 +370,7 @@ class Contrastive(Task):
                 metrics["acc"] = correct.float().mean().item()
                 if tta_correct is not None:
                     metrics["tta_acc"] = tta_correct.float().mean().item()
+                    metrics["tta_views_evaluated"] = float(views_evaluated(method, s["eval.tta_views"]))
                 metrics["knn_acc"] = knn_accuracy(train_enc.features, train_y, enc.features, y, s["eval.knn_k"],
                                                   num_classes)
                 metrics.update(self.bench.metrics(split, correct, tta_correct, enc.inspect))
@@ -334,4 +378,4 @@ class Contrastive(Task):
 
 
 __all__ = ["CONTRASTIVE_SETTINGS", "Contrastive", "ContrastiveModel", "EncodedSplit", "SimCLRColor", "encode_split",
-           "knn_accuracy", "nt_xent", "projection_head", "train_linear_probe"]
+           "knn_accuracy", "nt_xent", "nt_xent_credit", "projection_head", "train_linear_probe"]

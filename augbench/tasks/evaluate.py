@@ -29,16 +29,35 @@ def batches(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
+def views_evaluated(method: AugmentationMethod, n_views: int) -> int:
+    """Views per input that test-time augmentation with `n_views` puts through the model.
+
+    One when the method's test views are all alike (`identical_test_views`: `none`), else
+    `n_views`; recorded as the metric `tta_views_evaluated`.
+    """
+    return 1 if n_views > 0 and method.identical_test_views() else n_views
+
+
+def as_views(outs: Tensor, n_views: int) -> Tensor:
+    """Outputs of the evaluated views (n_eval, B, ...) as the (n_views, B, ...) `combine_views` expects.
+
+    A single evaluated view stands for all n (identical views), so every combination rule
+    sees what n forwards of identical views would have given it.
+    """
+    return outs if outs.shape[0] == n_views else outs.expand(n_views, *outs.shape[1:])
+
+
 def tta_logits(model: Callable[[Tensor], Tensor], method: AugmentationMethod, x: Tensor, n_views: int,
                ctx: StepContext, max_chunk: int = 4096) -> Tensor:
     """Combined logits over `n_views` test-time views, batched in chunks of at most `max_chunk` images.
 
     `method.combine_views` says how: mean logits (InstaAug, C.2), mean log-probabilities
-    (Augerino), or a method's own rule.
+    (Augerino), or a method's own rule. Identical views are evaluated once (`views_evaluated`).
     """
-    views = method.test_views(x, n_views, ctx)  # (V*B, C, H, W), view-major
+    n_eval = views_evaluated(method, n_views)
+    views = method.test_views(x, n_eval, ctx)  # (V*B, C, H, W), view-major
     outs = torch.cat([model(views[s]) for s in batches(views.shape[0], max_chunk)])
-    return method.combine_views(outs.view(n_views, x.shape[0], -1))
+    return method.combine_views(as_views(outs.view(n_eval, x.shape[0], -1), n_views))
 
 
 @dataclass
@@ -49,11 +68,13 @@ class EvalResult:
     correct: Tensor
     tta_correct: Tensor | None = None
     inspect: dict[str, Tensor] = field(default_factory=dict)
+    tta_views_evaluated: int = 0  # views per input that went through the model (`views_evaluated`)
 
     def summary(self) -> dict[str, float]:
         out = {"loss": self.loss.mean().item(), "acc": self.correct.float().mean().item()}
         if self.tta_correct is not None:
             out["tta_acc"] = self.tta_correct.float().mean().item()
+            out["tta_views_evaluated"] = float(self.tta_views_evaluated)
         out.update(inspect_means(self.inspect))
         return out
 
@@ -64,7 +85,10 @@ def evaluate_classifier(model: nn.Module, method: AugmentationMethod, split: Spl
                         max_samples: int | None = None) -> EvalResult:
     """Accuracy and loss with and without test-time augmentation, plus `method.inspect` per sample."""
     n = len(split) if max_samples is None else min(len(split), max_samples)
-    losses, correct, tta_correct, inspect = [], [], [], {}
+    losses: list[Tensor] = []
+    correct: list[Tensor] = []
+    tta_correct: list[Tensor] = []
+    inspect: dict[str, list[Tensor]] = {}
     ctx = StepContext(training=False, features=model_features(model))
     with eval_mode(model, method):
         for s in batches(n, batch_size):
@@ -82,4 +106,5 @@ def evaluate_classifier(model: nn.Module, method: AugmentationMethod, split: Spl
         loss=torch.cat(losses).cpu(), correct=torch.cat(correct).cpu(),
         tta_correct=torch.cat(tta_correct).cpu() if tta_correct else None,
         inspect={k: torch.cat(v).cpu() for k, v in inspect.items()},
+        tta_views_evaluated=views_evaluated(method, tta_views),
     )

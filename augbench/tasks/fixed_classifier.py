@@ -40,7 +40,7 @@ from augbench.rundir import FINAL_WEIGHTS, RunConfig, is_done, read_status
 from augbench.tasks import register_task
 from augbench.tasks.base import Evaluation, Prerequisite, inspect_means
 from augbench.tasks.classification import Classification
-from augbench.tasks.evaluate import batches, model_features, to_float
+from augbench.tasks.evaluate import as_views, batches, model_features, to_float, views_evaluated
 
 if TYPE_CHECKING:
     from augbench.benchmarks import Benchmark
@@ -139,13 +139,15 @@ def evaluate_frozen(classifiers: Mapping[str, nn.Module], method: AugmentationMe
     """Plain and n-view test-time-augmented predictions of every classifier on shared views.
 
     For each batch and each n in `samples`, `method.test_views` is drawn ONCE and every
-    classifier scores those views, in forward passes of at most `batch_size` images.
+    classifier scores those views, in forward passes of at most `batch_size` images. Identical
+    views (`identical_test_views`) go through each classifier once, for every n.
     """
     main = next(iter(classifiers.values()))
     ctx = StepContext(training=False, features=model_features(main))
     acc: dict[str, list[Tensor]] = {}
     inspect: dict[str, list[Tensor]] = {}
     res = FrozenEval()
+    identical = method.identical_test_views()
     with eval_mode(*classifiers.values(), method):
         for sl in batches(len(split), batch_size):
             x = to_float(split.x[sl].to(device, non_blocking=True))
@@ -155,11 +157,19 @@ def evaluate_frozen(classifiers: Mapping[str, nn.Module], method: AugmentationMe
                 logits = clf(x)
                 acc.setdefault(f"loss/{tag}", []).append(F.cross_entropy(logits, y, reduction="none"))
                 acc.setdefault(f"correct/{tag}", []).append(logits.argmax(-1) == y)
+            once: dict[str, Tensor] = {}  # identical views: each classifier's outputs of the one view, for every n
             for n in samples:
-                views = method.test_views(x, n, ctx)
+                n_eval = views_evaluated(method, n)
+                views = None if once else method.test_views(x, n_eval, ctx)
                 for tag, clf in classifiers.items():
-                    outs = torch.cat([clf(views[c]) for c in batches(views.shape[0], batch_size)])
-                    pred = method.combine_views(outs.view(n, b, -1)).argmax(-1)
+                    if views is None:
+                        outs = once[tag]
+                    else:
+                        outs = torch.cat([clf(views[c]) for c in batches(views.shape[0], batch_size)])
+                        outs = outs.view(n_eval, b, -1)
+                        if identical:
+                            once[tag] = outs
+                    pred = method.combine_views(as_views(outs, n)).argmax(-1)
                     acc.setdefault(f"tta/{n}/{tag}", []).append(pred == y)
             for k, v in method.inspect(x, ctx).items():
                 inspect.setdefault(k, []).append(v.detach())
@@ -171,8 +181,8 @@ def evaluate_frozen(classifiers: Mapping[str, nn.Module], method: AugmentationMe
         elif kind == "correct":
             res.correct[rest] = value
         else:
-            n, _, tag = rest.partition("/")
-            res.tta_correct.setdefault(tag, {})[int(n)] = value
+            n_views, _, tag = rest.partition("/")
+            res.tta_correct.setdefault(tag, {})[int(n_views)] = value
     res.inspect = {k: torch.cat(v).cpu() for k, v in inspect.items()}
     return res
 
@@ -185,7 +195,7 @@ class FixedClassifier(Classification):
     Validation metrics: `clean_acc`, `tta_acc` with `eval.tta_views` views and `score` (=
     tta_acc, the best-epoch criterion: phi is what changes). Final metrics: `acc`, `loss`,
     `tta_acc` (`eval.tta_views` views), `tta_acc@n` for each n of `eval.tta_samples`, and the
-    same under `TAG/` for each transfer classifier.
+    same under `TAG/` for each transfer classifier; `tta_views_evaluated` (`views_evaluated`).
     """
 
     n_views = 1
@@ -259,6 +269,8 @@ class FixedClassifier(Classification):
                 metrics[prefix + "tta_acc"] = res.tta_correct[tag][n_tta].float().mean().item()
             for n in samples:
                 metrics[prefix + f"tta_acc@{n}"] = res.tta_correct[tag][n].float().mean().item()
+        if n_tta > 0:
+            metrics["tta_views_evaluated"] = float(views_evaluated(method, n_tta))
         metrics.update(inspect_means(res.inspect))
         tta = res.tta_correct[""][n_tta] if n_tta > 0 else None
         metrics.update(self.bench.metrics(split, res.correct[""], tta, res.inspect))

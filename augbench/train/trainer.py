@@ -8,6 +8,10 @@ method's own schedules; the test split is touched once, for the final report.
 
 Resumes are exact: a checkpoint holds model, optimizers, schedulers, method state, RNG states,
 the position in the epoch's data order and the byte offset of the records file.
+
+The batch comes from the split in memory or, for a streamed split (`augbench.datasets.stream`),
+from DataLoader workers decoding its files in the same order; under torchrun or a multi-task
+submitit job each process takes its share of the global batch (`augbench.train.distributed`).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -28,14 +33,35 @@ from tqdm import tqdm
 
 from augbench.benchmarks import Benchmark
 from augbench.datasets.base import Dataset, Split
+from augbench.datasets.stream import FileSplit
 from augbench.errors import ConfigError, TrainingDiverged
-from augbench.methods import AugmentationMethod, MethodContext, StepContext, create_method
-from augbench.rundir import (CHECKPOINT, CHECKPOINT_PREVIOUS, FINAL_WEIGHTS, HEARTBEAT_SECONDS, INSPECT, RecordWriter,
-                             touch_heartbeat)
+from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, create_method
+from augbench.rundir import (
+    CHECKPOINT,
+    CHECKPOINT_PREVIOUS,
+    FINAL_WEIGHTS,
+    HEARTBEAT_SECONDS,
+    INSPECT,
+    RECORDS,
+    RecordWriter,
+    read_records,
+    touch_heartbeat,
+)
 from augbench.tasks import Task, get_task
 from augbench.tasks.evaluate import model_features, to_float
 from augbench.train.checkpoint import load_latest, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
+from augbench.train.diagnosis import diagnose, explain
+from augbench.train.distributed import (
+    Replicas,
+    SilentRecords,
+    check_supported,
+    convert_batchnorm,
+    device_name,
+    launch_env,
+)
+from augbench.train.tensorboard import TensorBoardRecords
 from augbench.transforms.geometry import hflip
+
 
 def derive_seed(seed: int, tag: str) -> int:
     """An independent seed per purpose, so e.g. the data split never depends on the method."""
@@ -128,8 +154,12 @@ class Trainer:
     def __init__(self, bench: Benchmark, method_name: str, hparams: dict[str, Any], seed: int,
                  run_dir: Path, header: dict[str, Any], dataset: Dataset | None = None, task: str = "") -> None:
         self.bench, self.s, self.seed, self.run_dir = bench, bench.s, seed, Path(run_dir)
-        self.device = resolve_device(self.s["run.device"])
-        self.records = RecordWriter(self.run_dir, header)
+        env = launch_env(self.s["run.distributed"])  # torchrun's or submitit's processes, or one
+        self.device = resolve_device(device_name(env, self.s["run.device"]))
+        self.replicas = Replicas(env, self.device)  # with one process every call is the identity
+        self.records = (RecordWriter if self.replicas.main else SilentRecords)(self.run_dir, header)
+        if self.replicas.main and self.s["run.tensorboard"]:  # the same scalars, live in TensorBoard
+            self.records = TensorBoardRecords(self.run_dir, header)
         dataset = dataset if dataset is not None else bench.load()
         self.dataset = dataset
         train, val = split_train_val(dataset.train, self.s["train.val_fraction"], seed)
@@ -147,8 +177,11 @@ class Trainer:
         self.model: nn.Module = self.task.build_model().to(self.device)
         if self.s["run.channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
-        # the compiled module shares parameters with self.model, whose state_dict keys stay plain
-        self.forward = torch.compile(self.model) if self.s["run.compile"] else self.model
+        if self.replicas.active:
+            convert_batchnorm(self.model)  # statistics of the global batch, as in one process
+        # the compiled (or DDP) module shares parameters with self.model, whose state_dict keys stay plain
+        train_forward = self.replicas.wrap(self.model)
+        self.forward = torch.compile(train_forward) if self.s["run.compile"] else train_forward
         self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.s["train.amp"]]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         torch.manual_seed(derive_seed(seed, "method"))
@@ -157,7 +190,10 @@ class Trainer:
                              feature_dim=getattr(self.model, "feature_dim", None))
         self.method: AugmentationMethod = create_method(method_name, mctx, **hparams).to(self.device)
         self.method.attach_classifier(self.model)  # a no-op unless the method is defined through it
-        torch.manual_seed(derive_seed(seed, "train"))
+        if self.replicas.active:
+            check_supported(self.task.name, self.method, bs, n, self.replicas.world)
+            convert_batchnorm(self.method)
+        torch.manual_seed(derive_seed(seed, self.replicas.train_seed_tag()))
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model_opt = self._model_optimizer(params) if params else None
@@ -170,6 +206,7 @@ class Trainer:
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "model": None, "method": None}
         self._last_ckpt_time = time.monotonic()
         self._last_heartbeat = 0.0
+        self._elapsed_before, self._started = 0.0, time.monotonic()  # wall time of earlier attempts; this one's start
 
     # ------------------------------------------------------------------ setup helpers
     def _model_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -201,17 +238,24 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(), "explore_rng": self.explore_gen.get_state(),
-            "records_offset": self.records.offset(), "best": self.best,
+            "records_offset": self.records.offset(), "best": self.best, "elapsed": self.elapsed(),
         }
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / CHECKPOINT, self._state(), previous=self.run_dir / CHECKPOINT_PREVIOUS)
+        rngs = self.replicas.gather(rng_state())  # every process's draws continue exactly after a resume
+        if self.replicas.main:
+            state = self._state()
+            if self.replicas.active:
+                state.update(world_size=self.replicas.world, rng_ranks=rngs)
+            save_checkpoint(self.run_dir / CHECKPOINT, state, previous=self.run_dir / CHECKPOINT_PREVIOUS)
         self._last_ckpt_time = time.monotonic()
 
     def try_resume(self) -> bool:
         """Load the last checkpoint if there is one; rewind the records to it."""
-        remove_stale_temporaries(self.run_dir)
-        ck = load_latest([self.run_dir / CHECKPOINT, self.run_dir / CHECKPOINT_PREVIOUS], warn=_warn)
+        if self.replicas.main:
+            remove_stale_temporaries(self.run_dir)
+        ck = load_latest([self.run_dir / CHECKPOINT, self.run_dir / CHECKPOINT_PREVIOUS],
+                         warn=_warn if self.replicas.main else lambda _: None)
         if ck is None:
             self.records.truncate(0)  # records of an attempt that left no readable checkpoint are replayed
             return False
@@ -224,12 +268,23 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"])
+        set_rng_state(self._own_rng(ck))
         self.explore_gen.set_state(ck["explore_rng"])
         self.epoch, self.step_in_epoch, self.global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
         self.best = ck["best"]
+        self._elapsed_before = float(ck.get("elapsed", 0.0))
         self.records.truncate(ck["records_offset"])
         return True
+
+    def _own_rng(self, ck: dict[str, Any]) -> dict[str, Any]:
+        """This process's RNG state in a checkpoint (rank 0's is `rng`, the one-process field)."""
+        ranks, r = ck.get("rng_ranks"), self.replicas.rank
+        if not self.replicas.active or (ranks is not None and len(ranks) == self.replicas.world):
+            return ck["rng"] if not self.replicas.active else ranks[r]  # type: ignore[index]
+        if self.replicas.main:
+            _warn(f"the checkpoint was written by {len(ranks or [0])} process(es), this run has "
+                  f"{self.replicas.world}: the other processes' augmentation draws restart from their seeds")
+        return ck["rng"] if r == 0 else rng_state()
 
     def _checkpoint_due(self) -> bool:
         every = self.s["run.checkpoint_every_steps"]
@@ -243,26 +298,44 @@ class Trainer:
         gen = torch.Generator().manual_seed(derive_seed(self.seed, f"order/{epoch}"))
         return torch.randperm(len(self.train_split), generator=gen).to(self.device)
 
-    def _step(self, idx: torch.Tensor) -> dict[str, float]:
-        x = to_float(self.train_split.x[idx])
+    def _batches(self, order: torch.Tensor) -> Generator[tuple[torch.Tensor, torch.Tensor | None], None, None]:
+        """This process's rows of each remaining step of the epoch, with their uint8 images on the device
+        when the split is streamed from files (None: `_step` indexes the in-memory split)."""
+        bs = self.s["train.batch_size"]
+        rows = [self.replicas.shard(order[i * bs:(i + 1) * bs] if self.drop_last else order)
+                for i in range(self.step_in_epoch, self.steps_per_epoch)]
+        if not isinstance(self.train_split, FileSplit):
+            yield from ((r, None) for r in rows)
+            return
+        images = self.train_split.files.batches([r.cpu() for r in rows], pin_memory=self.device.type == "cuda")
+        for r, x in zip(rows, images):
+            yield r, x.to(self.device, non_blocking=True)
+
+    def _step(self, idx: torch.Tensor, x_u8: torch.Tensor | None = None) -> dict[str, float]:
+        x = to_float(self.train_split.x[idx] if x_u8 is None else x_u8)
         y = self.train_split.y[idx]
         if self.s["train.hflip"]:
             x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
-        ctx = StepContext(y=y, features=model_features(self.model), training=True, epoch=self.epoch, step=self.global_step)
+        ctx = StepContext(y=y, features=model_features(self.model), training=True, epoch=self.epoch,
+                          step=self.global_step)
         n_views = self.task.n_views
         views = self.method.sample(x, ctx, n_views)
         inputs = views.x.contiguous(memory_format=torch.channels_last) if self.s["run.channels_last"] else views.x
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
             out = self.forward(inputs)
             per_sample = self.task.per_sample_loss(out, y, n_views).float()
+        if views.log_prob is not None:  # what each view's transformation is credited with (REINFORCE)
+            views.credit = self.task.view_credit(out.detach(), per_sample.detach(), n_views)
         loss, logs = self.method.objective(per_sample, views)
         if loss.requires_grad:  # False when nothing learns (a fixed policy on a frozen classifier)
             self._optimize(loss)
         if self.method.explores and self.val_split is not None \
                 and self.global_step % self.method.explore_every == 0:
             vi = torch.randint(len(self.val_split), (x.shape[0],), generator=self.explore_gen).to(self.device)
-            logs.update(self.method.explore(to_float(self.val_split.x[vi]), self.val_split.y[vi], ctx,
-                                            self.model.head))
+            # nn.Module types its submodules as `Tensor | Module`; the classifier's head is a callable module
+            head = cast("Callable[[torch.Tensor], torch.Tensor]", self.model.head)
+            logs.update(self.method.explore(to_float(self.val_split.x[vi]), self.val_split.y[vi], ctx, head))
         return self._stats(loss, per_sample, out, y, n_views, views, logs)
 
     def _optimize(self, loss: torch.Tensor) -> None:
@@ -271,6 +344,8 @@ class Trainer:
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.method_opt is not None:  # the classifier's gradients are averaged by DDP, the method's here
+            self.replicas.average_grads(p for group in self.method_opt.param_groups for p in group["params"])
         stepped = False
         for opt in optimizers:
             if any(p.grad is not None for group in opt.param_groups for p in group["params"]):
@@ -279,7 +354,8 @@ class Trainer:
         if stepped:
             self.scaler.update()
 
-    def _stats(self, loss, per_sample, out, y, n_views, views, logs) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    def _stats(self, loss: torch.Tensor, per_sample: torch.Tensor, out: torch.Tensor, y: torch.Tensor, n_views: int,
+               views: Views, logs: dict[str, torch.Tensor]) -> dict[str, float]:
         stats = {"loss": loss.detach(), "task_loss": per_sample.detach().mean()}
         stats.update(self.task.step_metrics(out, y, n_views))
         if views.entropy is not None:
@@ -290,51 +366,63 @@ class Trainer:
     def _progress(self, total: int, initial: int) -> Any:
         """A bar on a terminal; elsewhere (cluster log files) a status line at most every STATUS_SECONDS."""
         desc = f"epoch {self.epoch + 1}/{self.epochs}"
-        if self.s["run.progress"] and not sys.stderr.isatty():
+        show = self.s["run.progress"] and self.replicas.main
+        if show and not sys.stderr.isatty():
             return _StatusLines(desc, total, initial)
-        return tqdm(total=total, initial=initial, disable=not self.s["run.progress"], leave=False, desc=desc,
-                    dynamic_ncols=True)
+        return tqdm(total=total, initial=initial, disable=not show, leave=False, desc=desc, dynamic_ncols=True)
 
     def _say(self, line: str) -> None:
-        if self.s["run.progress"]:
+        if self.s["run.progress"] and self.replicas.main:
             print(f"augbench: {line}", file=sys.stderr, flush=True)
 
     def fit(self) -> dict[str, float]:
         """Train (resuming if a checkpoint exists), then report on the test split."""
         self.try_resume()
+        self._started = time.monotonic()
         if self.model_opt is None and self.method_opt is None:
             self.epoch = self.epochs  # nothing can learn (a fixed policy on a frozen classifier): report only
-        bs = self.s["train.batch_size"]
         while self.epoch < self.epochs:
             self.model.train()
             self.method.train()
             self.method.begin_epoch(self.epoch)  # idempotent: called again after a resume
-            order = self._order(self.epoch)
+            batches = self._batches(self._order(self.epoch))
             bar = self._progress(self.steps_per_epoch, self.step_in_epoch)
             while self.step_in_epoch < self.steps_per_epoch:
-                i = self.step_in_epoch
-                idx = order[i * bs:(i + 1) * bs] if self.drop_last else order
-                stats = self._step(idx)
-                if not math.isfinite(stats["loss"]):
-                    raise TrainingDiverged(f"the training loss is {stats['loss']} at step {self.global_step + 1} "
-                                           f"(epoch {self.epoch + 1}); lower train.lr or check the data")
+                stats = self._step(*next(batches))
+                self.replicas.average_buffers(self.method)
                 self.step_in_epoch += 1
                 self.global_step += 1
+                mid = self.step_in_epoch < self.steps_per_epoch
+                # one agreement per step: the global batch's statistics, a checkpoint, a stop
+                stats, (due, stop) = self.replicas.agree(stats, mid and self._checkpoint_due(), STOP.is_set())
+                if not math.isfinite(stats["loss"]):
+                    raise TrainingDiverged(f"the training loss is {stats['loss']} at step {self.global_step} "
+                                           f"(epoch {self.epoch + 1}); lower train.lr or check the data")
                 bar.update(1)
                 if self.global_step % self.s["run.log_every"] == 0 or self.step_in_epoch == self.steps_per_epoch:
                     self.records.write(step=self.global_step, epoch=self.epoch, split="train", metrics=stats)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats.get('acc', float('nan')):.3f}")
                 self._heartbeat()
-                if self.step_in_epoch < self.steps_per_epoch and (self._checkpoint_due() or STOP.is_set()):
+                if mid and (due or stop):
+                    if stop:
+                        STOP.set()  # every process stops at this step
                     self.save()
                     self._stop_if_asked(bar)
+            batches.close()  # a streamed epoch's loader workers exit
             bar.close()
             self._end_epoch()
             self.epoch += 1
             self.step_in_epoch = 0
             self.save()
+            if self.replicas.any(STOP.is_set()):
+                STOP.set()
             self._stop_if_asked(bar)
         return self._final_report()
+
+    def elapsed(self) -> float:
+        """Seconds `fit` has spent on this run, summed over attempts up to the last checkpoint of each
+        (work an interruption loses is not counted): the run's wall time in the results."""
+        return self._elapsed_before + time.monotonic() - self._started
 
     @staticmethod
     def _stop_if_asked(bar: Any) -> None:
@@ -344,16 +432,20 @@ class Trainer:
             raise SystemExit(143)
 
     def _heartbeat(self) -> None:
+        if not self.replicas.main:
+            return
         now = time.monotonic()
         if now - self._last_heartbeat > HEARTBEAT_SECONDS:
             touch_heartbeat(self.run_dir)
             self._last_heartbeat = now
 
     def _end_epoch(self) -> None:
+        self.replicas.check_in_sync(self.model, self.method)
         split = self.val_split
         metrics: dict[str, float] = {}
-        if split is not None:
+        if split is not None and self.replicas.main:  # rank 0 evaluates, every process follows its decisions
             metrics = self.task.evaluate(self.model, self.method, split, self.device, final=False).metrics
+        metrics = self.replicas.broadcast(metrics)
         metrics.update(_scalars(self.method.end_epoch(self.epoch, metrics)))
         score = self.task.score(metrics)
         if self.scheduler is not None:
@@ -363,13 +455,17 @@ class Trainer:
                 self.scheduler.step()
         if self.model_opt is not None:
             metrics["lr"] = self.model_opt.param_groups[0]["lr"]
-        if split is None or self.s["train.select"] == "last" or score >= self.best["score"]:  # ties: the later epoch
+        chosen = split is None or self.s["train.select"] == "last" or score >= self.best["score"]  # ties: the later
+        if chosen and self.method.selectable(self.epoch):
+            keep = self.replicas.main  # only rank 0 reports
             self.best = {"score": score, "epoch": self.epoch,
-                         "model": copy.deepcopy(self.model.state_dict()),
-                         "method": copy.deepcopy(self.method.state_dict())}
+                         "model": copy.deepcopy(self.model.state_dict()) if keep else None,
+                         "method": copy.deepcopy(self.method.state_dict()) if keep else None}
         self.records.write(step=self.global_step, epoch=self.epoch, split="val", metrics=metrics)
 
     def _final_report(self) -> dict[str, float]:
+        if not self.replicas.main:
+            return dict(self.replicas.broadcast(None))  # rank 0's report
         if self.best["model"] is not None:
             self.model.load_state_dict(self.best["model"])
             self.method.load_state_dict(self.best["method"])
@@ -379,14 +475,24 @@ class Trainer:
         t0 = time.monotonic()
         ev = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
         self._say(f"final evaluation took {time.monotonic() - t0:.0f} s")
-        metrics = ev.metrics
+        metrics: dict[str, Any] = ev.metrics  # floats, plus the `diagnosis` strings
         metrics["best_epoch"] = self.best["epoch"]
         metrics["steps"] = self.global_step
+        metrics.update(self._diagnosis())
         self.records.write(step=self.global_step, epoch=self.epochs, split="test", metrics=metrics)
         self._save_inspect(ev.inspect)
         torch.save({"model": self.model.state_dict(), "method": self.method.state_dict()},
                    self.run_dir / FINAL_WEIGHTS)
-        return metrics
+        return dict(self.replicas.broadcast(metrics))
+
+    def _diagnosis(self) -> dict[str, str]:
+        """`diagnosis` (flags) and `diagnosis_detail` when the learned distribution did not learn."""
+        last = self.best["epoch"] if self.best["epoch"] >= 0 else self.epochs  # the reported state's epoch
+        val = [r["metrics"] for r in read_records(self.run_dir / RECORDS).records
+               if r.get("split") == "val" and isinstance(r.get("metrics"), dict) and r.get("epoch", 0) <= last]
+        band = self.method.entropy_band()
+        flags = diagnose(val, band)
+        return {"diagnosis": ",".join(flags), "diagnosis_detail": explain(flags, val, band)} if flags else {}
 
     def _save_inspect(self, inspect: dict[str, torch.Tensor]) -> None:
         """inspect.pt: everything a figure needs, so results never rebuild a method or load data.

@@ -54,6 +54,7 @@ __all__ = [
     "OPS",
     "get_op",
     "apply_ops",
+    "group_sizes",
     "draw_uniform",
     "draw_int",
     "CUTOUT_FILL",
@@ -193,8 +194,9 @@ def _warp(x: Tensor, inverse: Tensor) -> Tensor:
     base[..., 1] = torch.linspace(
         (1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=x.device
     ).unsqueeze(-1)
-    base[..., 2] = 1.0
-    half_size = torch.tensor([0.5 * width, 0.5 * height], dtype=x.dtype, device=x.device)
+    base[..., 2].fill_(1.0)
+    half_size = torch.full((2,), 0.5 * width, dtype=x.dtype, device=x.device)  # filled on the device: a host
+    half_size[1].fill_(0.5 * height)  # tensor copied there would cost a device sync
     rescaled = theta.transpose(1, 2) / half_size
     grid = base.view(1, height * width, 3).expand(batch, -1, -1).bmm(rescaled)
     grid = grid.view(batch, height, width, 2)
@@ -277,8 +279,8 @@ def sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
     channels, height, width = x.shape[1:]
     if height <= 2 or width <= 2:
         return x
-    a, b = 1.0 / 13.0, 5.0 / 13.0
-    kernel = torch.tensor([[a, a, a], [a, b, a], [a, a, a]], dtype=x.dtype, device=x.device)
+    kernel = torch.full((3, 3), 1.0 / 13.0, dtype=x.dtype, device=x.device)  # made on the device: no sync
+    kernel[1, 1].fill_(5.0 / 13.0)
     blurred = F.conv2d(x, kernel.expand(channels, 1, 3, 3), groups=channels)
     inner = x[..., 1:-1, 1:-1]
     inner = inner + (blurred - inner) * (1.0 - _per_sample(1.0 + magnitude, x))
@@ -288,7 +290,7 @@ def sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
 def _border_mask(x: Tensor) -> Tensor:
     """1 on the one-pixel frame, 0 inside, shape (1, 1, H, W)."""
     mask = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
-    mask[..., 1:-1, 1:-1] = 0.0
+    mask[..., 1:-1, 1:-1].fill_(0.0)
     return mask
 
 
@@ -362,9 +364,20 @@ def cutout(x: Tensor, magnitude: Tensor, generator: torch.Generator | None = Non
     in_cols = (cols - centre[:, :1] * width).abs() < half  # (B, W)
     in_rows = (rows - centre[:, 1:] * height).abs() < half  # (B, H)
     inside = (in_rows.unsqueeze(-1) & in_cols.unsqueeze(-2)).unsqueeze(1)  # (B, 1, H, W)
-    fill = torch.tensor(CUTOUT_FILL, dtype=x.dtype, device=x.device)
+    fill = _cutout_fill(x.dtype, x.device)
     fill = fill.view(1, 3, 1, 1) if channels == 3 else fill.mean().view(1, 1, 1, 1)
     return torch.where(inside, fill, x)
+
+
+_FILL_CACHE: dict[tuple[torch.dtype, str], Tensor] = {}
+
+
+def _cutout_fill(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """:data:`CUTOUT_FILL` on ``device``, copied there once (every copy from the host syncs the device)."""
+    key = (dtype, str(device))
+    if key not in _FILL_CACHE:
+        _FILL_CACHE[key] = torch.tensor(CUTOUT_FILL, dtype=dtype, device=device)
+    return _FILL_CACHE[key]
 
 
 # --------------------------------------------------------------------------- registry
@@ -424,6 +437,27 @@ def get_op(name: str) -> OpSpec:
         raise ConfigError(f"unknown image op {name!r}; valid: {', '.join(OPS)}") from None
 
 
+def group_sizes(op_index: Tensor, n_ops: int) -> list[list[int]]:
+    """Images per op of every slot of ``op_index`` (B, k): k lists of n_ops + 1 counts, the
+    first counting the skipped images (index < 0), read back to the host in ONE transfer.
+
+    The sizes of the groups :func:`apply_ops` cuts the batch into live on the device; a policy
+    of k op slots asks for all k at once here, so a batch costs one device sync, not k. The
+    counts come from a fixed-size ``scatter_add_`` (``bincount`` on CUDA reads the input's
+    maximum and minimum back first: two more syncs).
+    """
+    if op_index.dim() != 2:
+        raise DataError(f"op_index must be (B, k), got {tuple(op_index.shape)}")
+    slots, bins = op_index.shape[1], n_ops + 2  # per slot: skipped, the n_ops ops, out of range
+    index = op_index.to(torch.int64).clamp(-1, n_ops) + 1
+    flat = (index + torch.arange(slots, device=index.device) * bins).flatten()
+    counts = torch.zeros(slots * bins, dtype=torch.int64, device=index.device)
+    rows = counts.scatter_add_(0, flat, torch.ones_like(flat)).view(slots, bins).tolist()
+    if any(row[-1] for row in rows):
+        raise ConfigError(f"op_index has values >= {n_ops}; valid: -1 (skip) to {n_ops - 1}")
+    return [row[:-1] for row in rows]
+
+
 def apply_ops(
     x: Tensor,
     op_index: Tensor,
@@ -431,14 +465,17 @@ def apply_ops(
     names: Sequence[str],
     *,
     generator: torch.Generator | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Apply op ``names[op_index[i]]`` with ``magnitude[i]`` to image i, for all i at once.
 
-    The batch is grouped by op (one stable argsort, one bincount, one host sync) and each
-    op runs once on its sub-batch (index_select / index_copy): the Python loop is over the
-    distinct ops, never over samples. ``op_index[i] < 0`` leaves image i unchanged, which
-    is how a policy's "not applied" draws are expressed; when no image is changed, ``x``
-    itself is returned. Differentiable w.r.t. ``x`` wherever the ops are.
+    The batch is grouped by op (one stable argsort, one bincount) and each op runs once on
+    its sub-batch (index_select / index_copy): the Python loop is over the distinct ops,
+    never over samples. The group sizes are the one host sync; a caller applying several op
+    slots passes each slot's ``sizes`` from one :func:`group_sizes` call instead. ``op_index[i]
+    < 0`` leaves image i unchanged, which is how a policy's "not applied" draws are expressed;
+    when no image is changed, ``x`` itself is returned. Differentiable w.r.t. ``x`` wherever
+    the ops are.
     """
     specs = [get_op(name) for name in names]
     batch = x.shape[0]
@@ -449,9 +486,9 @@ def apply_ops(
         )
     index = op_index.to(device=x.device, dtype=torch.int64).clamp(min=-1)
     magnitude = magnitude.to(x.device)
-    counts = torch.bincount(index + 1, minlength=len(specs) + 1).tolist()
-    if len(counts) > len(specs) + 1:
-        raise ConfigError(f"op_index has values >= {len(specs)}; valid: -1 (skip) to {len(specs) - 1}")
+    counts = list(sizes) if sizes is not None else group_sizes(index.unsqueeze(1), len(specs))[0]
+    if len(counts) != len(specs) + 1 or sum(counts) != batch:
+        raise DataError(f"sizes must be {len(specs) + 1} counts summing to {batch}, got {counts}")
     if counts[0] == batch:
         return x
     groups = torch.argsort(index, stable=True).split(counts)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from augbench.errors import ConfigError, DataError
-from augbench.transforms.ops import apply_ops, draw_int, draw_uniform, get_op
+from augbench.transforms.ops import apply_ops, draw_int, draw_uniform, get_op, group_sizes
 
 __all__ = [
     "Bins",
@@ -271,7 +271,8 @@ class _BinnedSampler:
         magnitude = self._lookup(op, bin_index, height, width, generator)
         return PolicySample(op.to(device), magnitude.to(device), apply.to(device))
 
-    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _draw(self, batch_size: int, dev: torch.device,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         """(op index, magnitude bin, apply mask) per image and op slot, on ``dev``."""
         raise NotImplementedError
 
@@ -313,13 +314,23 @@ class AutoAugmentSampler(_BinnedSampler):
         self._op = torch.tensor([[self.names.index(op) for op, _, _ in sub] for sub in subs])
         self._prob = torch.tensor([[p for _, p, _ in sub] for sub in subs])
         self._bin = torch.tensor([[0 if b is None else b for _, _, b in sub] for sub in subs])
+        self._on_device: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
 
-    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
-        sub = draw_int(len(self._op), (batch_size,), device=dev, generator=generator)
-        op = self._op.to(dev)[sub]
+    def _policy(self, dev: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """Sub-policy ops, probabilities and bins on ``dev``, copied once (a copy from the host syncs a GPU)."""
+        key = str(dev)
+        if key not in self._on_device:
+            self._on_device[key] = (self._op.to(dev), self._prob.to(dev), self._bin.to(dev))
+        return self._on_device[key]
+
+    def _draw(self, batch_size: int, dev: torch.device,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+        op_table, prob, bins = self._policy(dev)
+        sub = draw_int(len(op_table), (batch_size,), device=dev, generator=generator)
+        op = op_table[sub]
         # torchvision applies an op when rand <= p.
-        apply = draw_uniform(op.shape, device=dev, generator=generator) <= self._prob.to(dev)[sub]
-        return op, self._bin.to(dev)[sub], apply
+        apply = draw_uniform(op.shape, device=dev, generator=generator) <= prob[sub]
+        return op, bins[sub], apply
 
 
 class RandAugmentSampler(_BinnedSampler):
@@ -336,7 +347,8 @@ class RandAugmentSampler(_BinnedSampler):
         self.num_ops = num_ops
         self.magnitude = magnitude
 
-    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _draw(self, batch_size: int, dev: torch.device,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         op = draw_int(len(self.names), (batch_size, self.num_ops), device=dev, generator=generator)
         return op, torch.full_like(op, self.magnitude), torch.ones_like(op, dtype=torch.bool)
 
@@ -350,7 +362,8 @@ class TrivialAugmentWideSampler(_BinnedSampler):
             raise ConfigError(f"TrivialAugmentWide needs num_magnitude_bins >= 2, got {num_magnitude_bins}")
         super().__init__(TRIVIALAUGMENT_WIDE_SPACE, num_bins=num_magnitude_bins)
 
-    def _draw(self, batch_size: int, dev: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _draw(self, batch_size: int, dev: torch.device,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         op = draw_int(len(self.names), (batch_size, 1), device=dev, generator=generator)
         bin_index = draw_int(self.num_bins, (batch_size, 1), device=dev, generator=generator)
         return op, bin_index, torch.ones_like(op, dtype=torch.bool)
@@ -375,14 +388,17 @@ def apply_policy(x: Tensor, sampler: PolicySampler, generator: torch.Generator |
 
     ``x``: float (B, C, H, W) in [0, 1]. Step j applies every image's j-th op at once
     (images whose draw says "not applied" pass through), so the cost is k grouped
-    ``apply_ops`` calls whatever the batch size. The same seeded generator gives the
-    same result on every device (draws happen on the generator's device).
+    ``apply_ops`` calls whatever the batch size, and one device sync for the group sizes
+    of all k. The same seeded generator gives the same result on every device (draws
+    happen on the generator's device).
     """
     batch, _, height, width = x.shape
     draws = sampler.sample(batch, height, width, device=x.device, generator=generator)
-    for step in range(draws.op_index.shape[1]):
-        op = torch.where(draws.apply[:, step], draws.op_index[:, step], -1)
-        x = apply_ops(x, op, draws.magnitude[:, step], sampler.names, generator=generator)
+    ops = torch.where(draws.apply, draws.op_index, -1)
+    sizes = group_sizes(ops, len(sampler.names))
+    for step in range(ops.shape[1]):
+        x = apply_ops(x, ops[:, step], draws.magnitude[:, step], sampler.names, generator=generator,
+                      sizes=sizes[step])
     return x
 
 
@@ -486,8 +502,9 @@ def adaaug_apply(
         raise DataError(f"op_index must be (B, k) with B = {x.shape[0]}, got {tuple(op_index.shape)}")
     op_index = op_index.to(x.device)
     values = adaaug_values(op_index, magnitude.to(x.device), x.shape[-2], x.shape[-1], generator)
+    sizes = group_sizes(op_index, len(ADAAUG_NAMES))  # one device sync for every slot
     for step in range(op_index.shape[1]):
-        x = apply_ops(x, op_index[:, step], values[:, step], ADAAUG_NAMES, generator=generator)
+        x = apply_ops(x, op_index[:, step], values[:, step], ADAAUG_NAMES, generator=generator, sizes=sizes[step])
     return x
 
 

@@ -44,14 +44,12 @@ def log_dtanh(u: Tensor) -> Tensor:
 class MixtureBase(nn.Module):
     """p0(z | e): K diagonal Gaussians with means, log-scales and weights = learned constants + A e.
 
-    `offset` (d,) is added to every mean: where the distribution starts (0 for spaces whose
-    identity is w = 0).
+    `offset` (d,) is added to every mean: where the distribution starts (set by the flow).
     """
 
     offset: Tensor
 
-    def __init__(self, dim: int, n_modes: int, emb_dim: int, loc_std: float, start_scale: float,
-                 offset: Tensor | None = None) -> None:
+    def __init__(self, dim: int, n_modes: int, emb_dim: int, loc_std: float, start_scale: float) -> None:
         super().__init__()
         self.dim, self.n_modes = dim, n_modes
         self.loc = nn.Parameter((torch.rand(n_modes, dim) * 2 - 1) * loc_std)
@@ -61,7 +59,7 @@ class MixtureBase(nn.Module):
         with torch.no_grad():
             self.project.weight.mul_(_SMALL_INIT)
             self.project.bias.mul_(_SMALL_INIT)
-        self.register_buffer("offset", torch.zeros(dim) if offset is None else offset.float().clone())
+        self.register_buffer("offset", torch.zeros(dim))
 
     def params(self, e: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per-row means (B, K, d), log-scales (B, K, d) and log-weights (B, K)."""
@@ -164,21 +162,26 @@ class Tanh(Bijection):
 class ConditionalFlow(nn.Module):
     """q(w | e): `MixtureBase` pushed through `n_layers` blocks of coupling, permutation and tanh.
 
-    `out_bound` a <= 1 is the final tanh's bound. `rsample` draws (w, log q(w | e)); `log_prob`
+    `out_bound` a <= 1 is the final tanh's bound; `start` (d,), where the initial flow's base
+    means are centred, in parameter space (default: w = 0). `rsample` draws (w, log q(w | e)); `log_prob`
     and `inverse` evaluate any w, so the density can be checked against the change of variables.
     """
 
     def __init__(self, dim: int, emb_dim: int, n_layers: int, width: int, n_modes: int, loc_std: float,
                  start_scale: float, out_bound: float = 1.0, gumbel_tau: float = 0.1,
-                 offset: Tensor | None = None) -> None:
+                 start: Tensor | None = None) -> None:
         super().__init__()
         self.dim, self.gumbel_tau = dim, gumbel_tau
-        self.base = MixtureBase(dim, n_modes, emb_dim, loc_std, start_scale, offset)
+        self.base = MixtureBase(dim, n_modes, emb_dim, loc_std, start_scale)
         layers: list[Bijection] = []
         for _ in range(n_layers):
             layers += [Coupling(dim, emb_dim, width), Permute(dim), Tanh(INNER_TANH)]
         layers.append(Tanh(out_bound))
         self.layers = nn.ModuleList(layers)
+        if start is not None:  # the base point that the initial flow maps to `start` (permutations included)
+            with torch.no_grad():
+                z, _ = self.inverse(start.float().view(1, dim), torch.zeros(1, emb_dim))
+                self.base.offset.copy_(z[0])
 
     def bijections(self) -> list[Bijection]:
         """The layers in sampling order."""

@@ -8,9 +8,12 @@ classifier, the flow and the embedding together (paper Eqs. 10 and 18):
     mean_views CE(f(A_T(x)), y) + alpha * mean_views log g(T; x),   T ~ g(. ; x)
 
 the Monte Carlo form of L_classifier - alpha H[g]: the entropy term keeps g from collapsing
-onto a single loss-minimising transformation. `alpha` is fixed (public CIFAR-10 code: 0.1,
-CIFAR10-LT: 0.05). The first `burnin_epochs` train on untransformed images, the flow untouched
-(public code: 10 epochs on CIFAR).
+onto a single loss-minimising transformation. `alpha_rule="fixed"`: a constant alpha (public
+CIFAR-10 code: 0.1, CIFAR10-LT: 0.05); "pid": the public rotation experiments' controller
+(`controller`), which moves alpha in [alpha_min, alpha_max] to bring the entropy into
+[h_min, h_max]. Entropies are of the flow parameters w (rotation: H_theta = H_w + log pi).
+The first `burnin_epochs` train on untransformed images, the flow untouched (public code:
+10 epochs on CIFAR; the controller starts after them, as its warm-up does).
 
 Test time (paper Eq. 7-8): predictions averaged over draws of g(T; x): the mean probability
 (`tta_combine="prob"`), or the public CIFAR code's mean logit ("logit").
@@ -24,15 +27,18 @@ public code clamps at 1), needed for the crop start.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from augbench.errors import ConfigError
 from augbench.hparams import HParam
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, register_method, repeat_views
+from augbench.methods.flowinv.controller import EntropyController
 from augbench.methods.flowinv.flow import ConditionalFlow, EmbeddingNet
-from augbench.methods.flowinv.spaces import SPACES, build_space
+from augbench.methods.flowinv.spaces import FAMILIES, SPACES, build_space
 
 
 @register_method("flowinv")
@@ -44,8 +50,15 @@ class FlowInv(AugmentationMethod):
         "space": HParam("auto", str, choices=("auto", *SPACES),
                         help="rotation (angle), crop (4 box parameters) or affine (6 generators, the paper's "
                              "CIFAR space); auto: from the benchmark family"),
-        "alpha": HParam(0.1, float, low=0.0, help="entropy weight of Eq. 18 (public code: CIFAR-10 0.1, "
+        "alpha": HParam(0.1, float, low=0.0, help="fixed entropy weight of Eq. 18 (public code: CIFAR-10 0.1, "
                                                    "CIFAR10-LT 0.05)"),
+        "alpha_rule": HParam("fixed", str, choices=("fixed", "pid"),
+                             help="fixed alpha, or the public rotation code's PID controller on the entropy"),
+        "h_min": HParam(None, float, nullable=True, help="pid: lower end of the entropy band (nats of w)"),
+        "h_max": HParam(None, float, nullable=True, help="pid: upper end of the entropy band (nats of w)"),
+        "alpha_min": HParam(1e-4, float, low=0.0, help="pid: smallest alpha (public default 1e-4)"),
+        "alpha_max": HParam(1.0, float, low=0.0, help="pid: largest alpha (public default 1; Mario-Iggy 0.5)"),
+        "pid_gains": HParam([1e-2, 1e-2, 1e-2], float, is_list=True, help="pid: kp, ki, kd (public: 0.01 each)"),
         "lr": HParam(1e-4, float, low=0.0, help="Adam learning rate of flow and embedding (public CIFAR code: 1e-4)"),
         "weight_decay": HParam(0.0, float, low=0.0),
         "burnin_epochs": HParam(0, int, low=0, help="first epochs on untransformed images, flow untouched "
@@ -71,6 +84,11 @@ class FlowInv(AugmentationMethod):
                               help="test-time average: probabilities (paper Eq. 8) or logits (public CIFAR code)"),
     }
 
+    @classmethod
+    def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
+        """The families of the chosen space (auto: the benchmark's own, so every family)."""
+        return cls.families if hp["space"] == "auto" else FAMILIES[hp["space"]]
+
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__(ctx, **hp)
         hp = self.hp
@@ -79,7 +97,21 @@ class FlowInv(AugmentationMethod):
         self.embed = EmbeddingNet(ctx.image_shape[0], hp["emb_width"], hp["emb_dim"])
         self.flow = ConditionalFlow(self.space.dim, hp["emb_dim"], hp["flow_layers"], hp["flow_width"],
                                     hp["n_modes"], hp["loc_std"], hp["start_scale"], hp["tanh_width"],
-                                    hp["gumbel_tau"], offset=self.space.start(hp["tanh_width"]))
+                                    hp["gumbel_tau"], start=self.space.start(hp["tanh_width"]))
+        self.controller: EntropyController | None = None
+        if hp["alpha_rule"] == "pid":
+            if hp["h_min"] is None or hp["h_max"] is None or hp["h_min"] > hp["h_max"]:
+                raise ConfigError("flowinv: alpha_rule=pid needs h_min <= h_max (the entropy band, nats of w)")
+            if len(hp["pid_gains"]) != 3 or hp["alpha_min"] > hp["alpha_max"]:
+                raise ConfigError("flowinv: pid needs pid_gains = kp,ki,kd and alpha_min <= alpha_max")
+            kp, ki, kd = hp["pid_gains"]
+            self.controller = EntropyController(hp["h_min"], hp["h_max"], (kp, ki, kd), hp["alpha_min"],
+                                                hp["alpha_max"])
+
+    @property
+    def alpha(self) -> float:
+        """The entropy weight of the next step."""
+        return self.controller.alpha if self.controller is not None else float(self.hp["alpha"])
 
     # ------------------------------------------------------------------ the distribution
     def draw(self, x: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -105,13 +137,17 @@ class FlowInv(AugmentationMethod):
         log_q = views.info.get("log_q")
         if log_q is None:  # burn-in: identity views
             return loss, {}
-        return loss + self.hp["alpha"] * log_q.mean(), {"entropy": -log_q.detach().mean()}
+        alpha = self.alpha
+        entropy = -log_q.detach().mean()
+        if self.controller is not None:  # objective runs once per training step
+            self.controller.update(float(entropy))
+        return loss + alpha * log_q.mean(), {"entropy": entropy, "alpha": torch.tensor(alpha)}
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hp["lr"], weight_decay=self.hp["weight_decay"])
 
     def end_epoch(self, epoch: int, val_stats: Any) -> dict[str, float]:
-        return {"alpha": float(self.hp["alpha"]), "burnin": float(epoch < self.hp["burnin_epochs"])}
+        return {"alpha": self.alpha, "burnin": float(epoch < self.hp["burnin_epochs"])}
 
     # ------------------------------------------------------------------ evaluation
     def combine_views(self, outs: Tensor) -> Tensor:

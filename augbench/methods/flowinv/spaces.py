@@ -26,7 +26,6 @@ from torch import Tensor
 
 from augbench.errors import ConfigError
 from augbench.methods.augerino import GENERATORS, affine_generators, affine_transform
-from augbench.methods.flowinv.flow import INNER_TANH
 from augbench.transforms.geometry import crop, rotate, warp
 
 SPACES = ("rotation", "crop", "affine")
@@ -49,7 +48,7 @@ class Space:
         raise NotImplementedError
 
     def start(self, out_bound: float) -> Tensor:
-        """(dim,) base-space location where the distribution starts (the flow is near identity at init)."""
+        """(dim,) parameters w where the distribution starts."""
         return torch.zeros(self.dim)
 
 
@@ -96,13 +95,11 @@ class CropSpace(Space):
         return {"crop_boxes": boxes}
 
     def start(self, out_bound: float) -> Tensor:
-        """Sizes start at `init_side` (centres at the middle): invert the final and inner tanh layers."""
+        """Sizes start at `init_side`, centres in the middle."""
         w = 2 * (self.init_side - self.min_side) / (1 - self.min_side) - 1
         if not abs(w) < out_bound:
             raise ConfigError(f"flowinv: crop_init_side {self.init_side} is out of reach of tanh_width {out_bound}")
-        z = out_bound * math.atanh(w / out_bound)
-        z0 = INNER_TANH * math.atanh(z / INNER_TANH)
-        return torch.tensor([0.0, 0.0, z0, z0])
+        return torch.tensor([0.0, 0.0, w, w])
 
 
 class AffineSpace(Space):

@@ -5,6 +5,8 @@
 - "input-free" (Table 1 "w/o input"): theta is one learned vector shared by every input, a
   global distribution of the same family.
 - "class" (Table 1 "class-specific"): theta is row y of a learned num_classes x n_raw table.
+  A row learns from its own class's samples only, so the method trains the table with its own
+  defaults (lr 0.1, lambda0 0.5: `CONDITIONING_DEFAULTS` in `method`).
   Labels are unknown at test time, so test-time views fall back to random resized crops
   (crop family, area in [fallback_scale_min, 1], aspect in [3/4, 4/3], resampled with
   `fallback_interpolation`; the public code: area [0.2, 1], bicubic) or to the range of a

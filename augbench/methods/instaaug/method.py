@@ -11,7 +11,9 @@ Parameterizations (`parameterization`, default from the benchmark's family; Sec.
 - "lrp": location-related crops (`lrp`). A candidate is drawn from the true categorical; the
   gradient reaching theta is the score-function estimator (L_i - b_i) grad log p(k_i | x_i)
   on the DETACHED per-sample losses of the same step, with a baseline b: leave-one-out over
-  the views of an input, or an exponential moving average. Entropy is exact.
+  the views of an input, or an exponential moving average. Where views share a loss
+  (contrastive), L_i is the task's credit (`Views.credit`: every loss crop i changes) and b the
+  moving average, since the other view's loss depends on crop i. Entropy is exact.
 - "crop-uniform" (Table 1 "w/o LRP"), "rotation", "color": uniform ranges (`uniform`) with
   reparameterised samples: the task loss reaches theta through the differentiable transform;
   entropy in closed form.
@@ -54,6 +56,23 @@ from augbench.methods.instaaug.lrp import LRPParameterization
 from augbench.methods.instaaug.parameterization import Parameterization
 from augbench.methods.instaaug.uniform import UniformParameterization
 
+#: phi's learning rate and the initial lambda where `lr` / `lambda0` are None, by conditioning. The
+#: paper's values are for phi(x) (the input-free vector shares them). A row of the class table gets
+#: the gradient of its own class's samples only, about B/C of a batch (1/200 of what a shared
+#: parameter gets at Tiny-ImageNet's B = 100, C = 200): at 1e-5 no logit moves by more than ~1e-4
+#: in an epoch. The public class-specific config trains the table at 0.1 with lambda0 0.5, which
+#: keeps its entropy from collapsing onto the global crop at that speed.
+PHI_DEFAULTS = {"lr": 1e-5, "lambda0": 0.2}
+CONDITIONING_DEFAULTS = {"class": {"lr": 0.1, "lambda0": 0.5}}
+
+
+def effective_hparam(hp: Mapping[str, Any], name: str) -> Any:
+    """`hp[name]`, or for None the default of `hp["conditioning"]` ("lr", "lambda0")."""
+    if hp[name] is not None:
+        return hp[name]
+    return CONDITIONING_DEFAULTS.get(hp["conditioning"], PHI_DEFAULTS)[name]
+
+
 FAMILY = {"lrp": "crop", "crop-uniform": "crop", "rotation": "rotation", "color": "color"}  # what each transforms
 PARAMETERIZATIONS = tuple(FAMILY)
 
@@ -93,6 +112,7 @@ class InstaAug(AugmentationMethod):
     train_entropy_n: Tensor
 
     families = frozenset({"crop", "rotation", "color"})
+
     hparams = {
         "parameterization": HParam(None, str, choices=PARAMETERIZATIONS, nullable=True,
                                    help="lrp | crop-uniform (w/o LRP) | rotation | color; None: from the "
@@ -112,13 +132,16 @@ class InstaAug(AugmentationMethod):
                           help="exact categorical sampler for LRP crops"),
         "baseline": HParam("auto", str, choices=("auto", "loo", "ema", "none"),
                            help="REINFORCE baseline: leave-one-out over views, moving average, none (public code); "
-                                "auto: loo when n_views > 1, else ema"),
+                                "auto: loo when n_views > 1 and each view's loss is its own (supervised), else "
+                                "ema (one view, or views sharing a loss: contrastive)"),
         "baseline_decay": HParam(0.9, float, low=0.0, high=1.0, help="decay of the moving-average baseline"),
         "entropy": HParam("closed", str, choices=("closed", "width"),
                           help="uniform ranges: closed-form entropy (sum log width) or the public code's width proxy"),
         "lambda_rule": HParam("dynamic", str, choices=("dynamic", "fixed", "target"),
                               help="dynamic lambda (Sec. 3.2), fixed lambda0, or the contrastive target penalty"),
-        "lambda0": HParam(0.2, float, low=0.0, help="initial entropy weight (paper: 0.2 for cropping)"),
+        "lambda0": HParam(None, float, low=0.0, nullable=True,
+                          help="initial entropy weight; None: 0.2 (paper, cropping), 0.5 with conditioning=class "
+                               "(public class-specific config)"),
         "lambda_factor": HParam(1.2, float, low=1.0,
                                 help="lambda is multiplied/divided by this when entropy leaves [h_min, h_max]"),
         "lambda_patience": HParam(2, int, low=1, help="consecutive epochs outside the bounds before lambda moves"),
@@ -137,8 +160,12 @@ class InstaAug(AugmentationMethod):
         "target_weight": HParam(0.3, float, low=0.0, help="target rule: weight of the squared deviation"),
         "pretrain_epochs": HParam(0, int, low=0, help="epochs without augmentation first (paper, Tiny-ImageNet: 10)"),
         "warmup_epochs": HParam(0, int, low=0, help="linear warm-up of phi's lr after pretraining (paper: 10)"),
+        "allow_frozen_phi": HParam(False, bool, identity=False,
+                                   help="accept train.epochs <= pretrain_epochs (phi's lr 0 all run: the prior)"),
         "optimizer": HParam("sgd", str, choices=("sgd", "adam"), help="phi's optimizer (paper: SGD)"),
-        "lr": HParam(1e-5, float, low=0.0, help="phi's learning rate (paper: 1e-5)"),
+        "lr": HParam(None, float, low=0.0, nullable=True,
+                     help="phi's learning rate; None: 1e-5 (paper), 0.1 with conditioning=class (public "
+                          "class-specific config: a table row learns only from its own class's samples)"),
         "momentum": HParam(0.9, float, low=0.0, high=1.0),
         "weight_decay": HParam(1e-4, float, low=0.0),
         "tta": HParam("sample", str, choices=("sample", "topk"),
@@ -154,6 +181,21 @@ class InstaAug(AugmentationMethod):
         "saturation_max": HParam(0.8, float, low=0.0, high=1.0, help="colour: largest saturation change, fraction"),
         "value_max": HParam(0.8, float, low=0.0, high=1.0, help="colour: largest value change, fraction"),
     }
+
+    @classmethod
+    def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
+        """The family of the chosen parameterization (None: the benchmark's own, so every family)."""
+        name = hp["parameterization"]
+        return cls.families if name is None else frozenset({FAMILY[name]})
+
+    @classmethod
+    def check(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        """Refuse a run whose phi never trains: its lr is 0 for every epoch < pretrain_epochs."""
+        epochs = settings.get("train.epochs")
+        if epochs is not None and epochs <= hp["pretrain_epochs"] and not hp["allow_frozen_phi"]:
+            raise ConfigError(f"instaaug: train.epochs={epochs} <= pretrain_epochs={hp['pretrain_epochs']}, so phi's "
+                              f"learning rate is 0 for the whole run; raise train.epochs, lower pretrain_epochs, or "
+                              f"set allow_frozen_phi=true")
 
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__(ctx, **hp)
@@ -171,7 +213,9 @@ class InstaAug(AugmentationMethod):
         h_min, h_max = self.distribution.default_entropy_bounds(self.conditioning)
         self.h_min = hp["h_min"] if hp["h_min"] is not None else h_min
         self.h_max = hp["h_max"] if hp["h_max"] is not None else h_max
-        self.lam = DynamicLambda(hp["lambda0"], hp["lambda_factor"], hp["lambda_patience"], self.h_min, self.h_max,
+        self.phi_lr: float = effective_hparam(hp, "lr")
+        self.lambda0: float = effective_hparam(hp, "lambda0")
+        self.lam = DynamicLambda(self.lambda0, hp["lambda_factor"], hp["lambda_patience"], self.h_min, self.h_max,
                                  hp["lambda_hold"], hp["lambda_max_steps"])
         end = hp["target_end"] if hp["target_end"] is not None else (self.h_min + self.h_max) / 2
         start = hp["target_start"] if hp["target_start"] is not None else self.distribution.initial_entropy()
@@ -200,16 +244,24 @@ class InstaAug(AugmentationMethod):
         return self.distribution.sample(x, self.conditioner(x, ctx.y), n_views)
 
     @torch.no_grad()
-    def _baseline(self, loss: Tensor, n_views: int) -> Tensor:
-        """b per view (V*B,): leave-one-out mean of the other views, or the moving average before this step."""
+    def _baseline(self, loss: Tensor, n_views: int, shared: bool = False) -> Tensor:
+        """b per view (V*B,): leave-one-out mean of the other views, or the moving average before this step.
+
+        Unbiased only if b of a view does not depend on that view's transformation. With `shared`
+        (the views' losses share their transformations: contrastive credits) the other views'
+        credits do, so "auto" takes the moving average there, and "loo" is refused.
+        """
         mode = self.hp["baseline"]
         if mode == "auto":
-            mode = "loo" if n_views > 1 else "ema"
+            mode = "loo" if n_views > 1 and not shared else "ema"
         if mode == "none":
             return torch.zeros_like(loss)
         if mode == "loo":
             if n_views < 2:
                 raise ConfigError("instaaug: baseline=loo needs n_views > 1; use ema or auto")
+            if shared:
+                raise ConfigError("instaaug: baseline=loo is biased when the views share a loss (contrastive: "
+                                  "the other view's loss depends on this view's crop); use ema or auto")
             per = loss.view(n_views, -1)
             return ((per.sum(0, keepdim=True) - per) / (n_views - 1)).reshape(-1)
         b = torch.where(self.baseline_ready, self.baseline_ema, torch.zeros_like(self.baseline_ema))
@@ -237,15 +289,16 @@ class InstaAug(AugmentationMethod):
         logs["lambda"] = self.lam.lam.detach().clone()
         logs["entropy"] = mean_h.detach()
         if views.log_prob is not None:  # REINFORCE on the detached losses of this very forward pass
-            detached = per_sample_loss.detach()
-            advantage = detached - self._baseline(detached, views.n_views)
+            credit = views.credit  # the task's: every loss each view's choice changes (None: its own)
+            detached = (per_sample_loss if credit is None else credit).detach()
+            advantage = detached - self._baseline(detached, views.n_views, shared=credit is not None)
             loss = loss + (advantage * views.log_prob).mean()
             logs["advantage_std"] = advantage.std() if advantage.numel() > 1 else advantage.abs().mean()
         logs.update(self.distribution.step_logs(views))
         return loss, logs
 
     def make_optimizer(self) -> torch.optim.Optimizer | None:
-        self._optimizer = build_param_optimizer(list(self.parameters()), self.hp)
+        self._optimizer = build_param_optimizer(list(self.parameters()), {**self.hp, "lr": self.phi_lr})
         return self._optimizer
 
     # ------------------------------------------------------------------ schedules
@@ -260,7 +313,7 @@ class InstaAug(AugmentationMethod):
     def begin_epoch(self, epoch: int) -> None:
         if self._optimizer is not None:  # idempotent: the lr is a function of the epoch alone
             for group in self._optimizer.param_groups:
-                group["lr"] = self.hp["lr"] * self.lr_factor(epoch)
+                group["lr"] = self.phi_lr * self.lr_factor(epoch)
 
     def end_epoch(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
         logs: dict[str, float] = {}
@@ -275,6 +328,20 @@ class InstaAug(AugmentationMethod):
         self.train_entropy_sum.zero_()
         self.train_entropy_n.zero_()
         return logs
+
+    def selectable(self, epoch: int) -> bool:
+        """Pretraining epochs report the prior, not InstaAug: never select them."""
+        return epoch >= self.hp["pretrain_epochs"]
+
+    @torch.no_grad()
+    def entropy_band(self) -> dict[str, float]:
+        """[h_min, h_max], the entropy at init and the family's maximum (saturating raw outputs)."""
+        n, big = self.distribution.n_raw, 30.0
+        signs = [torch.ones(n), torch.tensor([1.0, -1.0]).repeat((n + 1) // 2)[:n]]
+        raws = torch.stack([s * big for s in signs] + [-s * big for s in signs])
+        top = float(self.distribution.entropy(raws).max())
+        return {"h_min": float(self.h_min), "h_max": float(self.h_max),
+                "h_init": self.distribution.initial_entropy(), "h_top": top}
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -5,6 +5,10 @@ centres, and P(crop area >= t). Everything comes from each run's inspect.pt: exa
 probabilities ("crop_probs" with "const.candidate_boxes") where saved, else the sampled boxes
 "crop_boxes" (k, S, 4) with equal weights; the images are the run's own "x". A run that saved
 no crops is left out and named in the title; missing images become grey placeholders.
+
+Each method is one run: of the configuration its table reports, the seed of median ground-truth
+score (`keeps_object`, where the benchmark knows its objects; else test accuracy), by
+`selection.SEED_RULE`; the column titles name the seeds and the title the rule.
 """
 
 from __future__ import annotations
@@ -23,17 +27,19 @@ from augbench.results.figures.common import (
     CONST,
     MissingRuns,
     PlotContext,
+    acc_metric,
     images,
     new_figure,
     pick_benchmark,
     show_image,
 )
-from augbench.results.selection import representatives
+from augbench.results.selection import SEED_RULE, display_value, representatives
 
 PROBS, BOXES, CANDIDATES = "crop_probs", "crop_boxes", CONST + "candidate_boxes"
 METHODS = (("InstaAug", "instaaug", "lrp"), ("InstaAug w/o input", "instaaug", "input-free"),
            ("Random crop", "random-crop", ""))
 TOP_BOXES = 8  # crops drawn on each image: the likeliest ones
+GROUND_TRUTH = ("keeps_object",)  # test metrics that score crops against known objects, first present wins
 
 
 @dataclass
@@ -45,6 +51,8 @@ class CropSource:
     crops: list[tuple[torch.Tensor, torch.Tensor]]
     images: np.ndarray | None
     exact: bool  # weights are the candidates' probabilities (else equal weights on sampled boxes)
+    seed: str = ""  # the run's seed
+    shown: str = ""  # which seed this is and why (`representatives`)
 
 
 def _crops(ins: dict[str, torch.Tensor], n: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool]:
@@ -65,15 +73,21 @@ def _saves_crops(ctx: PlotContext) -> Callable[[str], bool]:
     return lambda run_dir: probs(run_dir) or boxes(run_dir)
 
 
+def shown_by(df: pd.DataFrame) -> str:
+    """The metric whose median seed the figure shows: a ground-truth crop score if reported, else accuracy."""
+    return next((m for m in GROUND_TRUTH if m in df and df[m].notna().any()), acc_metric(df))
+
+
 def crop_sources(ctx: PlotContext, bench: str, n_examples: int) -> tuple[list[CropSource], list[str]]:
     """The methods' crops on `bench` (runs chosen as in the tables) and notes on what is missing."""
     df = ctx.done[ctx.done["benchmark"] == bench]
+    by = shown_by(df)  # the same for every method of the figure
     saved = _saves_crops(ctx)
     out: list[CropSource] = []
     no_crops, no_images, sampled = [], [], []
     for label, method, variant in METHODS:
         runs = df[(df["method"] == method) & (df["variant"].fillna("") == variant)]
-        chosen = representatives(runs, saved)
+        chosen = representatives(runs, saved, by=by)
         if chosen.empty:
             if not runs.empty:
                 no_crops.append(label)
@@ -89,7 +103,8 @@ def crop_sources(ctx: PlotContext, bench: str, n_examples: int) -> tuple[list[Cr
         imgs = images(ins)
         if imgs is None:
             no_images.append(label)
-        out.append(CropSource(label, run_dir, crops, imgs, exact))
+        out.append(CropSource(label, run_dir, crops, imgs, exact, display_value(chosen["seed"].iloc[0]),
+                              str(chosen["shown"].iloc[0])))
     notes = [f"{what}: {', '.join(labels)}" for what, labels in
              (("no crops saved", no_crops), ("sampled crops only", sampled), ("no test images saved", no_images))
              if labels]
@@ -136,9 +151,11 @@ def fig6_crops(ctx: PlotContext, benchmark: str | None, n_examples: int = 3) -> 
                 ax.set_yticks([])
             ax_size.tick_params(labelsize=6)
             if i == 0:
-                ax_img.set_title(f"{src.label}\ncrops", fontsize=8)
+                ax_img.set_title(f"{src.label}, seed {src.seed}\ncrops", fontsize=8)
                 ax_den.set_title("centre density", fontsize=8)
                 ax_size.set_title("P(area ≥ t)", fontsize=8)
     note = f" ({'; '.join(notes)})" if notes else ""
-    fig.suptitle(f"{bench}: learned crops (Figure 6){note}", fontsize=10)
+    rule = SEED_RULE.format(metric=shown_by(ctx.done[ctx.done["benchmark"] == bench]))
+    seeds = "; ".join(f"{s.label}: {s.shown}" for s in sources)
+    fig.suptitle(f"{bench}: learned crops (Figure 6){note}\neach method one run, {rule} ({seeds})", fontsize=10)
     return fig

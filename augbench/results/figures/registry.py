@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,10 +10,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from augbench.atomic import write_if_changed
 from augbench.errors import ConfigError
 from augbench.results.figures import FIGURE_NAMES
 from augbench.results.figures.appendix_e1 import fig_e1_heatmap, fig_e1_lambda
-from augbench.atomic import write_if_changed
 from augbench.results.figures.common import DPI, MissingRuns, PlotContext
 from augbench.results.figures.crops import fig6_crops
 from augbench.results.figures.curves import fig_curves

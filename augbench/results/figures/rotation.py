@@ -3,6 +3,9 @@
 Both come from inspect.pt: the method's "rotation_range" (k, 2) and the test split's
 "meta.interval" (k, 2) of the same k images (radians). A glyph of rotation a keeps its label for
 rotations inside (-pi/2 - a, pi/2 - a), so a = -(lo + hi) / 2 orders the instances.
+
+Each panel is one run: of the configuration its table reports, the seed of median `coverage`
+(`selection.SEED_RULE`); the panel names that seed.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import torch
 from matplotlib.figure import Figure
 
 from augbench.results.figures.common import META, MissingRuns, PlotContext, new_figure, pick_benchmark, run_label
-from augbench.results.selection import representatives
+from augbench.results.selection import SEED_RULE, representatives
 
 RANGE = "rotation_range"
 INTERVAL = META + "interval"
+SHOWN_BY = "coverage"  # the ground-truth metric whose median seed each panel shows
 
 
 def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 64) -> Figure:
@@ -29,7 +33,7 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
     if bench is None:
         raise MissingRuns("fig5-rotation: no finished run saved per-instance rotation ranges (inspect.pt)")
     df = ctx.done[ctx.done["benchmark"] == bench]
-    complete = representatives(df, ctx.holds(RANGE, INTERVAL))
+    complete = representatives(df, ctx.holds(RANGE, INTERVAL), by=SHOWN_BY)
     saved = representatives(df, ctx.holds(RANGE))
     lacking = sorted(set(map(run_label, saved["method"], saved["variant"]))
                      - set(map(run_label, complete["method"], complete["variant"])))
@@ -44,9 +48,9 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
         learned, true = ins[RANGE].float()[:max_instances], ins[INTERVAL].float()
         n = min(len(learned), len(true))
         panels.append((run_label(r.method, r.variant), learned[:n], true[:n],
-                       getattr(r, "coverage", float("nan")), getattr(r, "violation", float("nan"))))
+                       getattr(r, "coverage", float("nan")), getattr(r, "violation", float("nan")), r.shown))
     fig, axes = new_figure("fig5-rotation", 1, len(panels), sharey=True)
-    for ax, (label, learned, true, cov, vio) in zip(axes[0], panels):
+    for ax, (label, learned, true, cov, vio, shown) in zip(axes[0], panels):
         own = -(true[:, 0] + true[:, 1]) / 2  # the instance's own rotation a (interval is (-pi/2 - a, pi/2 - a))
         order = torch.argsort(own)
         a, lim, got = (torch.rad2deg(t[order]).numpy() for t in (own, true, learned))
@@ -54,10 +58,11 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
         ax.vlines(a, got[:, 0], got[:, 1], color="C2", linewidth=1.5, label="learned range")
         ax.axhline(0, color="grey", linewidth=0.5)
         title = label if math.isnan(cov) else f"{label}\ncoverage {100 * cov:.0f}%, violation {100 * vio:.0f}%"
-        ax.set_title(title, fontsize=9)
+        ax.set_title(f"{title}\n{shown}", fontsize=9)
         ax.set_xlabel("instance rotation a (deg)")
     axes[0, 0].set_ylabel("rotation applied (deg)")
     axes[0, 0].legend(fontsize=7, loc="lower left")
     note = f" (no true intervals saved: {', '.join(lacking)})" if lacking else ""
-    fig.suptitle(f"{bench}: learned per-instance rotation ranges (Figure 5){note}", fontsize=10)
+    fig.suptitle(f"{bench}: learned per-instance rotation ranges (Figure 5){note}\neach panel one run: "
+                 f"{SEED_RULE.format(metric=SHOWN_BY)}", fontsize=10)
     return fig

@@ -1,4 +1,8 @@
-"""Tables as bars: a paper table (ours against the paper's number) and the generic table per benchmark."""
+"""Tables as bars: a paper table (ours against the paper's number) and the generic table per benchmark.
+
+Bars always start at zero (a bar's length is its value); each bar is labelled with its mean, so
+differences of a point or two stay readable without cutting the axis.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,19 @@ from collections.abc import Iterator
 
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 from augbench.results.cells import auto_tables, paper_table
 from augbench.results.figures.common import MissingRuns, PlotContext, new_figure
+
+
+def _label_means(ax: Axes) -> None:
+    """Write each bar's value (its mean) just past its end."""
+    for bars in ax.containers:
+        if isinstance(bars, BarContainer):
+            ax.bar_label(bars, fmt="%.1f", padding=3, fontsize=6)
 
 
 def fig_table(ctx: PlotContext, table_id: str) -> Figure:
@@ -37,9 +50,8 @@ def fig_table(ctx: PlotContext, table_id: str) -> Figure:
             ax.legend(loc="lower right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels)
         values = list(data["value"]) + [p for p, _ in paper]
-        if values:
-            lo, hi = min(values), max(values)
-            ax.set_xlim(max(0.0, lo - 0.15 * (hi - lo) - 2), min(100.0, hi + 0.1 * (hi - lo) + 2))
+        _label_means(ax)
+        ax.set_xlim(0.0, min(100.0, max(values) * 1.12) if values and max(values) > 0 else 100.0)
         ax.set_xlabel(col)
         ax.set_ylabel("")
     fig.suptitle(f"Table {res.id}: {res.title}", fontsize=9)
@@ -61,6 +73,8 @@ def fig_bars(ctx: PlotContext, benchmark: str | None) -> Iterator[tuple[str, Fig
                     ax=axes[0, 0], capsize=0.15, err_kws={"linewidth": 1})
         axes[0, 0].set_xlabel("accuracy (%)")
         axes[0, 0].set_ylabel("")
+        _label_means(axes[0, 0])
+        axes[0, 0].set_xlim(left=0.0)
         sns.move_legend(axes[0, 0], "upper left", bbox_to_anchor=(1.01, 1), title=None, fontsize=8)
         fig.suptitle(f"{res.benchmark}: mean ± sd over seeds", fontsize=10)
         drawn += 1

@@ -18,8 +18,9 @@ def method_curves(runs: pd.DataFrame) -> Figure | None:
             panels.append((d[d[metric].notna()], metric, title))
     if not panels:
         return None
-    fig = Figure(figsize=(4.2 * len(panels), 2.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.2 * len(panels), 2.8), dpi=80)  # fixed margins: no layout engine, fast to save
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.17, top=0.9, wspace=0.25)
     for ax, (d, metric, title) in zip(axes, panels):
         for (run_id, seed), g in d.groupby(["run_id", "seed"], sort=True, dropna=False):
             g = g.drop_duplicates(["epoch"], keep="last").sort_values("epoch")

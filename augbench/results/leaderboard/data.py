@@ -154,6 +154,7 @@ class PaperTable:
     columns: list[str]
     extra_columns: list[str]
     rows: list[tuple[str, list[str], list[PaperCell]]]
+    protocol: str = ""  # how augbench's protocol differs from the paper's, where the spec says
 
 
 @dataclass
@@ -168,6 +169,9 @@ class BenchmarkPage:
     leaders: list[tuple[str, str, list[str], bool]] = field(default_factory=list)  # (metric, value, labels, tied)
     n_runs: int = 0
     n_done: int = 0
+    headline: str = ""  # the label of the metric the run lists show (TTA accuracy, else accuracy)
+    lead: list[int] = field(default_factory=list)  # metric columns shown first (accuracies), by index
+    rest: list[int] = field(default_factory=list)  # the other metrics, shown after cost and runs
 
 
 # --------------------------------------------------------------------------------- bench measurements
@@ -337,11 +341,11 @@ def _paper_tables(frame: pd.DataFrame, benchmark: str) -> list[PaperTable]:
         res = paper_table(frame, spec.id)
         if not any(c.status == "ok" for line in res.cells for c in line):
             continue
-        out.append(_paper_table(res))
+        out.append(_paper_table(res, str(getattr(spec, "protocol", "") or "")))
     return out
 
 
-def _paper_table(res: TableResult) -> PaperTable:
+def _paper_table(res: TableResult, protocol: str = "") -> PaperTable:
     rows = []
     for label, extras, line in zip(res.row_labels, res.row_extras, res.cells):
         cells = []
@@ -357,7 +361,7 @@ def _paper_table(res: TableResult) -> PaperTable:
             cells.append(PaperCell(text + (f" (n={c.n})" if c.status == "ok" else ""), paper,
                                    "" if math.isnan(c.diff) else f"{c.diff:+.2f}", inside, c.best, c.tied, kind))
         rows.append((label, [extras.get(k, "") for k in res.extra_columns], cells))
-    return PaperTable(res.id, res.title, list(res.column_labels), list(res.extra_columns), rows)
+    return PaperTable(res.id, res.title, list(res.column_labels), list(res.extra_columns), rows, protocol)
 
 
 def benchmark_pages(frame: pd.DataFrame, bench_measurements: Mapping[tuple[str, str, str], Mapping[str, Any]]
@@ -396,7 +400,10 @@ def benchmark_pages(frame: pd.DataFrame, bench_measurements: Mapping[tuple[str, 
         description, paper = _describe(bench)
         page = BenchmarkPage(bench, description, paper, list(res.column_labels), methods,
                              paper_tables=_paper_tables(frame, bench),
-                             n_runs=int(b_frame["run_id"].nunique()), n_done=int(b_done["run_id"].nunique()))
+                             n_runs=int(b_frame["run_id"].nunique()), n_done=int(b_done["run_id"].nunique()),
+                             headline=res.column_labels[metrics.index(headline)] if headline else "",
+                             lead=[j for j, m in enumerate(metrics) if m in ("acc", "tta_acc")],
+                             rest=[j for j, m in enumerate(metrics) if m not in ("acc", "tta_acc")])
         for j, metric in enumerate(metrics):
             if metric not in HEADLINE:
                 continue

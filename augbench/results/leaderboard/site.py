@@ -6,7 +6,7 @@ Layout of OUT (every link relative, so it works from file:// and from any static
     assets/style.css, sort.js       the only style and script (no CDN, nothing fetched)
     <benchmark>/index.html          the sortable table of methods, the paper's tables, figures
     <benchmark>/<method>.html       one method: results, configurations, hyperparameters, runs
-    <benchmark>/figures/*.png       the benchmark's figures (5, 6, 7, E.1, curves: where they apply)
+    <benchmark>/figures/*.png       the benchmark's figures (5, 6, 7, E.1: where they apply)
     <benchmark>/curves/<method>.png that method's training curves
     .augbench-leaderboard           the files of the last build (stale ones are removed)
 
@@ -38,8 +38,7 @@ BENCHMARK_FIGURES = (("fig5-rotation", "Figure 5: learned rotation ranges per in
                      ("fig6-crops", "Figure 6: sampled crops and crop statistics"),
                      ("fig7-id-ood", "Figure 7: in- against out-of-distribution accuracy"),
                      ("E1-heatmap", "Figure E.1: accuracy over [Hmin, Hmax]"),
-                     ("E1-lambda", "Figure E.1: fixed against dynamic lambda"),
-                     ("curves", "Training curves of every run"))
+                     ("E1-lambda", "Figure E.1: fixed against dynamic lambda"))
 Report = Callable[[str], None]
 
 
@@ -173,10 +172,8 @@ def build_site(frame: pd.DataFrame, root: Path | str, out: Path | str, bench_fil
                 writer.figure(f"{b.name}/curves/{m.slug}.png", fig)
                 m.curves = f"curves/{m.slug}.png"
         for m in b.methods:
-            headline = next((lab for lab, c in zip(b.metrics, m.metrics) if c.metric in ("tta_acc", "acc")),
-                            b.metrics[0] if b.metrics else "")
             writer.write(f"{b.name}/{m.slug}.html", env.get_template("method.html.j2").render(
-                site=site, up="../", m=m, metrics=list(zip(b.metrics, m.metrics)), headline=headline,
+                site=site, up="../", m=m, metrics=list(zip(b.metrics, m.metrics)), headline=b.headline,
                 provenance_labels=labels, figures=b.figures, tie_rule=TIE_RULE))
         writer.write(f"{b.name}/index.html", env.get_template("benchmark.html.j2").render(site=site, up="../", b=b))
     writer.write("index.html", env.get_template("index.html.j2").render(site=site, up=""))
@@ -197,22 +194,23 @@ def collect_roots(roots: Sequence[Path | str], report: Report) -> tuple[pd.DataF
         raise DataError("no results given: name at least one folder of runs")
     bases = [p.parent if p.is_file() else p for p in paths]
     common = Path(os.path.commonpath([str(b) for b in bases]))
-    frames = []
-    for path, base in zip(paths, bases):
+    frames, empty = [], None
+    for i, (path, base) in enumerate(zip(paths, bases)):
         frame = read_frame(path, report) if path.is_file() else collect(path, report=report)
+        empty = frame if empty is None else empty
         if not frame.empty:
             prefix = base.relative_to(common).as_posix()
             if prefix not in ("", "."):
                 frame = frame.assign(run_dir=[f"{prefix}/{d}" if d != "." else prefix for d in frame["run_dir"]])
-        frames.append(frame)
-    frame = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
-        not f.empty for f in frames) else frames[0]
-    if len(frames) > 1 and not frame.empty:
-        first = frame.drop_duplicates("run_id")[["run_id", "run_dir"]].set_index("run_id")["run_dir"]
-        dup = frame["run_dir"] != frame["run_id"].map(first)
-        for run_id in sorted(set(frame.loc[dup, "run_id"])):
-            report(f"run {run_id} is in several folders; {first[run_id]} is used")
-        frame = frame[~dup].reset_index(drop=True)
+            frames.append(frame.assign(_source=i))
+    if not frames:
+        return apply_dtypes(empty), common
+    frame = pd.concat(frames, ignore_index=True)
+    first = frame.drop_duplicates("run_id")[["run_id", "_source", "run_dir"]].set_index("run_id")
+    dup = frame["_source"] != frame["run_id"].map(first["_source"])
+    for run_id in sorted(set(frame.loc[dup, "run_id"])):
+        report(f"run {run_id} is in several of the folders given; the first ({first.loc[run_id, 'run_dir']}) is used")
+    frame = frame[~dup].drop(columns="_source").reset_index(drop=True)
     return apply_dtypes(frame), common
 
 
