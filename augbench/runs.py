@@ -90,7 +90,7 @@ def _git_dirty() -> bool | None:
         return None
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model (/proc/cpuinfo, else platform.processor())."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -115,7 +115,7 @@ def versions(device: Any = None) -> dict[str, Any]:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "augbench": __version__, "git_commit": _git_commit(),
             "git_dirty": _git_dirty(), "platform": platform.platform(), "threads": torch.get_num_threads(),
-            "cuda": torch.version.cuda, "device": dev.type, "device_name": _device_name(dev)}
+            "cuda": torch.version.cuda, "device": dev.type, "device_name": device_name(dev)}
 
 
 def run_prerequisites(config: RunConfig) -> None:

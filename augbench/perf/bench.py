@@ -21,7 +21,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
 from augbench.perf.measure import PeakMemory, calls_for, clock_for, time_calls
 from augbench.perf.public import AUGBENCH, PUBLIC, PublicInstaAugHarness
 from augbench.rundir import failure_reason
-from augbench.runs import resolve
+from augbench.runs import device_name, resolve
 from augbench.tasks.evaluate import to_float, views_evaluated
 from augbench.train.trainer import resolve_device
 
@@ -110,19 +109,6 @@ def select_methods(patterns: Sequence[str] | None) -> list[str]:
             names += [n for n in found if n not in names]
     baselines = [b for b in BASELINES if b in list_methods()]
     return baselines + [n for n in names if n not in baselines]
-
-
-def device_name(device: torch.device) -> str:
-    """A human name of the device the figures belong to."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | None = None, *,
