@@ -1,0 +1,63 @@
+"""Every concrete `augbench` command README shows runs: resolved with --dry-run where it would train
+or submit, on the golden runs where it reads results (the demo and training itself are covered end to
+end by tests/test_results_cli.py and tests/test_runs.py)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from augbench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN_RUNS = Path(__file__).parent / "golden" / "runs"
+
+
+def readme_commands() -> list[list[str]]:
+    """The indented `augbench ...` lines of README (continuations joined), without synopsis lines."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("    augbench "):
+            text = line.strip()
+            while text.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                text = text[:-1] + " " + lines[i].strip()
+            words = shlex.split(text.split("  #")[0], comments=True)
+            synopsis = any(w.startswith("[") or w.isupper() or "|" in w for w in words)
+            if not synopsis:
+                out.append(words[1:])
+        i += 1
+    return out
+
+
+COMMANDS = readme_commands()
+
+
+def test_readme_shows_concrete_commands():
+    verbs = {c[0] for c in COMMANDS}
+    assert {"run", "sweep", "table", "plot", "leaderboard", "demo"} <= verbs
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
+def test_readme_command_runs(argv, tmp_path, capsys):
+    argv = list(argv)
+    if argv == ["demo"]:
+        pytest.skip("the demo itself runs end to end in tests/test_results_cli.py (a small grid)")
+    if argv[0] == "run":
+        argv += ["--dry-run", "--out", str(tmp_path / "run")]
+    elif argv[:2] == ["sweep", "launch"]:
+        at = argv.index("--root")
+        argv[at + 1] = str(tmp_path / "sweep")
+        argv += ["--dry-run"]
+    elif argv[:2] == ["sweep", "status"]:
+        argv[2] = str(tmp_path)
+    else:  # commands that read results: on the golden runs, writing under tmp_path
+        argv[1] = str(GOLDEN_RUNS)
+        if "--out" in argv:
+            argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    assert main(argv) == 0, capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # a dry run writes nothing
