@@ -10,8 +10,7 @@ Names are imported lazily, so commands that only read run directories start with
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from augbench.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -28,9 +27,4 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'augbench' has no attribute {name!r}")
+__getattr__ = lazy_getattr("augbench", _EXPORTS, globals())

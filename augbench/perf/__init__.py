@@ -10,8 +10,8 @@ public InstaAug code's two-pass training step for comparison, `bench` runs and t
 `report` prints and `figure` draws the step times.
 """
 
-import importlib
-from typing import Any
+
+from augbench.lazy import lazy_getattr
 
 # name -> module; imported on first use, so `augbench --help` builds its parser without torch
 _EXPORTS = {
@@ -26,9 +26,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'augbench.perf' has no attribute {name!r}")
+__getattr__ = lazy_getattr("augbench.perf", _EXPORTS, globals())

@@ -10,8 +10,8 @@ cluster settings) and ROOT/manifest.jsonl records which job runs what, so a swee
 be read from disk alone and a relaunch never repeats finished or live work.
 """
 
-import importlib
-from typing import Any
+
+from augbench.lazy import lazy_getattr
 
 # name -> module; imported on first use, so the CLI parser (which imports augbench.sweep.cli) stays light
 _EXPORTS = {
@@ -25,9 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'augbench.sweep' has no attribute {name!r}")
+__getattr__ = lazy_getattr("augbench.sweep", _EXPORTS, globals())
