@@ -49,42 +49,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from augbench.benchmarks import get_benchmark, list_benchmarks
-    from augbench.methods import get_method, list_methods
+    from augbench.catalog import listing, render
 
-    what = args.what
-    if what in ("all", "methods"):
-        print("methods:")
-        for name in list_methods():
-            method_cls = get_method(name)
-            fams = ",".join(sorted(method_cls.families))
-            summary = method_cls.__doc__.strip().splitlines()[0] if method_cls.__doc__ else ""
-            print(f"  {name}  [{fams}]  {summary}")
-            for hp_name, hp in method_cls.hparams.items():
-                print(f"      {hp_name}: {hp.describe()}" + (f"  -- {hp.help}" if hp.help else ""))
-    if what in ("all", "benchmarks"):
-        print("benchmarks:")
-        for name in list_benchmarks():
-            bench_cls = get_benchmark(name)
-            spec = bench_cls.spec().params
-            data = "embedded" if bench_cls.embedded else "data.root required"
-            paper = f"  paper: {bench_cls.paper}" if bench_cls.paper else ""
-            print(f"  {name}  family={bench_cls.family} task={bench_cls.task} model={spec['model.name'].default} "
-                  f"({data}){paper}")
-            if bench_cls.description:
-                print(f"      {bench_cls.description}")
-            if args.verbose:
-                for key, hp in spec.items():
-                    print(f"      {key}: {hp.describe()}")
-                for method, values in bench_cls.method_defaults.items():
-                    shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
-                    print(f"      method defaults {method}: {shown}")
-    if what in ("all", "datasets"):
-        print("datasets:")
-        for name in list_benchmarks():
-            bench_cls = get_benchmark(name)
-            load_doc = bench_cls.load.__doc__
-            print(f"  {name}: {load_doc.strip().splitlines()[0] if load_doc else bench_cls.description}")
+    print(*render(listing(), args.what, args.verbose), sep="\n")
     return 0
 
 

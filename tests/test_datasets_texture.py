@@ -131,3 +131,21 @@ def test_default_size_is_fast():
     t = time.perf_counter()
     make_texture(500, 50, seed=0, cache=False)
     assert time.perf_counter() - t < 5.0
+
+
+def test_hue_safe_shifts_are_the_arc_nearer_the_own_class():
+    from augbench.datasets.texture import CLASSES, hue_safe_shifts
+
+    hues = torch.tensor([h if h is not None else 0.3 for _, _, h in CLASSES])
+    y = torch.arange(len(CLASSES))
+    safe = hue_safe_shifts(hues, y)
+    for k, (_, kind, h) in enumerate(CLASSES):
+        lo, hi = safe[k].tolist()
+        assert lo < 0 < hi
+        if h is None:
+            assert (lo, hi) == (-0.5, 0.5)  # any hue keeps a pattern class
+            continue
+        assert hi - lo == pytest.approx(0.5)
+        partner = next(p for j, (_, kj, p) in enumerate(CLASSES) if j != k and kj == kind)
+        shift = (partner - h + 0.5) % 1.0 - 0.5  # reaching the partner's hue leaves the arc
+        assert not lo < shift < hi and (lo < shift / 3 < hi)

@@ -203,7 +203,8 @@ def test_crop_variants_sample_objective_backward_and_step(size, k, parameterizat
         torch.testing.assert_close(ins["crop_probs"].sum(-1), torch.ones(6))
         assert (boxes.reshape(-1, 1, 4) == m.distribution.boxes).all(-1).any(-1).all()  # every box a candidate
     else:
-        assert set(ins) == {"entropy", "size_range", "center_y_range", "center_x_range", "crop_boxes"}
+        assert set(ins) == {"entropy", "size_range", "center_y_range", "center_x_range", "crop_boxes",
+                            "entropy_size", "entropy_center_y", "entropy_center_x"}
         assert m.inspect_constants() == {}
         # square crops inside the image, sides within the reported range
         half = boxes[..., 2:] / 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -110,3 +112,79 @@ def test_phi_lr_warms_up_linearly_after_pretraining_and_begin_epoch_is_idempoten
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.param_groups[0]["lr"] == 1e-5 and sgd.param_groups[0]["momentum"] == 0.9
     assert sgd.param_groups[0]["weight_decay"] == 1e-4
+
+
+# ------------------------------------------------------------------ targets in the family's units
+COLOR = MethodContext(num_classes=4, image_shape=(3, 16, 16), families=frozenset({"color"}), steps_per_epoch=10)
+CROP32 = MethodContext(num_classes=4, image_shape=(3, 32, 32), families=frozenset({"crop"}), steps_per_epoch=10)
+
+
+def test_target_spread_is_converted_to_nats_per_family():
+    rot = _method(h_min=None, h_max=None, target_spread=[40.0])  # degrees
+    assert (rot.h_min, rot.h_max) == pytest.approx((math.log(math.radians(32.0)), math.log(math.radians(50.0))))
+    lrp = create_method("instaaug", CROP32, target_spread=[4.0], target_tolerance=2.0)  # 4 crops in play
+    assert (lrp.h_min, lrp.h_max) == pytest.approx((math.log(2.0), math.log(8.0)))
+    assert lrp.parts == () and lrp.lam.lam.shape == ()  # one part: the paper's scalar lambda
+    col = create_method("instaaug", COLOR, target_spread=[0.2, 0.5, 0.5])
+    assert col.parts == ("hue", "saturation", "value") and col.lam.lam.shape == (3,)
+    assert col.lam.h_min.tolist() == pytest.approx([math.log(0.16), math.log(0.4), math.log(0.4)])
+    assert col.h_min == pytest.approx(sum(col.lam.h_min.tolist()))  # totals for the diagnosis
+
+
+@pytest.mark.parametrize("hp, words", [
+    ({"target_spread": [0.2, 0.5]}, "needs 1 or 3 values"),
+    ({"target_spread": [0.2], "h_min": -3.0}, "not both"),
+    ({"target_spread": [-0.1]}, "must be positive"),
+])
+def test_bad_target_spreads_name_the_problem(hp, words):
+    with pytest.raises(ConfigError, match=words):
+        create_method("instaaug", COLOR, **hp)
+    with pytest.raises(ConfigError, match=r"one number in \[1, 17\]"):
+        create_method("instaaug", CROP32, target_spread=[40.0])
+
+
+def test_each_colour_dimension_gets_its_own_lambda():
+    m = create_method("instaaug", COLOR, target_spread=[0.2, 0.5, 0.5], lambda0=1.0, lambda_factor=2.0,
+                      lambda_patience=1)
+    logs = m.validation_check(0, {"entropy_hue": -9.0, "entropy_saturation": math.log(0.5), "entropy_value": 5.0})
+    assert [logs["lambda_hue"], logs["lambda_saturation"], logs["lambda_value"]] == pytest.approx([2.0, 1.0, 0.5])
+    # the objective weighs each dimension's entropy by its own lambda
+    x = torch.rand(2, 3, 16, 16)
+    views = m.sample(x, StepContext(y=torch.zeros(2, dtype=torch.long), training=True), 1)
+    parts = views.info["entropy_parts"]
+    loss, _ = m.objective(torch.zeros(2), views)
+    weighted = (parts.detach().mean(0) * torch.tensor([2.0, 1.0, 0.5])).sum()
+    assert float(loss.detach()) == pytest.approx(-float(weighted), rel=1e-5)
+
+
+def test_per_part_lambda_state_survives_a_checkpoint():
+    m = create_method("instaaug", COLOR, target_spread=[0.2], lambda_patience=1)
+    m.validation_check(0, {"entropy_hue": -9.0, "entropy_saturation": -9.0, "entropy_value": 0.0})
+    fresh = create_method("instaaug", COLOR, target_spread=[0.2], lambda_patience=1)
+    fresh.load_state_dict(m.state_dict())
+    assert torch.equal(fresh.lam.lam, m.lam.lam) and not torch.equal(fresh.lam.lam, torch.full((3,), 0.2))
+
+
+def test_the_trainer_runs_val_checks_per_epoch_and_lambda_reacts_at_each(tmp_path):
+    from augbench.benchmarks import create_benchmark
+    from augbench.runs import resolve
+    from augbench.train.trainer import Trainer
+
+    tiny = {"data.n_train": 80, "data.n_test": 8, "data.image_size": 16, "train.batch_size": 8, "train.epochs": 2,
+            "model.width": 0.25, "run.device": "cpu", "run.progress": False, "train.val_checks": 3,
+            "lambda_patience": 1, "h_min": 50.0, "h_max": 60.0}  # far above: lambda rises at every check
+    cfg = resolve("glyphs-rotation", "instaaug", 0, tiny)
+    trainer = Trainer(create_benchmark("glyphs-rotation", cfg.settings), "instaaug", cfg.hparams, 0, tmp_path,
+                      {"run_id": "t"})
+    assert trainer.steps_per_epoch == 9 and trainer._check_steps == {3, 6}
+    seen: list[tuple[int, int]] = []
+    check = trainer.method.validation_check
+
+    def recording(epoch, stats):
+        seen.append((epoch, trainer.step_in_epoch))
+        return check(epoch, stats)
+
+    trainer.method.validation_check = recording
+    trainer.fit()
+    assert seen == [(0, 3), (0, 6), (0, 9), (1, 3), (1, 6), (1, 9)]  # two mid-epoch checks, then end_epoch's
+    assert trainer.method.lam.value == pytest.approx(0.3 * 1.2 ** 6)

@@ -43,10 +43,18 @@ def test_readme_shows_concrete_commands():
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
-def test_readme_command_runs(argv, tmp_path, capsys):
+def test_readme_command_runs(argv, tmp_path, capsys, monkeypatch):
     argv = list(argv)
-    if argv == ["demo"]:
-        pytest.skip("the demo itself runs end to end in tests/test_results_cli.py (a small grid)")
+    if argv[0] == "demo":  # the demo itself runs end to end in tests/test_results_cli.py (a small grid)
+        import augbench.demo
+        from augbench.sweep.grid import load_grid
+
+        seen = {}
+        monkeypatch.setattr(augbench.demo, "run_demo", lambda root, out, par, seeds, sets, grid: seen.update(
+            runs=len(load_grid(grid).expand(sets, seeds=range(seeds)).runs), root=root, out=out) or 0)
+        assert main(argv) == 0, capsys.readouterr().err
+        assert seen["runs"] > 0 and seen["root"].startswith("runs/") and seen["out"].startswith("results")
+        return
     if argv[0] == "run":
         argv += ["--dry-run", "--out", str(tmp_path / "run")]
     elif argv[:2] == ["sweep", "launch"]:

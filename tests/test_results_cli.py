@@ -74,7 +74,7 @@ def test_demo_grid_is_a_grid_file_and_unregistered_entries_are_skipped(tmp_path)
 
     demo = load_grid("demo").expand(seeds=range(2))
     assert {r.config.benchmark for r in demo.runs} == {"glyphs-rotation", "clutter-crop", "texture-color"}
-    assert len(demo.runs) == 2 * 18 and not demo.skipped
+    assert len(demo.runs) == 2 * 25 and not demo.skipped
     grid = _grid_file(tmp_path / "g.toml", [("glyphs-rotation", "none", {}), ("no-such-bench", "none", {}),
                                            ("glyphs-rotation", "no-such-method", {})], {"data.n_train": 64})
     notes: list[str] = []

@@ -19,6 +19,16 @@ from augbench.datasets.base import Dataset, Split
 from augbench.hparams import HParam, Spec
 from augbench.tasks import get_task
 
+#: The embedded stand-ins' short CPU schedules (15 epochs or fewer): four validation checks per
+#: epoch, so that InstaAug's lambda can react within the run.
+STAND_IN_SCHEDULE: dict[str, Any] = {"train.val_checks": 4}
+#: InstaAug's controller on those schedules: lambda doubles or halves at each check outside the
+#: band, and holds while the entropy already moves toward it by more than 0.01 nats per check
+#: (the public scheduler's rule, which keeps lambda from winding up while phi catches up).
+#: The paper's rule (x1.2 after two epochs) stays the default of the paper benchmarks.
+INSTAAUG_STAND_IN: dict[str, Any] = {"optimizer": "adam", "lr": 1e-3, "lambda_factor": 2.0, "lambda_patience": 1,
+                                     "lambda_hold": 0.01}
+
 COMMON_SETTINGS: dict[str, HParam] = {
     "model.name": HParam("small_cnn", str, help="backbone (augbench.models.BACKBONES)"),
     "model.width": HParam(1.0, float, low=0.0625, high=16, help="channel width multiplier"),
@@ -38,6 +48,9 @@ COMMON_SETTINGS: dict[str, HParam] = {
     "train.plateau_patience": HParam(10, int, low=0),
     "train.hflip": HParam(False, bool, help="random horizontal flips for every method (the paper's base augmentation)"),
     "train.val_fraction": HParam(0.1, float, low=0.0, high=0.9, help="validation split carved from train by the seed"),
+    "train.val_checks": HParam(1, int, low=1,
+                               help="validation checks per epoch that methods' controllers react to (InstaAug's "
+                                    "lambda); the last is the epoch's validation"),
     "train.select": HParam("best", str, choices=("best", "last"),
                            help="weights reported: best validation epoch or last"),
     "train.amp": HParam("off", str, choices=("off", "bf16", "fp16"),

@@ -13,6 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from augbench.benchmarks import Benchmark, accuracy_by_group, register_benchmark
+from augbench.benchmarks.base import INSTAAUG_STAND_IN, STAND_IN_SCHEDULE
 from augbench.benchmarks.crop import ROOT, require_root
 from augbench.datasets.base import Dataset, Split
 from augbench.hparams import HParam
@@ -89,8 +90,12 @@ class TextureColor(Benchmark):
     """Procedural textures: some classes differ only by hue, others only by pattern.
 
     Trained under one simulated illuminant, tested under many; reports general, in- and
-    out-of-distribution accuracy, and whether learned hue ranges are narrow exactly for the
-    hue-defined classes (`hue_width_defined` vs `hue_width_free`).
+    out-of-distribution accuracy, whether learned hue ranges are narrow exactly for the
+    hue-defined classes (`hue_width_defined` vs `hue_width_free`), and how much of each
+    instance's label-preserving arc of hue shifts they cover (`hue_coverage`) and how much of
+    them lies outside it (`hue_violation`). A global range that leaves no hue class's arc lies
+    within +-0.065 turns (where lemon's and lime's arcs overlap): it covers at most 13% of a
+    pattern class's circle and 26% of a hue class's half-turn arc.
     """
 
     family = "color"
@@ -103,8 +108,13 @@ class TextureColor(Benchmark):
         "data.image_size": HParam(32, int, low=8, high=256),
         "data.seed": HParam(0, int, low=0),
     }
-    defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
-    method_defaults = {"instaaug": {"parameterization": "color"}, "augerino": {"space": "hsv"},
+    defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10,
+                **STAND_IN_SCHEDULE}
+    # the stand-ins' controller and a target per HSV dimension, each with its own lambda: ranges
+    # 0.3 wide (geometric mean over inputs) in hue turns and in saturation and value fractions. One
+    # band on the sum let saturation and value take all of it, leaving hue at its initial width.
+    method_defaults = {"instaaug": {"parameterization": "color", **INSTAAUG_STAND_IN, "target_spread": [0.3]},
+                       "augerino": {"space": "hsv"},
                        "madaug": {"curriculum_epochs": 2.5}}  # MADAug's 40 of 240 epochs, scaled to 15
 
     def load(self) -> Dataset:
@@ -118,12 +128,16 @@ class TextureColor(Benchmark):
 
     def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
                 inspect: Mapping[str, Tensor]) -> dict[str, float]:
-        from augbench.datasets.texture import HUE_DEFINED_CLASSES, hue_range_narrowness, make_texture
+        from augbench.datasets.glyphs import interval_metrics
+        from augbench.datasets.texture import HUE_DEFINED_CLASSES, hue_range_narrowness, hue_safe_shifts, make_texture
 
         info = getattr(self, "_info", None) or make_texture(1, 1, self.s["data.image_size"], self.s["data.seed"]).info
         out = group_metrics(split, "illuminant", info["groups"], correct, tta_correct)
         hue = inspect.get("hue_range")
         if hue is not None:
-            m = hue_range_narrowness(hue.float(), split.y[: len(hue)].cpu(), HUE_DEFINED_CLASSES)
+            y = split.y[: len(hue)].cpu()
+            m = hue_range_narrowness(hue.float(), y, HUE_DEFINED_CLASSES)
             out.update({"hue_width_defined": m["hue_defined"], "hue_width_free": m["hue_free"]})
+            safe = interval_metrics(hue.float().cpu(), hue_safe_shifts(split.meta["hue"][: len(hue)].cpu(), y))
+            out.update(hue_coverage=safe["coverage"].mean().item(), hue_violation=safe["violation"].mean().item())
         return out

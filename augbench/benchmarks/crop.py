@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from augbench.benchmarks import Benchmark, register_benchmark
+from augbench.benchmarks.base import INSTAAUG_STAND_IN, STAND_IN_SCHEDULE
 from augbench.datasets.base import Dataset, Split
 from augbench.errors import DataError
 from augbench.hparams import HParam
@@ -160,7 +161,8 @@ class ClutterCrop(CropBenchmark):
     """Objects on clutter made of other classes' fragments: crops that miss the object change the label.
 
     Besides accuracy: the fraction of the method's sampled test crops that keep at least half of
-    the object (`keeps_object`), from the known object boxes.
+    the object (`keeps_object`), from the known object boxes, and the fraction the same crops
+    would keep at uniformly random positions (`keeps_object_chance`, the matched-area reference).
     """
 
     paper = "Table 1 (embedded stand-in)"
@@ -172,11 +174,18 @@ class ClutterCrop(CropBenchmark):
         "data.image_size": HParam(32, int, low=16, high=256),
         "data.num_classes": HParam(4, int, low=2),
         "data.seed": HParam(0, int, low=0),
+        # 0.5: objects 6-10 px on 32 px images. At 1 (11-20 px) the 16 local LRP candidates (24 px,
+        # all covering the image centre) keep the object at any position 97% of the time, so where a
+        # crop lies hardly changes the loss and input-dependent placement has nothing to learn from.
+        "data.object_scale": HParam(0.5, float, low=0.1, high=1.5,
+                                    help="size of the object and fragments (1: half-sizes 0.18-0.32 of the side)"),
     }
     defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "train.hflip": True,
-                "eval.tta_views": 10}
-    # a short CPU schedule: Adam for phi, two epochs without augmentation first
-    method_defaults = {"instaaug": {"parameterization": "lrp", "optimizer": "adam", "lr": 1e-3, "pretrain_epochs": 2},
+                "eval.tta_views": 10, **STAND_IN_SCHEDULE}
+    # the stand-ins' controller, two epochs without augmentation first, about 8 of the 17 candidate
+    # crops in play (the band [6.4, 10] effective crops)
+    method_defaults = {"instaaug": {"parameterization": "lrp", **INSTAAUG_STAND_IN, "pretrain_epochs": 2,
+                                    "target_spread": [8.0]},
                        "random-crop": {"scale_min": 0.25},
                        "flowinv": {"lr": 1e-3, "burnin_epochs": 2},  # as instaaug's short schedule above
                        # MADAug's curriculum horizon scaled as its 40 of 240 epochs: 15 / 6
@@ -188,7 +197,7 @@ class ClutterCrop(CropBenchmark):
 
         s = self.s
         return make_clutter(s["data.n_train"], s["data.n_test"], s["data.image_size"], s["data.num_classes"],
-                            s["data.seed"])
+                            s["data.seed"], object_scale=s["data.object_scale"])
 
     def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
                 inspect: Mapping[str, Tensor]) -> dict[str, float]:
@@ -204,4 +213,11 @@ class ClutterCrop(CropBenchmark):
             px = boxes_to_pixels(cy, cx, bh, bw, image_hw=(int(split.x.shape[-2]), int(split.x.shape[-1])))
             obj = split.meta["box"][:n].float().repeat_interleave(k, 0)
             out["keeps_object"] = crop_keeps_object(px, obj).float().mean().item()
+            # the same crops at uniformly random positions: what their sizes alone would keep, the
+            # matched-area reference that tells input-dependent placement from smaller or larger crops
+            gen = torch.Generator().manual_seed(0)
+            ry, rx = torch.rand(n * k, generator=gen), torch.rand(n * k, generator=gen)
+            cy, cx = bh / 2 + ry * (1 - bh).clamp_min(0), bw / 2 + rx * (1 - bw).clamp_min(0)
+            px = boxes_to_pixels(cy, cx, bh, bw, image_hw=(int(split.x.shape[-2]), int(split.x.shape[-1])))
+            out["keeps_object_chance"] = crop_keeps_object(px, obj).float().mean().item()
         return out

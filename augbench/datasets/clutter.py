@@ -124,7 +124,7 @@ def _boxes(mask: Tensor) -> Tensor:
     return torch.stack([x0, y0, x1, y1], dim=1).float()
 
 
-def _generate(n: int, size: int, num_classes: int, g: torch.Generator) -> Split:
+def _generate(n: int, size: int, num_classes: int, g: torch.Generator, scale: float = 1.0) -> Split:
     y = balanced_labels(n, num_classes, g)
     # Background: smooth low-saturation colour noise plus fine grain.
     img = torch.nn.functional.interpolate(
@@ -135,7 +135,7 @@ def _generate(n: int, size: int, num_classes: int, g: torch.Generator) -> Split:
     for _ in range(NUM_FRAGMENTS):
         cls = (y + torch.randint(1, num_classes, (n,), generator=g)) % num_classes  # never the label
         lo, hi = FRAGMENT_HALF_SIZE
-        r = size * (lo + (hi - lo) * torch.rand(n, generator=g))
+        r = scale * size * (lo + (hi - lo) * torch.rand(n, generator=g))
         cx, cy = size * torch.rand(n, generator=g), size * torch.rand(n, generator=g)
         mask = _shape_masks(cls, cx, cy, r, size, num_classes)
         # Keep one side of a random line near the centre: a fragment, never a whole shape.
@@ -147,7 +147,7 @@ def _generate(n: int, size: int, num_classes: int, g: torch.Generator) -> Split:
         mask &= side >= offset.view(-1, 1, 1)
         img = _paint(img, mask, _class_colours(cls, num_classes, g))
     lo, hi = OBJECT_HALF_SIZE
-    r = size * (lo + (hi - lo) * torch.rand(n, generator=g))
+    r = scale * size * (lo + (hi - lo) * torch.rand(n, generator=g))
     cx = r + (size - 2 * r) * torch.rand(n, generator=g)  # the whole object stays inside
     cy = r + (size - 2 * r) * torch.rand(n, generator=g)
     mask = _shape_masks(y, cx, cy, r, size, num_classes)
@@ -162,8 +162,13 @@ def make_clutter(
     num_classes: int = 4,
     seed: int = 0,
     cache: bool = True,
+    object_scale: float = 1.0,
 ) -> Dataset:
     """The clutter dataset: balanced classes, ``meta["box"]`` per image.
+
+    ``object_scale`` multiplies the sizes of the object and the fragments (1: half-sizes
+    OBJECT_HALF_SIZE and FRAGMENT_HALF_SIZE of the image side): smaller objects make more
+    crops miss them, so that where a crop lies matters and not only how large it is.
 
     Train and test come from separate streams of ``seed``, so ``n_test`` never changes
     the training images (and vice versa).
@@ -171,13 +176,15 @@ def make_clutter(
     for name, v, lo in (("n_train", n_train, 1), ("n_test", n_test, 1), ("image_size", image_size, 16)):
         if not isinstance(v, int) or v < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if not 0.1 <= object_scale <= 1.5:
+        raise ConfigError(f"object_scale must be in [0.1, 1.5], got {object_scale!r}")
     if not isinstance(num_classes, int) or not 2 <= num_classes <= len(SHAPES):
         raise ConfigError(f"num_classes must be an integer in 2..{len(SHAPES)} (one per shape: {', '.join(SHAPES)})")
 
     def build() -> Dataset:
         def split(part: str, n: int) -> Split:
             return _generate(n, image_size, num_classes,
-                             generator(seed, "clutter", _VERSION, part, image_size, num_classes))
+                             generator(seed, "clutter", _VERSION, part, image_size, num_classes), object_scale)
 
         return Dataset(
             name="clutter",
@@ -187,6 +194,7 @@ def make_clutter(
             info={
                 "seed": seed,
                 "version": _VERSION,
+                "object_scale": object_scale,
                 "invariance": "crops that keep the object (meta['box']) keep the label",
                 "box_format": "x0, y0, x1, y1 in pixels, x1/y1 exclusive",
             },
@@ -194,8 +202,10 @@ def make_clutter(
 
     if not cache:
         return build()
-    key = {"n_train": n_train, "n_test": n_test, "image_size": image_size, "num_classes": num_classes, "seed": seed,
-           "version": _VERSION}
+    key: dict[str, float] = {"n_train": n_train, "n_test": n_test, "image_size": image_size,
+                             "num_classes": num_classes, "seed": seed, "version": _VERSION}
+    if object_scale != 1.0:  # the default's key (and cached files) as before
+        key["object_scale"] = object_scale
     return cached("clutter", key, build)
 
 

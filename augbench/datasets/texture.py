@@ -248,3 +248,24 @@ def hue_range_narrowness(ranges: Tensor, y: Tensor, hue_defined: Sequence[int] |
     d = float(width[defined].mean()) if bool(defined.any()) else nan
     f = float(width[~defined].mean()) if bool((~defined).any()) else nan
     return {"hue_defined": d, "hue_free": f, "ratio": d / f if f > 0 else nan}
+
+
+def hue_safe_shifts(hue: Tensor, y: Tensor) -> Tensor:
+    """(N, 2): the interval of hue shifts (turns) that keep each instance's label, lo < 0 < hi.
+
+    A hue-defined class shares its pattern with one other class; a shifted hue keeps the label
+    while it stays nearer its own class's hue than the partner's, an arc of half a turn from
+    the midpoint towards the partner around the far side: (d/2 - 1/2, d/2) for a partner d
+    turns above (signed, |d| <= 1/2, from the instance's own hue ``hue``). Pattern classes keep
+    their label under any shift: (-1/2, 1/2), the whole circle. The ground truth that
+    ``interval_metrics`` scores learned hue ranges against, as glyphs' intervals do for rotation.
+    """
+    base = torch.tensor([float("nan") if h is None else h for _, _, h in CLASSES])
+    partner = torch.tensor([next((j for j, (_, kind_j, h_j) in enumerate(CLASSES)
+                                  if j != i and kind_j == kind and h_j is not None), i) if h is not None else i
+                            for i, (_, kind, h) in enumerate(CLASSES)])
+    d = torch.remainder(base[partner[y]] - hue + 0.5, 1.0) - 0.5  # signed circular offset to the partner
+    lo = torch.where(d > 0, d / 2 - 0.5, d / 2)
+    hi = torch.where(d > 0, d / 2, d / 2 + 0.5)
+    free = torch.isnan(base[y])
+    return torch.stack([torch.where(free, -0.5, lo), torch.where(free, 0.5, hi)], -1)

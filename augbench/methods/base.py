@@ -206,6 +206,15 @@ class AugmentationMethod(nn.Module):
         """
         return {}
 
+    def validation_check(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
+        """Called at each validation check inside an epoch (`train.val_checks` - 1 of them; the last
+        check of an epoch is `end_epoch`'s) with the same statistics; returns values to log.
+
+        Why: a controller stepped once per epoch (InstaAug's lambda) cannot react within a 5-epoch
+        run; counted in checks, its reaction time is the same for short and long schedules.
+        """
+        return {}
+
     def selectable(self, epoch: int) -> bool:
         """Whether the state after `epoch` may be the one reported (best-epoch selection).
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 
-PERCENT_METRICS = ("*acc*", "coverage", "violation", "*keeps*", "*frac*")
-HIGHER_IS_BETTER = ("*acc*", "coverage", "*keeps*")
-LOWER_IS_BETTER = ("*loss*", "violation", "*error*")
+PERCENT_METRICS = ("*acc*", "*coverage", "*violation", "*keeps*", "*frac*")
+HIGHER_IS_BETTER = ("*acc*", "*coverage", "*keeps*")
+LOWER_IS_BETTER = ("*loss*", "*violation", "*error*")
+REFERENCE_METRICS = ("*_chance",)  # what a method's own choices would score at random: neither better nor worse
+#: Test metrics that score a learned distribution against a stand-in's known invariance (and the
+#: out-of-distribution accuracy the colour stand-in is about), in the order figures show them.
+GROUND_TRUTH_METRICS = ("coverage", "violation", "keeps_object", "keeps_object_chance", "hue_coverage",
+                        "hue_violation", "acc_ood")
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -27,6 +32,8 @@ def is_percent(metric: str) -> bool:
 def direction(metric: str) -> int:
     """+1 if higher is better, -1 if lower is better, 0 if neither is known (no best marked)."""
     leaf = metric.split("/")[-1]
+    if _matches(leaf, REFERENCE_METRICS):
+        return 0
     if _matches(leaf, LOWER_IS_BETTER):
         return -1
     return 1 if _matches(leaf, HIGHER_IS_BETTER) else 0

@@ -403,6 +403,8 @@ class Trainer:
                     self.records.write(step=self.global_step, epoch=self.epoch, split="train", metrics=stats)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats.get('acc', float('nan')):.3f}")
                 self._heartbeat()
+                if mid and self.step_in_epoch in self._check_steps:
+                    self._validation_check()  # before any checkpoint of this step, so a resume skips it
                 if mid and (due or stop):
                     if stop:
                         STOP.set()  # every process stops at this step
@@ -438,6 +440,20 @@ class Trainer:
         if now - self._last_heartbeat > HEARTBEAT_SECONDS:
             touch_heartbeat(self.run_dir)
             self._last_heartbeat = now
+
+    @property
+    def _check_steps(self) -> frozenset[int]:
+        """Steps into an epoch after which a mid-epoch validation check runs (`train.val_checks`)."""
+        n, k = self.steps_per_epoch, min(self.s["train.val_checks"], self.steps_per_epoch)
+        return frozenset(round(n * i / k) for i in range(1, k)) - {0, n}
+
+    def _validation_check(self) -> None:
+        """The validation statistics of the current state, for the method's controllers only
+        (the epoch's own validation record and model selection stay at the epoch's end)."""
+        metrics: dict[str, float] = {}
+        if self.val_split is not None and self.replicas.main:
+            metrics = self.task.evaluate(self.model, self.method, self.val_split, self.device, final=False).metrics
+        self.method.validation_check(self.epoch, self.replicas.broadcast(metrics))
 
     def _end_epoch(self) -> None:
         self.replicas.check_in_sync(self.model, self.method)

@@ -2,19 +2,22 @@
 
 Eq. 2 minimises E[L(f(tau(x)), y) - lambda H[p(tau; phi(x))]]. A fixed lambda either lets the
 entropy collapse (small lambda) or explode while the classifier is weak (large lambda) (paper,
-Appendix B and E.2), so lambda is adapted once per epoch from the mean entropy on the
-VALIDATION split (the public code used the test set):
+Appendix B and E.2), so lambda is adapted at each validation check from the mean entropy on
+the VALIDATION split (the public code used the test set). The paper checks once per epoch;
+`train.val_checks` checks more often, so that patience and factor, counted in checks, give a
+5-epoch run the same reaction time as a 150-epoch one:
 
-- below Hmin for `patience` consecutive epochs: lambda *= factor;
-- above Hmax for `patience` consecutive epochs: lambda /= factor;
+- below Hmin for `patience` consecutive checks: lambda *= factor;
+- above Hmax for `patience` consecutive checks: lambda /= factor;
 - inside [Hmin, Hmax]: both counters reset.
 
-As in the public scheduler, once the condition has held for `patience` epochs lambda moves at
-every further epoch the condition still holds. State lives in buffers, so checkpoints carry it.
+As in the public scheduler, once the condition has held for `patience` checks lambda moves at
+every further check the condition still holds. State lives in buffers, so checkpoints carry it.
 
 Two rules of the public scheduler that the paper does not state are options, off by default:
 `hold` skips a change while the entropy already moves toward the band by more than `hold`
-nats since the previous epoch (public: 0.005), and `max_steps` caps lambda at that many net
+nats since the previous check (public: 0.005 per epoch; it keeps lambda from winding up while
+phi is still catching up with it), and `max_steps` caps lambda at that many net
 factor steps above or below lambda0 (public: 50).
 
 The public contrastive runs use another rule instead: a penalty
@@ -23,6 +26,8 @@ The public contrastive runs use another rule instead: a penalty
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -30,7 +35,15 @@ from augbench.errors import ConfigError
 
 
 class DynamicLambda(nn.Module):
-    """lambda with the paper's multiplicative, patience-gated updates (buffers: lam, below, above)."""
+    """lambda with the paper's multiplicative, patience-gated updates (buffers: lam, below, above).
+
+    Scalar bounds give one lambda on the total entropy (the paper). Sequences of bounds give one
+    lambda per additive part of the entropy (one per transformation dimension of a product of
+    uniform ranges), each kept inside its own band by the same rule: a target per dimension
+    (`target_spread`) then holds even when one dimension is cheaper to widen than another.
+    Each update is one validation check: once per epoch in the paper; `train.val_checks` per
+    epoch lets a short schedule react in time with the same patience and factor.
+    """
 
     lam: Tensor
     below: Tensor
@@ -38,60 +51,59 @@ class DynamicLambda(nn.Module):
     last: Tensor  # only with `hold`
     steps: Tensor  # only with `max_steps`
 
-    def __init__(self, lam0: float, factor: float = 1.2, patience: int = 2, h_min: float = 3.0,
-                 h_max: float = 3.5, hold: float | None = None, max_steps: int | None = None) -> None:
+    def __init__(self, lam0: float, factor: float = 1.2, patience: int = 2, h_min: float | Sequence[float] = 3.0,
+                 h_max: float | Sequence[float] = 3.5, hold: float | None = None, max_steps: int | None = None) -> None:
         super().__init__()
-        if h_min > h_max:
-            raise ConfigError(f"entropy bounds: h_min={h_min} exceeds h_max={h_max}")
+        lo, hi = torch.as_tensor(h_min, dtype=torch.float64), torch.as_tensor(h_max, dtype=torch.float64)
+        if lo.shape != hi.shape or lo.dim() > 1:
+            raise ConfigError(f"entropy bounds: h_min {lo.tolist()} and h_max {hi.tolist()} differ in shape")
+        if bool((lo > hi).any()):
+            raise ConfigError(f"entropy bounds: h_min={lo.tolist()} exceeds h_max={hi.tolist()}")
         if factor < 1.0 or patience < 1:
             raise ConfigError(f"dynamic lambda needs factor >= 1 and patience >= 1, got {factor}, {patience}")
-        self.factor, self.patience, self.h_min, self.h_max = float(factor), int(patience), float(h_min), float(h_max)
-        self.register_buffer("lam", torch.tensor(float(lam0)))
-        self.register_buffer("below", torch.tensor(0, dtype=torch.long))
-        self.register_buffer("above", torch.tensor(0, dtype=torch.long))
+        self.factor, self.patience = float(factor), int(patience)
+        self.h_min, self.h_max = lo, hi  # () or (D,): the shape of every buffer
+        shape = lo.shape
+        self.register_buffer("lam", torch.full(shape, float(lam0)))
+        self.register_buffer("below", torch.zeros(shape, dtype=torch.long))
+        self.register_buffer("above", torch.zeros(shape, dtype=torch.long))
         # the options' state only when they are on, so default checkpoints keep their keys
         self.hold, self.max_steps = hold, max_steps
         if hold is not None:
-            self.register_buffer("last", torch.tensor(float("nan")))  # previous epoch's entropy
+            self.register_buffer("last", torch.full(shape, float("nan")))  # previous check's entropy
         if max_steps is not None:
-            self.register_buffer("steps", torch.tensor(0, dtype=torch.long))  # net factor steps taken
+            self.register_buffer("steps", torch.zeros(shape, dtype=torch.long))  # net factor steps taken
 
     @property
     def value(self) -> float:
-        return float(self.lam)
+        """lambda (the mean over parts when there is one per part)."""
+        return float(self.lam.float().mean())
 
     @torch.no_grad()
-    def update(self, entropy: float) -> dict[str, float]:
-        """One epoch's step from the epoch's mean validation entropy; returns what to log."""
-        if entropy < self.h_min:
-            self.below += 1
-            self.above.zero_()
-            if int(self.below) >= self.patience:
-                self._move(1, entropy)
-        elif entropy > self.h_max:
-            self.above += 1
-            self.below.zero_()
-            if int(self.above) >= self.patience:
-                self._move(-1, entropy)
-        else:
-            self.below.zero_()
-            self.above.zero_()
-        if self.hold is not None:
-            self.last.fill_(entropy)
-        return {"lambda": self.value}
-
-    def _move(self, direction: int, entropy: float) -> None:
-        """lambda * factor^direction, unless an option holds it (entropy already moving back, or the cap)."""
-        if self.hold is not None and direction * (entropy - float(self.last)) > self.hold:
-            return  # e.g. below the band but risen by more than `hold` since the last epoch (NaN: never)
+    def update(self, entropy: float | Tensor) -> dict[str, float]:
+        """One check's step from the mean validation entropy (one per part); returns what to log."""
+        # the decision on the CPU (a few numbers), the buffers updated in place wherever they live
+        h = torch.as_tensor(entropy, dtype=torch.float64).cpu().reshape(self.h_min.shape)
+        below, above = h < self.h_min, h > self.h_max
+        n_below = torch.where(below, self.below.cpu() + 1, 0)
+        n_above = torch.where(above, self.above.cpu() + 1, 0)
+        self.below.copy_(n_below)
+        self.above.copy_(n_above)
+        up = below & (n_below >= self.patience)
+        down = above & (n_above >= self.patience)
+        if self.hold is not None:  # e.g. below the band but risen by more than `hold` since the last check
+            moving = h - self.last.cpu().double()  # NaN at the first check: never holds
+            up &= ~(moving > self.hold)
+            down &= ~(-moving > self.hold)
+            self.last.copy_(h)
         if self.max_steps is not None:
-            if direction * int(self.steps) >= self.max_steps:
-                return
-            self.steps += direction
-        if direction > 0:
-            self.lam.mul_(self.factor)
-        else:
-            self.lam.div_(self.factor)
+            steps = self.steps.cpu()
+            up &= steps < self.max_steps
+            down &= -steps < self.max_steps
+            self.steps.add_((up.long() - down.long()).to(self.steps.device))
+        direction = (up.double() - down.double()).to(self.lam.device)
+        self.lam.mul_(torch.pow(self.factor, direction).to(self.lam.dtype))
+        return {"lambda": self.value}
 
 
 class EntropyTarget:

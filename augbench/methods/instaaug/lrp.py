@@ -398,6 +398,16 @@ class LRPParameterization(Parameterization):
             return (3.0, 4.0) if conditioning == "class" else (3.0, 3.5)
         return 2.5, 3.0
 
+    spread_units = "the effective number of candidate crops in play, exp(H)"
+
+    def spread_entropy(self, spread: Sequence[float]) -> list[float]:
+        """log(n) for n effective candidates (a categorical's perplexity exp(H)), 1 <= n <= K."""
+        k = self.n_raw
+        if len(spread) != 1 or not 1.0 <= spread[0] <= k:
+            raise ConfigError(f"instaaug: target_spread for lrp is one number in [1, {k}] ({self.spread_units}), "
+                              f"got {list(spread)}")
+        return [math.log(spread[0])]
+
     def test_views(self, x: Tensor, raw: Tensor, n_views: int, rule: str = "sample") -> Tensor:
         if rule != "topk":
             return super().test_views(x, raw, n_views, rule)

@@ -27,7 +27,12 @@ trainer averages logits (Appendix C.2); "topk" (LRP only) takes the n most proba
 public code's rule; its probability averaging with the top crop weighted 0.2 is `combine_views`).
 
 Entropy bounds Hmin/Hmax default by parameterization and input size (None: the
-parameterization's `default_entropy_bounds`).
+parameterization's `default_entropy_bounds`). `target_spread` states the band in the family's
+own units instead (LRP: the effective number of candidate crops exp(H); ranges: the width of
+each dimension's range, rotation in degrees), converted to nats by the parameterization; with
+one target per dimension of a product of ranges, each dimension gets its own lambda, since a
+single band on the sum lets the cheapest dimension (colour: saturation and value) take all of
+it while the others stay at their initial width.
 """
 
 from __future__ import annotations
@@ -144,15 +149,24 @@ class InstaAug(AugmentationMethod):
                                "(public class-specific config)"),
         "lambda_factor": HParam(1.2, float, low=1.0,
                                 help="lambda is multiplied/divided by this when entropy leaves [h_min, h_max]"),
-        "lambda_patience": HParam(2, int, low=1, help="consecutive epochs outside the bounds before lambda moves"),
+        "lambda_patience": HParam(2, int, low=1, help="consecutive validation checks (train.val_checks per epoch) "
+                                                      "outside the bounds before lambda moves"),
         "lambda_hold": HParam(None, float, low=0.0, nullable=True,
                               help="skip a lambda change while the entropy already moves toward [h_min, h_max] by "
-                                   "more than this per epoch (public scheduler: 0.005); None: never (paper)"),
+                                   "more than this per check (public scheduler: 0.005); None: never (paper)"),
         "lambda_max_steps": HParam(None, int, low=0, nullable=True,
                                    help="cap lambda at this many net factor steps above/below lambda0 (public "
                                         "scheduler: 50); None: no cap (paper)"),
         "h_min": HParam(None, float, nullable=True, help="lower entropy bound (nats); None: by parameterization/size"),
         "h_max": HParam(None, float, nullable=True, help="upper entropy bound (nats); None: by parameterization/size"),
+        "target_spread": HParam(None, float, is_list=True, nullable=True,
+                                help="the entropy band in the family's own units instead of h_min/h_max: lrp, the "
+                                     "effective number of candidate crops exp(H); uniform ranges, the (geometric mean) "
+                                     "width of each dimension's range (rotation degrees; hue turns, saturation and "
+                                     "value fractions; crop side and centre fractions), one value or one per "
+                                     "dimension, each dimension then with its own lambda"),
+        "target_tolerance": HParam(1.25, float, low=1.0,
+                                   help="target_spread: the band is [spread / tolerance, spread * tolerance]"),
         "target_start": HParam(None, float, nullable=True,
                                help="target rule: initial target entropy; None: entropy of the initial distribution"),
         "target_end": HParam(None, float, nullable=True, help="target rule: final target; None: (h_min + h_max) / 2"),
@@ -210,22 +224,46 @@ class InstaAug(AugmentationMethod):
                                              hp["fallback_interpolation"])
         for name, state in self.conditioner.state.items():  # the method's own: `phi.*`, `logit_vector`, ...
             setattr(self, name, state)
-        h_min, h_max = self.distribution.default_entropy_bounds(self.conditioning)
-        self.h_min = hp["h_min"] if hp["h_min"] is not None else h_min
-        self.h_max = hp["h_max"] if hp["h_max"] is not None else h_max
+        lo, hi = self._bounds()
+        self.parts: tuple[str, ...] = self.distribution.entropy_parts if isinstance(lo, list) else ()
+        self.h_min: float = sum(lo) if isinstance(lo, list) else lo  # totals: diagnosis, the target rule
+        self.h_max: float = sum(hi) if isinstance(hi, list) else hi
         self.phi_lr: float = effective_hparam(hp, "lr")
         self.lambda0: float = effective_hparam(hp, "lambda0")
-        self.lam = DynamicLambda(self.lambda0, hp["lambda_factor"], hp["lambda_patience"], self.h_min, self.h_max,
+        self.lam = DynamicLambda(self.lambda0, hp["lambda_factor"], hp["lambda_patience"], lo, hi,
                                  hp["lambda_hold"], hp["lambda_max_steps"])
         end = hp["target_end"] if hp["target_end"] is not None else (self.h_min + self.h_max) / 2
         start = hp["target_start"] if hp["target_start"] is not None else self.distribution.initial_entropy()
         self.target = EntropyTarget(start, end, hp["target_epochs"], hp["target_weight"])
         self.register_buffer("baseline_ema", torch.zeros(()))
         self.register_buffer("baseline_ready", torch.zeros((), dtype=torch.bool))
-        self.register_buffer("train_entropy_sum", torch.zeros(()))
+        self.register_buffer("train_entropy_sum", torch.zeros((len(self.parts),) if self.parts else ()))
         self.register_buffer("train_entropy_n", torch.zeros((), dtype=torch.long))
         self._optimizer: torch.optim.Optimizer | None = None
         self._t = 0.0  # epochs since InstaAug started, for the target rule (derived from the step)
+
+    def _bounds(self) -> tuple[float | list[float], float | list[float]]:
+        """(Hmin, Hmax): from target_spread (a list per part when the distribution has several
+        parts, one lambda each), from h_min/h_max, or the parameterization's defaults."""
+        hp, dist = self.hp, self.distribution
+        spread = hp["target_spread"]
+        if spread is None:
+            h_min, h_max = dist.default_entropy_bounds(self.conditioning)
+            return (hp["h_min"] if hp["h_min"] is not None else h_min,
+                    hp["h_max"] if hp["h_max"] is not None else h_max)
+        if hp["h_min"] is not None or hp["h_max"] is not None:
+            raise ConfigError("instaaug: set target_spread or h_min/h_max, not both (target_spread states the band "
+                              "in the family's units)")
+        parts = dist.entropy_parts
+        if len(spread) == 1:
+            spread = spread * len(parts)
+        if len(spread) != len(parts):
+            raise ConfigError(f"instaaug: target_spread needs 1 or {len(parts)} values ({', '.join(parts)}: "
+                              f"{dist.spread_units}), got {list(hp['target_spread'])}")
+        tol = hp["target_tolerance"]
+        lo = dist.spread_entropy([v / tol for v in spread])
+        hi = dist.spread_entropy([v * tol for v in spread])
+        return (lo, hi) if len(parts) > 1 else (lo[0], hi[0])
 
     def raw(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """theta (B, n_raw) of a batch: LRP logits or raw range outputs (labels for class conditioning)."""
@@ -278,15 +316,19 @@ class InstaAug(AugmentationMethod):
         if views.entropy is None:  # pretraining: identity views, phi untouched
             return loss, logs
         mean_h = views.entropy.mean()
+        parts = self.distribution.part_entropies(views).mean(0) if self.parts else None  # (P,)
         with torch.no_grad():
-            self.train_entropy_sum += views.entropy.detach().float().sum()
+            self.train_entropy_sum += (views.entropy.sum() if parts is None else parts * len(views.entropy)).detach()
             self.train_entropy_n += views.entropy.numel()
         if self.hp["lambda_rule"] == "target":
             loss = loss + self.target.penalty(mean_h, self._t)
             logs["entropy_target"] = torch.tensor(self.target.target(self._t))
+        elif parts is not None:  # one lambda per part (target_spread per dimension)
+            loss = loss - (self.lam.lam.to(parts.dtype) * parts).sum()
         else:
             loss = loss - self.lam.lam * mean_h
-        logs["lambda"] = self.lam.lam.detach().clone()
+        logs["lambda"] = self.lam.lam.detach().float().mean()
+        logs.update({f"lambda_{name}": self.lam.lam[i].detach().clone() for i, name in enumerate(self.parts)})
         logs["entropy"] = mean_h.detach()
         if views.log_prob is not None:  # REINFORCE on the detached losses of this very forward pass
             credit = views.credit  # the task's: every loss each view's choice changes (None: its own)
@@ -315,19 +357,24 @@ class InstaAug(AugmentationMethod):
             for group in self._optimizer.param_groups:
                 group["lr"] = self.phi_lr * self.lr_factor(epoch)
 
-    def end_epoch(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
+    def validation_check(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
+        """The dynamic lambda's step from this check's validation entropy (per part with per-part targets)."""
         logs: dict[str, float] = {}
         if self.hp["lambda_rule"] == "dynamic" and epoch >= self.hp["pretrain_epochs"]:
-            entropy = val_stats.get("entropy")
+            keys = [f"entropy_{name}" for name in self.parts] or ["entropy"]
+            entropy: list[float] | None = [val_stats[k] for k in keys] if all(k in val_stats for k in keys) else None
             if entropy is None and int(self.train_entropy_n) > 0:  # no validation split: training mean
-                entropy = float(self.train_entropy_sum / self.train_entropy_n)
-            if entropy is not None and math.isfinite(entropy):
-                logs.update(self.lam.update(float(entropy)))
+                entropy = (self.train_entropy_sum / self.train_entropy_n).reshape(-1).tolist()
+            if entropy is not None and all(math.isfinite(h) for h in entropy):
+                logs.update(self.lam.update(torch.tensor(entropy) if self.parts else entropy[0]))
         logs["lambda"] = self.lam.value
-        logs["phi_lr_factor"] = self.lr_factor(epoch)
+        logs.update({f"lambda_{name}": float(self.lam.lam[i]) for i, name in enumerate(self.parts)})
         self.train_entropy_sum.zero_()
         self.train_entropy_n.zero_()
         return logs
+
+    def end_epoch(self, epoch: int, val_stats: Mapping[str, float]) -> dict[str, float]:
+        return {**self.validation_check(epoch, val_stats), "phi_lr_factor": self.lr_factor(epoch)}
 
     def selectable(self, epoch: int) -> bool:
         """Pretraining epochs report the prior, not InstaAug: never select them."""

@@ -11,6 +11,7 @@ location-related crops (`lrp.LRPParameterization`) and uniform ranges
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -68,6 +69,28 @@ class Parameterization(nn.Module):
     def default_entropy_bounds(self, conditioning: str) -> tuple[float, float]:
         """(Hmin, Hmax) of the dynamic lambda (Sec. 3.2) when the user sets none."""
         raise NotImplementedError
+
+    @property
+    def entropy_parts(self) -> tuple[str, ...]:
+        """Names of the entropy's additive parts (one per independent dimension), in column order."""
+        return ("all",)
+
+    def part_entropies(self, views: Views) -> Tensor:
+        """(B, P) entropy of each part per input, summing to `views.entropy` (differentiable)."""
+        if views.entropy is None:
+            raise ConfigError("part_entropies: these views carry no entropy")
+        return views.entropy.unsqueeze(-1)
+
+    def spread_entropy(self, spread: Sequence[float]) -> list[float]:
+        """The entropy (nats) of each part at a spread stated in the family's own units (`spread_units`).
+
+        Why: a target like "a 40 degree range" or "about 4 crops in play" can be reasoned about
+        and carries across image sizes and families; its value in nats cannot.
+        """
+        raise NotImplementedError
+
+    #: what `spread_entropy` reads, for messages and help
+    spread_units: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ evaluation
     def test_views(self, x: Tensor, raw: Tensor, n_views: int, rule: str = "sample") -> Tensor:

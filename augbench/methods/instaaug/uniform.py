@@ -31,6 +31,7 @@ and crop -1.5/-0.5 (not from the paper: set them per benchmark); with `entropy="
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -51,19 +52,24 @@ _CROP_INIT = (3.0, 4.6, -1.1, 1.1, -1.1, 1.1)  # logits of (s_a, s_b, uy_a, uy_b
 ENTROPY_BOUNDS = {"rotation": (1.0, 1.15), "color": (-4.5, -3.5), "crop": (-1.5, -0.5)}
 
 
-def uniform_entropy(lo: Tensor, hi: Tensor, kind: str = "closed") -> Tensor:
-    """Entropy of a product of U(lo_d, hi_d) per row, (B, D) -> (B,).
+def part_entropy(lo: Tensor, hi: Tensor, kind: str = "closed") -> Tensor:
+    """Entropy of each U(lo_d, hi_d), (B, D) -> (B, D): the additive parts of `uniform_entropy`.
 
-    "closed": sum_d log(hi_d - lo_d) (exact differential entropy; widths floored at 1e-8 so a
-    collapsed range gives a large negative number, not -inf). "width": sum_d (hi_d - lo_d),
-    the public code's proxy.
+    "closed": log(hi_d - lo_d) (exact differential entropy; widths floored at 1e-8 so a
+    collapsed range gives a large negative number, not -inf). "width": hi_d - lo_d, the
+    public code's proxy.
     """
     width = hi - lo
     if kind == "closed":
-        return torch.log(width.clamp_min(1e-8)).sum(-1)
+        return torch.log(width.clamp_min(1e-8))
     if kind == "width":
-        return width.sum(-1)
+        return width
     raise ConfigError(f"unknown entropy {kind!r}; valid: closed, width")
+
+
+def uniform_entropy(lo: Tensor, hi: Tensor, kind: str = "closed") -> Tensor:
+    """Entropy of a product of U(lo_d, hi_d) per row, (B, D) -> (B,): the sum of `part_entropy`."""
+    return part_entropy(lo, hi, kind).sum(-1)
 
 
 def rsample_uniform(lo: Tensor, hi: Tensor, n_views: int) -> Tensor:
@@ -154,8 +160,9 @@ class UniformParameterization(Parameterization):
         lo, hi = self.ranges(raw)
         theta = rsample_uniform(lo, hi, n_views)
         out = self.transform(repeat_views(x, n_views), theta)
-        return Views(out, n_views, entropy=uniform_entropy(lo, hi, self.entropy_kind),
-                     info={"theta": theta, **self.describe(lo, hi)})
+        parts = part_entropy(lo, hi, self.entropy_kind)
+        return Views(out, n_views, entropy=parts.sum(-1),
+                     info={"theta": theta, "entropy_parts": parts, **self.describe(lo, hi)})
 
     def entropy(self, raw: Tensor) -> Tensor:
         return uniform_entropy(*self.ranges(raw), self.entropy_kind)
@@ -163,10 +170,30 @@ class UniformParameterization(Parameterization):
     def default_entropy_bounds(self, conditioning: str) -> tuple[float, float]:
         return (0.0, math.inf) if self.entropy_kind == "width" else ENTROPY_BOUNDS[self.kind]
 
+    spread_units = ("range width per dimension: rotation in degrees; colour hue in turns, saturation and value as "
+                    "fractions; crop side and centre offsets as fractions")
+
+    @property
+    def entropy_parts(self) -> tuple[str, ...]:
+        return self.dims
+
+    def part_entropies(self, views: Views) -> Tensor:
+        return views.info["entropy_parts"]
+
+    def spread_entropy(self, spread: Sequence[float]) -> list[float]:
+        """log(width) per dimension (the width itself with the public proxy); degrees for rotation."""
+        widths = [math.radians(w) if self.kind == "rotation" else float(w) for w in spread]
+        if any(w <= 0 for w in widths):
+            raise ConfigError(f"instaaug: target_spread must be positive ({self.spread_units}), got {list(spread)}")
+        return widths if self.entropy_kind == "width" else [math.log(w) for w in widths]
+
     def inspect(self, raw: Tensor) -> dict[str, Tensor]:
         """entropy (B,), <dim>_range (B, 2); crop: crop_boxes (B, 8, 4) drawn from the ranges."""
         lo, hi = self.ranges(raw)
-        out = {"entropy": uniform_entropy(lo, hi, self.entropy_kind), **self.describe(lo, hi)}
+        parts = part_entropy(lo, hi, self.entropy_kind)
+        out = {"entropy": parts.sum(-1), **self.describe(lo, hi)}
+        if len(self.dims) > 1:  # validation means per dimension, for per-dimension targets
+            out.update({f"entropy_{name}": parts[:, d] for d, name in enumerate(self.dims)})
         if self.kind == "crop":
             out["crop_boxes"] = sampled_boxes(self.boxes(rsample_uniform(lo, hi, INSPECT_SAMPLES)), raw.shape[0])
         return out

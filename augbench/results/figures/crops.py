@@ -39,7 +39,7 @@ PROBS, BOXES, CANDIDATES = "crop_probs", "crop_boxes", CONST + "candidate_boxes"
 METHODS = (("InstaAug", "instaaug", "lrp"), ("InstaAug w/o input", "instaaug", "input-free"),
            ("Random crop", "random-crop", ""))
 TOP_BOXES = 8  # crops drawn on each image: the likeliest ones
-GROUND_TRUTH = ("keeps_object",)  # test metrics that score crops against known objects, first present wins
+GROUND_TRUTH = ("keeps_object",)  # of units.GROUND_TRUTH_METRICS, those that score crops: first present wins
 
 
 @dataclass

@@ -15,8 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
-from augbench.results.cells import auto_tables, paper_table
+from augbench.results.cells import TableResult, auto_tables, paper_table
 from augbench.results.figures.common import MissingRuns, PlotContext, new_figure
+from augbench.results.units import GROUND_TRUTH_METRICS
 
 
 def _label_means(ax: Axes) -> None:
@@ -58,24 +59,35 @@ def fig_table(ctx: PlotContext, table_id: str) -> Figure:
     return fig
 
 
+def _panel(res: TableResult, names: tuple[str, ...]) -> pd.DataFrame:
+    """(method, metric, value) of the table's columns named `names`, one row per seed."""
+    keep = [j for j, lab in enumerate(res.column_labels) if lab.split(" ")[0] in names]
+    return pd.DataFrame([(res.row_labels[i], res.column_labels[j], v) for i, line in enumerate(res.cells)
+                         for j in keep for v in line[j].values], columns=["method", "metric", "value"])
+
+
 def fig_bars(ctx: PlotContext, benchmark: str | None) -> Iterator[tuple[str, Figure]]:
-    """Accuracy (and TTA accuracy) per method for each benchmark, the generic tables as bars."""
+    """Accuracy (and TTA accuracy) per method for each benchmark, the generic tables as bars, and
+    beside it the benchmark's ground-truth metrics where it reports any: on a stand-in where every
+    method is near 100% accurate, those are what separates the methods."""
     tables = auto_tables(ctx.frame, benchmark) if not ctx.frame.empty else []
     drawn = 0
     for res in tables:
-        keep = [j for j, lab in enumerate(res.column_labels) if lab.split(" ")[0] in ("acc", "tta_acc")]
-        data = pd.DataFrame([(res.row_labels[i], res.column_labels[j], v) for i, line in enumerate(res.cells)
-                             for j in keep for v in line[j].values], columns=["method", "metric", "value"])
-        if data.empty:
+        candidates = ((_panel(res, ("acc", "tta_acc")), "accuracy (%)"),
+                      (_panel(res, GROUND_TRUTH_METRICS), "ground-truth and OOD metrics (%)"))
+        panels = [(data, xlabel) for data, xlabel in candidates if not data.empty]
+        if not panels:
             continue
-        fig, axes = new_figure("bars")
-        sns.barplot(data=data, x="value", y="method", hue="metric", order=res.row_labels, errorbar="sd",
-                    ax=axes[0, 0], capsize=0.15, err_kws={"linewidth": 1})
-        axes[0, 0].set_xlabel("accuracy (%)")
-        axes[0, 0].set_ylabel("")
-        _label_means(axes[0, 0])
-        axes[0, 0].set_xlim(left=0.0)
-        sns.move_legend(axes[0, 0], "upper left", bbox_to_anchor=(1.01, 1), title=None, fontsize=8)
+        fig, axes = new_figure("bars", 1, len(panels), sharey=True)
+        for ax, (data, xlabel) in zip(axes[0], panels):
+            sns.barplot(data=data, x="value", y="method", hue="metric", order=res.row_labels, errorbar="sd",
+                        ax=ax, capsize=0.15, err_kws={"linewidth": 1})
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("")
+            _label_means(ax)
+            ax.set_xlim(left=0.0)
+            sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), title=None, fontsize=7,
+                            ncol=2, frameon=False)
         fig.suptitle(f"{res.benchmark}: mean ± sd over seeds", fontsize=10)
         drawn += 1
         yield f"bars-{res.benchmark}", fig

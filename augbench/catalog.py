@@ -1,0 +1,172 @@
+"""What `augbench list` prints, precomputed so the listing starts without torch.
+
+The registries are filled by importing every method and benchmark module, and those import
+torch: seconds for a listing. `build()` reads the live registries into plain data; the
+built-in entries are committed as package data (`augbench/data/catalog.json`), and `listing()`
+serves that file unless something it cannot know about may be registered: entry-point plugins,
+modules added to or removed from the method/benchmark packages since it was written, or
+registrations already made in this process. Then it reads the live registries, so the listing
+is always complete. Regenerate the file with `python -m augbench.catalog`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import pkgutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: Section of the catalog -> the package its classes are discovered in (also their entry-point group).
+PACKAGES: dict[str, str] = {"methods": "augbench.methods", "benchmarks": "augbench.benchmarks"}
+RESOURCE = "data/catalog.json"
+REGENERATE = "python -m augbench.catalog"
+FORMAT = 1
+
+
+def discovered_modules() -> dict[str, list[str]]:
+    """The modules registry discovery would import, found from the file tree without importing them."""
+    root = Path(__file__).parent
+    return {section: sorted(info.name for info in pkgutil.iter_modules([str(root / package.rsplit(".", 1)[1])])
+                            if not info.name.startswith("_"))
+            for section, package in PACKAGES.items()}
+
+
+def build(builtin_only: bool = True) -> dict[str, Any]:
+    """The listing's data, from the live registries (imports every method and benchmark, so torch).
+
+    `builtin_only` keeps classes defined inside augbench, so the committed file never depends on
+    which plugins were installed, or registered by the caller, when it was generated.
+    """
+    from augbench.benchmarks import BENCHMARKS
+    from augbench.methods import METHODS
+
+    def keep(cls: type, package: str) -> bool:
+        return not builtin_only or cls.__module__.startswith(package + ".")
+
+    methods = {}
+    for name in METHODS.names():
+        method_cls = METHODS.get(name)
+        if not keep(method_cls, PACKAGES["methods"]):
+            continue
+        methods[name] = {
+            "families": sorted(method_cls.families),
+            "summary": method_cls.__doc__.strip().splitlines()[0] if method_cls.__doc__ else "",
+            "hparams": [{"name": k, "describe": hp.describe(), "help": hp.help}
+                        for k, hp in method_cls.hparams.items()],
+        }
+    benchmarks = {}
+    for name in BENCHMARKS.names():
+        bench_cls = BENCHMARKS.get(name)
+        if not keep(bench_cls, PACKAGES["benchmarks"]):
+            continue
+        spec = bench_cls.spec().params
+        load_doc = bench_cls.load.__doc__
+        benchmarks[name] = {
+            "family": bench_cls.family,
+            "task": bench_cls.task,
+            "model": f"{spec['model.name'].default}",
+            "embedded": bool(bench_cls.embedded),
+            "paper": bench_cls.paper,
+            "description": bench_cls.description,
+            "dataset": load_doc.strip().splitlines()[0] if load_doc else bench_cls.description,
+            "settings": [{"name": k, "describe": hp.describe()} for k, hp in spec.items()],
+            "method_defaults": [{"method": method, "values": [{"name": k, "repr": repr(v)} for k, v in values.items()]}
+                                for method, values in bench_cls.method_defaults.items()],
+        }
+    return {"format": FORMAT, "modules": discovered_modules(), "methods": methods, "benchmarks": benchmarks}
+
+
+def dumps(catalog: dict[str, Any]) -> str:
+    """The file's exact text: sorted keys, so regenerating an unchanged suite changes no byte."""
+    return json.dumps(catalog, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def committed() -> dict[str, Any] | None:
+    """The catalog shipped with the package, or None when it is missing or of another format."""
+    try:
+        text = importlib.resources.files("augbench").joinpath(RESOURCE).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+def _may_hold_more(catalog: dict[str, Any]) -> bool:
+    """Whether the live registries could differ from `catalog`: plugins, new modules, or in-process registrations."""
+    if any(package in sys.modules for package in PACKAGES.values()):
+        return True  # registries in use here: a caller may have registered its own classes
+    if catalog.get("modules") != discovered_modules():
+        return True
+    from importlib.metadata import entry_points
+
+    return any(entry_points(group=group) for group in PACKAGES.values())
+
+
+def listing() -> dict[str, Any]:
+    """The catalog `augbench list` prints: the committed one when it is complete, else the live registries'."""
+    catalog = committed()
+    if catalog is None or _may_hold_more(catalog):
+        return build(builtin_only=False)
+    return catalog
+
+
+def render(catalog: dict[str, Any], what: str = "all", verbose: bool = False) -> list[str]:
+    """The lines of `augbench list [what] [-v]`."""
+    lines: list[str] = []
+    methods, benchmarks = catalog["methods"], catalog["benchmarks"]
+    if what in ("all", "methods"):
+        lines.append("methods:")
+        for name in sorted(methods):
+            m = methods[name]
+            lines.append(f"  {name}  [{','.join(m['families'])}]  {m['summary']}")
+            for hp in m["hparams"]:
+                lines.append(f"      {hp['name']}: {hp['describe']}" + (f"  -- {hp['help']}" if hp["help"] else ""))
+    if what in ("all", "benchmarks"):
+        lines.append("benchmarks:")
+        for name in sorted(benchmarks):
+            b = benchmarks[name]
+            data = "embedded" if b["embedded"] else "data.root required"
+            paper = f"  paper: {b['paper']}" if b["paper"] else ""
+            lines.append(f"  {name}  family={b['family']} task={b['task']} model={b['model']} ({data}){paper}")
+            if b["description"]:
+                lines.append(f"      {b['description']}")
+            if verbose:
+                lines.extend(f"      {s['name']}: {s['describe']}" for s in b["settings"])
+                for entry in b["method_defaults"]:
+                    shown = ", ".join(f"{v['name']}={v['repr']}" for v in entry["values"])
+                    lines.append(f"      method defaults {entry['method']}: {shown}")
+    if what in ("all", "datasets"):
+        lines.append("datasets:")
+        lines.extend(f"  {name}: {benchmarks[name]['dataset']}" for name in sorted(benchmarks))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the committed catalog from the live registries (`--check`: only say whether it is current)."""
+    parser = argparse.ArgumentParser(prog=REGENERATE, description="Regenerate augbench/data/catalog.json.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale; write nothing")
+    args = parser.parse_args(argv)
+    text = dumps(build())
+    path = Path(__file__).parent / RESOURCE
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if args.check:
+        if current != text:
+            print(f"{path} is stale; regenerate it with `{REGENERATE}`", file=sys.stderr)
+            return 1
+        return 0
+    if current != text:
+        from augbench.atomic import atomic_write_text
+
+        atomic_write_text(path, text)
+        print(f"wrote {path}")
+    else:
+        print(f"{path} is current")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
