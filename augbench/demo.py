@@ -24,7 +24,8 @@ DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
 DEMO_SEEDS = 2
 # `--full`: the stand-ins at their benchmarks' own sizes and schedules, 5 seeds (about 50 minutes
 # on 2 cores): where learned crops and colour ranges have the steps to show input dependence
-FULL = {"grid": "demo_full", "root": "runs/demo-full", "out": "results/full", "seeds": 5}
+FULL: dict[str, Any] = {"grid": "demo_full", "root": "runs/demo-full", "out": "results/full", "seeds": 5}
+QUICK: dict[str, Any] = {"grid": DEMO_GRID, "root": "runs/demo", "out": "results", "seeds": DEMO_SEEDS}
 DEMO_PARALLEL = max(1, min(4, os.cpu_count() or 1))  # local processes by default
 
 VOLATILE_COLUMNS = ("time", "wall_time")  # wall-clock times: in the run directories, not in committed results
@@ -93,11 +94,9 @@ def run_demo(root: Path | str = "runs/demo", out: Path | str = "results", max_pa
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    chosen = {"grid": args.grid, "root": args.root, "out": args.out, "seeds": args.seeds}
-    base = {"grid": DEMO_GRID, "root": "runs/demo", "out": "results", "seeds": DEMO_SEEDS}
-    if args.full:  # the full demo's own defaults, where the user gave none
-        chosen = {k: FULL[k] if v is None else v for k, v in chosen.items()}
-    chosen = {k: base[k] if v is None else v for k, v in chosen.items()}
+    defaults = FULL if args.full else QUICK  # where the user gave none
+    given = {"grid": args.grid, "root": args.root, "out": args.out, "seeds": args.seeds}
+    chosen = {k: defaults[k] if v is None else v for k, v in given.items()}
     failed = run_demo(chosen["root"], chosen["out"], args.max_parallel, chosen["seeds"], parse_sets(args.set),
                       grid=chosen["grid"])
     if failed:

@@ -210,7 +210,8 @@ class ClutterCrop(CropBenchmark):
             n, k = boxes.shape[:2]
             flat = boxes.reshape(n * k, 4).float()
             cy, cx, bh, bw = flat.unbind(-1)
-            px = boxes_to_pixels(cy, cx, bh, bw, image_hw=(int(split.x.shape[-2]), int(split.x.shape[-1])))
+            hw = (int(split.x.shape[-2]), int(split.x.shape[-1]))
+            px = boxes_to_pixels(cy, cx, bh, bw, image_hw=hw)
             obj = split.meta["box"][:n].float().repeat_interleave(k, 0)
             out["keeps_object"] = crop_keeps_object(px, obj).float().mean().item()
             # the same crops at uniformly random positions: what their sizes alone would keep, the
@@ -218,6 +219,6 @@ class ClutterCrop(CropBenchmark):
             gen = torch.Generator().manual_seed(0)
             ry, rx = torch.rand(n * k, generator=gen), torch.rand(n * k, generator=gen)
             cy, cx = bh / 2 + ry * (1 - bh).clamp_min(0), bw / 2 + rx * (1 - bw).clamp_min(0)
-            px = boxes_to_pixels(cy, cx, bh, bw, image_hw=(int(split.x.shape[-2]), int(split.x.shape[-1])))
+            px = boxes_to_pixels(cy, cx, bh, bw, image_hw=hw)
             out["keeps_object_chance"] = crop_keeps_object(px, obj).float().mean().item()
         return out

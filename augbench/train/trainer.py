@@ -172,6 +172,9 @@ class Trainer:
         self.drop_last = n >= bs
         self.steps_per_epoch = n // bs if self.drop_last else 1
         self.epochs = self.s["train.epochs"]
+        # steps into an epoch after which a mid-epoch validation check runs (`train.val_checks`)
+        n, k = self.steps_per_epoch, min(self.s["train.val_checks"], self.steps_per_epoch)
+        self._check_steps = frozenset(round(n * i / k) for i in range(1, k)) - {0, n}
 
         torch.manual_seed(derive_seed(seed, "model"))
         self.model: nn.Module = self.task.build_model().to(self.device)
@@ -440,12 +443,6 @@ class Trainer:
         if now - self._last_heartbeat > HEARTBEAT_SECONDS:
             touch_heartbeat(self.run_dir)
             self._last_heartbeat = now
-
-    @property
-    def _check_steps(self) -> frozenset[int]:
-        """Steps into an epoch after which a mid-epoch validation check runs (`train.val_checks`)."""
-        n, k = self.steps_per_epoch, min(self.s["train.val_checks"], self.steps_per_epoch)
-        return frozenset(round(n * i / k) for i in range(1, k)) - {0, n}
 
     def _validation_check(self) -> None:
         """The validation statistics of the current state, for the method's controllers only
