@@ -173,8 +173,8 @@ class Trainer:
         self.steps_per_epoch = n // bs if self.drop_last else 1
         self.epochs = self.s["train.epochs"]
         # steps into an epoch after which a mid-epoch validation check runs (`train.val_checks`)
-        n, k = self.steps_per_epoch, min(self.s["train.val_checks"], self.steps_per_epoch)
-        self._check_steps = frozenset(round(n * i / k) for i in range(1, k)) - {0, n}
+        steps, k = self.steps_per_epoch, min(self.s["train.val_checks"], self.steps_per_epoch)
+        self._check_steps = frozenset(round(steps * i / k) for i in range(1, k)) - {0, steps}
 
         torch.manual_seed(derive_seed(seed, "model"))
         self.model: nn.Module = self.task.build_model().to(self.device)
