@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,10 +37,49 @@ def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write(path, lambda fh: _write_all(fh, data))
 
 
+#: the signals that stop a job: Ctrl-C, SLURM's and the local executor's SIGTERM, and the USR
+#: signals of preemption and time limits (submitit's handler raises SystemExit on USR2)
+STOP_SIGNALS: tuple[int, ...] = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2")
+                                      if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_deferred(signums: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Hold these signals until the block ends, then deliver them to their own handlers in order.
+
+    Python runs signal handlers in the main thread only; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous: dict[int, Any] = {}
+    for signum in signums:
+        handler = signal.getsignal(signum)
+        if handler is None or handler == signal.SIG_IGN:  # installed outside Python, or ignored
+            continue
+        previous[signum] = handler
+        signal.signal(signum, lambda got, frame: pending.append(got))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in pending:
+            signal.raise_signal(signum)
+
+
 def atomic_torch_save(path: Path | str, obj: Any) -> None:
+    """torch.save through `atomic_write`, with stop signals handled once the file is whole.
+
+    A handler that raises inside torch.save's write callback (submitit's SystemExit on
+    preemption) becomes a RuntimeError ("unexpected pos") in torch's zip writer: a preempted
+    job would end "failed" instead of "interrupted".
+    """
     import torch  # here, so that reading run directories never needs torch
 
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    with signals_deferred():
+        atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def write_if_changed(path: Path | str, data: bytes | str) -> bool:

@@ -85,6 +85,23 @@ def test_real_data_benchmark_on_fake_official_tree(bench, tmp_path):
     assert expected <= set(metrics) and 0.0 <= metrics["tta_acc"] <= 1.0
 
 
+# the newer learned methods on every paper benchmark of their family, with that benchmark's
+# method defaults; FlowInv's 10 burn-in epochs would leave its flow untouched in one epoch
+NEWER_ON_PAPER = [("flowinv", b, {"method.burnin_epochs": 0}) for b in ("tinyimagenet-crop", "cifar10-crop")] + [
+    (m, b, {}) for m in ("madaug", "teachaugment") for b in ("tinyimagenet-crop", "cifar10-crop", "rawfoot-color")]
+
+
+@pytest.mark.parametrize("method,bench,extra", NEWER_ON_PAPER, ids=[f"{m}-{b}" for m, b, _ in NEWER_ON_PAPER])
+def test_newer_methods_run_on_the_paper_benchmarks_of_their_family(method, bench, extra, tmp_path):
+    build = REAL_CASES[bench][0]
+    cfg = resolve(bench, method, 0, {**SMALL_TRAIN, **build(tmp_path), **extra})
+    for name, value in get_benchmark(bench).method_defaults.get(method, {}).items():
+        if f"method.{name}" not in extra:
+            assert cfg.hparams[name] == value, (name, cfg.hparams[name])  # the benchmark's recipe is in force
+    metrics = execute(cfg, tmp_path / "run")
+    assert 0.0 <= metrics["tta_acc"] <= 1.0
+
+
 @pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"),
                     reason="Debian package dataset-fashion-mnist not installed")
 def test_fashion_mnist_reads_the_debian_package(tmp_path):

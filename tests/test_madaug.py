@@ -33,7 +33,7 @@ def setup(family: str = "color", size: int = 16, b: int = 8, seed: int = 0, **hp
     method = create_method("madaug", ctx, **hp).train()
     x = torch.rand(b, 3, size, size)
     y = torch.randint(0, 3, (b,))
-    return method, model, x, y, StepContext(y=y, features=model.features)
+    return method, model, x, y, StepContext(y=y, features=model.features, lr=0.1)
 
 
 def peak(method, ops: list[str], logit: float = 60.0, magnitude_logit: float = 0.0) -> None:
@@ -178,6 +178,39 @@ def test_hypergradient_equals_finite_differences_of_the_one_step_validation_loss
     assert any(g.abs().max() > 1e-6 for g in grads)
 
 
+def test_the_look_ahead_steps_with_the_classifiers_current_learning_rate(tmp_path, tiny, monkeypatch):
+    torch.manual_seed(0)
+    net = ToyNet().double()
+    ctx = MethodContext(num_classes=3, image_shape=(3, 4, 4), families=frozenset({"color"}), feature_dim=5)
+    xt, yt = torch.rand(6, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    xv, yv = torch.rand(5, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (5,))
+
+    def hypergradient(lr, **hp):
+        torch.manual_seed(1)
+        method = create_method("madaug", ctx, **hp).double()
+        method.op_set = ToyOps()
+        step = StepContext(y=yt, features=net.features, lr=lr)
+        return method.hypergradient(xt, yt, xv, yv, step, list(method.policy.parameters()))[1]
+
+    by_lr, fixed, other = hypergradient(0.7), hypergradient(None, inner_lr=0.7), hypergradient(0.3)
+    assert all(torch.allclose(a, b) for a, b in zip(by_lr, fixed))
+    assert not all(torch.allclose(a, b) for a, b in zip(by_lr, other))
+    with pytest.raises(Exception, match="needs a learning rate"):
+        hypergradient(None)
+
+    seen: list[float | None] = []
+    madaug = type(create_method("madaug", ctx))
+    original = madaug.hypergradient
+
+    def spy(self, x_train, y_train, x_val, y_val, step, params):
+        seen.append(step.lr)
+        return original(self, x_train, y_train, x_val, y_val, step, params)
+
+    monkeypatch.setattr(madaug, "hypergradient", spy)
+    execute(resolve("clutter-crop", "madaug", 0, {**tiny, "run.device": "cpu", "train.lr": 0.05}), tmp_path / "run")
+    assert seen and set(seen) == {0.05}  # the trainer hands the classifier's learning rate to the method
+
+
 def test_explore_steps_the_policy_only_and_restores_modes():
     method, model, x, y, c = setup(family="crop")
     method.sample(x, c)
@@ -244,7 +277,7 @@ def test_defaults_follow_the_public_code():
     method, *_ = setup(family="crop")
     hp = method.hp
     assert (method.k, method.temperature, hp["delta"], method.explore_every) == (2, 3.0, 0.3, 3)
-    assert (hp["lr"], hp["weight_decay"], hp["curriculum_epochs"], hp["inner_lr"]) == (1e-3, 1e-3, 40.0, 0.1)
+    assert (hp["lr"], hp["weight_decay"], hp["curriculum_epochs"], hp["inner_lr"]) == (1e-3, 1e-3, 40.0, None)
     assert method.base_crop == "pad" and hp["base_pad"] == 4 and method.explores
     assert setup(family="color")[0].base_crop == "none"
     assert get_benchmark("cifar10-crop").method_defaults["madaug"] == {"cutout": 16}

@@ -99,21 +99,56 @@ def test_bench_times_the_trainers_own_step_on_the_same_batches(monkeypatch):
     assert df["augment_ms"].isna().all() and (df["step_ms"] > 0).all()  # only what was asked for
 
 
-def test_exploration_is_amortised_and_the_feature_pass_is_shown_apart(monkeypatch):
-    ada = get_method("adaaug")
-    steps, explores = Counter(), Counter()
-    original_step, original_explore = Trainer._step, ada.explore
+def test_rewind_returns_to_the_start_state_so_every_block_times_the_same_steps(tmp_path):
+    h = _harness("random-crop", "clutter-crop", tmp_path)
+    start = {k: v.clone() for k, v in h.trainer.model.state_dict().items()}
+    idx = torch.arange(8)
+    h.step(idx)
+    after_one = {k: v.clone() for k, v in h.trainer.model.state_dict().items()}
+    h.step(idx)
+    assert any(not torch.equal(after_one[k], v) for k, v in h.trainer.model.state_dict().items())
+    h.rewind()
+    assert all(torch.equal(start[k], v) for k, v in h.trainer.model.state_dict().items())
+    assert h.steps_since_rewind == 0
+    h.step(idx)  # the same crops (RNG rewound too) and the same optimizer state: the same weights
+    assert all(torch.equal(after_one[k], v) for k, v in h.trainer.model.state_dict().items())
+
+
+def test_a_step_with_a_non_finite_loss_fails_its_row_and_says_so(monkeypatch):
+    original = Trainer._step
+
+    def diverged(self, idx):
+        stats = original(self, idx)
+        return {**stats, "loss": math.nan} if self.method.name == "random-crop" else stats
+
+    monkeypatch.setattr(Trainer, "_step", diverged)
+    df = run_bench("tiny", ["none"], reps=1, warmup=1, measures=("step",), memory=False, **QUIET).set_index("method")
+    assert df.loc["none", "status"] == "ok"
+    assert df.loc["random-crop", "status"] == "failed"
+    assert "random-crop's training step gave loss nan at step 1 from the start state" in df.loc["random-crop", "note"]
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, method_cls: type, attr: str) -> tuple[Counter, Counter]:
+    """Counters, by method name, of trainer steps and of calls of `method_cls.attr`."""
+    steps, calls = Counter(), Counter()
+    original_step, original = Trainer._step, getattr(method_cls, attr)
 
     def spy_step(self, idx):
         steps[self.method.name] += 1
         return original_step(self, idx)
 
-    def spy_explore(self, *args, **kwargs):
-        explores[self.name] += 1
-        return original_explore(self, *args, **kwargs)
+    def spy(self, *args, **kwargs):
+        calls[self.name] += 1
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "_step", spy_step)
-    monkeypatch.setattr(ada, "explore", spy_explore)
+    monkeypatch.setattr(method_cls, attr, spy)
+    return steps, calls
+
+
+def test_exploration_is_amortised_and_the_feature_pass_is_shown_apart(monkeypatch):
+    ada = get_method("adaaug")
+    steps, explores = _count_calls(monkeypatch, ada, "explore")
     df = run_bench("tiny", ["adaaug"], reps=2, warmup=1, measures=("augment", "step"), **QUIET).set_index("method")
     period = ada.hparams["explore_every"].default
     # 1 warm-up + 2 timed + 2 memory blocks; a block of `period` steps holds one exploration
@@ -124,6 +159,22 @@ def test_exploration_is_amortised_and_the_feature_pass_is_shown_apart(monkeypatc
     mine, none = json.loads(r["reps_ms"]), json.loads(df.loc["none", "reps_ms"])
     own = [100 * (a - q) / n for a, q, n in zip(mine["augment"], mine["required"], none["step"])]
     assert r["augment_own_pct"] == pytest.approx(statistics.median(own))  # per round, minus the feature pass
+
+
+def test_a_timed_block_holds_exactly_one_teachaugment_update(monkeypatch, tmp_path):
+    teach = get_method("teachaugment")
+    steps, updates = _count_calls(monkeypatch, teach, "adversarial_step")
+    run_bench("tiny", ["teachaugment"], reps=2, warmup=1, measures=("step",), **QUIET)
+    period = teach.hparams["update_every"].default
+    # 1 warm-up + 2 timed + 2 memory blocks of `period` steps, each from the start state
+    assert period > 1 and steps["teachaugment"] == 5 * period and updates["teachaugment"] == 5
+    # the augmentation alone is timed over the same period: one update per `period` calls
+    h = _harness("teachaugment", "clutter-crop", tmp_path)
+    assert h.block == period
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(4, (8,))
+    for offset in range(period):
+        h.augment(x, y, offset)
+    assert updates["teachaugment"] == 6
 
 
 # ---------------------------------------------------------------------- ratios and targets

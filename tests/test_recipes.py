@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from augbench.methods import MethodContext, create_method
+from augbench.runs import resolve
 from augbench.sweep.grid import Grid, PlannedRun, list_grids, load_grid
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
@@ -145,3 +146,31 @@ def test_the_documented_defaults_are_the_resolved_ones(grid_name):
     assert rows, f"docs/recipes.md has no section for grid {grid_name}"
     for setting, key, cell in rows:
         _check(grid_name, setting, key, cell)
+
+
+NEWER = "## The methods that followed the paper"
+
+
+def _newer_rows() -> list[tuple[str, str, str]]:
+    """(setting, key, augbench cell) of the section on FlowInv, MADAug and TeachAugment."""
+    lines = DOC.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(NEWER))
+    rows = []
+    for line in lines[start + 1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("| ") and not line.startswith("| Setting |"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            assert len(cells) == 5, f"{NEWER}: a row needs 5 cells: {line}"
+            rows.append((cells[0], cells[1].strip("`"), cells[3]))
+    return rows
+
+
+def test_the_newer_methods_documented_defaults_are_the_resolved_ones():
+    rows = _newer_rows()
+    assert {key.split(" / ")[1] for _, key, _ in rows} == {"flowinv", "madaug", "teachaugment"}
+    for setting, key, cell in rows:
+        benchmark, method, name = key.split(" / ")
+        (shown,) = [_value(v) for v in re.findall(r"`([^`]*)`", cell)]
+        resolved = resolve(benchmark, method).hparams[name]
+        assert _same(resolved, shown), f"docs/recipes.md, {setting} ({key}): resolves {resolved!r}, says {shown!r}"

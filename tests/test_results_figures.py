@@ -196,6 +196,17 @@ def test_rotation_without_saved_intervals_says_what_is_missing(tmp_path, monkeyp
     assert fig.get_suptitle().splitlines()[0].endswith("(no true intervals saved: random-rotation)")
 
 
+def test_rotation_ranges_on_a_crop_benchmark_name_its_family(tmp_path, monkeypatch):
+    ranges = torch.stack([-0.2 - ANGLES, 0.2 - ANGLES], -1)  # TeachAugment's affines report rotations
+    _run(tmp_path, "teach", "clutter-crop", "teachaugment", {**_images(0), "rotation_range": ranges})
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    forbid_rebuilding(monkeypatch)
+    with pytest.raises(MissingRuns) as err:
+        fig5_rotation(ctx, "clutter-crop")
+    assert str(err.value) == ("fig5-rotation: clutter-crop is a crop benchmark: its test split has no true "
+                              "rotation intervals (meta.interval)")
+
+
 def _crop_runs(root: Path) -> None:
     bench = "tinyimagenet-crop"
     _run(root, "insta", bench, "instaaug", {**_images(1), "crop_probs": PROBS, "crop_boxes": _boxes(1),
@@ -328,6 +339,21 @@ def test_table_and_bar_figures_start_at_zero(golden_frame):
                 assert ax.get_xlim()[0] == 0.0, fig.get_suptitle()
                 assert all(p.get_x() == 0.0 for p in ax.patches if p.get_width() > 0)
                 assert ax.texts  # each bar labelled with its mean
+
+
+def test_a_negative_gain_over_chance_is_drawn_left_of_zero(tmp_path):
+    from augbench.results.figures.table_bars import fig_bars
+
+    write_run(tmp_path, "free", benchmark="clutter-crop", method="instaaug", hparams={"conditioning": "input-free"},
+              test={"acc": 0.98, "keeps_object": 0.91, "keeps_object_chance": 0.95})
+    write_run(tmp_path, "insta", benchmark="clutter-crop", method="instaaug",
+              test={"acc": 0.98, "keeps_object": 0.95, "keeps_object_chance": 0.87})
+    ((_, fig),) = list(fig_bars(PlotContext(_frame(tmp_path), tmp_path), "clutter-crop"))
+    accuracy, truth = fig.axes[0], fig.axes[1]
+    assert accuracy.get_xlim()[0] == 0.0
+    gains = sorted(p.get_width() for p in truth.patches if abs(p.get_width()) < 10 and p.get_width() != 0)
+    assert gains == pytest.approx([-4.0, 8.0])  # percent points: the input-free crops lose to chance
+    assert truth.get_xlim()[0] < -4.0
 
 
 # ---------------------------------------------------------------------------------------------- demo output

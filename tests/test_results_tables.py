@@ -128,6 +128,22 @@ def test_units_and_directions():
     assert direction("tta_acc_hard") == 1 and direction("violation") == -1 and direction("entropy") == 0
 
 
+def test_kept_object_rates_are_scored_by_their_gain_over_chance(tmp_path):
+    """Large crops keep the object by themselves: the table marks the gain over chance, not the rate."""
+    write_run(tmp_path, "big", method="teachaugment", test={"keeps_object": 0.99, "keeps_object_chance": 0.99})
+    write_run(tmp_path, "placed", method="instaaug", test={"keeps_object": 0.95, "keeps_object_chance": 0.85})
+    frame = _frame(tmp_path)
+    test = frame[frame["split"] == "test"].set_index("method")
+    assert test.loc["instaaug", "keeps_object_gain"] == pytest.approx(0.10)
+    assert test.loc["teachaugment", "keeps_object_gain"] == pytest.approx(0.0)
+    (res,) = auto_tables(frame)
+    best = {(res.row_labels[i], res.column_labels[j]) for i, line in enumerate(res.cells)
+            for j, c in enumerate(line) if c.best}
+    assert best == {("instaaug (uniform)", "keeps_object_gain (%)")}  # (the fake bench has no family)
+    assert direction("keeps_object") == 0 and direction("keeps_object_chance") == 0
+    assert direction("keeps_object_gain") == 1 and is_percent("keeps_object_gain")
+
+
 def test_bad_table_and_format_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown table '9'; valid: 1, 2, 3, 4, 5, E.1, auto"):
         build_tables(_frame(tmp_path), "9")

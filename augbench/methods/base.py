@@ -66,7 +66,8 @@ class StepContext:
 
     `y` is given for label-conditioned methods (class-specific InstaAug) and is None at test
     time. `features` computes the classifier's penultimate features of [0, 1] images (AdaAug's
-    policy input) without the method having to know the model.
+    policy input) without the method having to know the model. `lr`: the classifier's current
+    learning rate during training (MADAug's look-ahead steps with it), None when nothing trains.
     """
 
     y: Tensor | None = None
@@ -74,6 +75,7 @@ class StepContext:
     training: bool = True
     epoch: int = 0
     step: int = 0
+    lr: float | None = None
 
 
 @dataclass
@@ -114,6 +116,8 @@ class AugmentationMethod(nn.Module):
     - `explores`: True makes the trainer call `explore` with validation batches (AdaAug).
     - `tasks`: tasks the method can serve (`augbench.tasks`); empty means all.
     - `explore_every`: steps between `explore` calls (an instance may set its own).
+    - `step_period`: steps after which the per-step work repeats (`explore_every`; a method
+      that updates its own model every k steps says k), so `augbench bench` times whole periods.
 
     The trainer always gives `sample` the labels (`ctx.y`) and the classifier's features
     (`ctx.features`) during training; a method uses them or not.
@@ -133,6 +137,10 @@ class AugmentationMethod(nn.Module):
     explores: ClassVar[bool] = False
     tasks: ClassVar[frozenset[str]] = frozenset()
     explore_every: int = 1
+
+    @property
+    def step_period(self) -> int:
+        return int(self.explore_every) if self.explores else 1
 
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
         super().__init__()

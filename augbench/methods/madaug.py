@@ -33,8 +33,8 @@ The maintainers run it from the first epoch (their answer on the repository's is
 augbench differences, all from the trainer's order and interface: the trainer calls
 `explore` right after the classifier's step, so the look-ahead starts from the updated
 weights (the code looks ahead before the step) and uses the batch `sample` saw in that step;
-eta is the `inner_lr` hyperparameter (the code uses the classifier's current learning rate,
-which a method does not see) and the virtual step is plain SGD (no momentum or weight decay,
+eta is the classifier's current learning rate, as in the code (`inner_lr` fixes it instead),
+and the virtual step is plain SGD (no momentum or weight decay,
 which do not depend on phi); the classifier is in eval mode during the look-ahead, as in the
 public code (``predict_aug_params`` puts the look-ahead model in eval mode), so BatchNorm
 statistics are neither used per batch nor updated; losses are the task's cross-entropy (the
@@ -132,9 +132,9 @@ class MADAug(AdaAug):
         "curriculum_epochs": HParam(40.0, float, low=0.0,
                                     help="tau of the augmented fraction min(tanh(epoch / tau) + 0.01, 1) (MADAug: "
                                          "40 epochs of 240); 0: no curriculum, every image augmented"),
-        "inner_lr": HParam(0.1, float, low=0.0,
-                           help="learning rate of the virtual classifier step (MADAug: the classifier's, 0.1 on "
-                                "CIFAR)"),
+        "inner_lr": HParam(None, float, low=0.0, nullable=True,
+                           help="learning rate of the virtual classifier step; None: the classifier's current "
+                                "learning rate (MADAug's code)"),
         "cutout": HParam(0, int, low=0, help="side in pixels of a Cutout on every training image after the policy "
                                              "(MADAug CIFAR/SVHN: 16); 0: none"),
     }
@@ -220,7 +220,10 @@ class MADAug(AdaAug):
                               "for its look-ahead step")
         named = [(n, w) for n, w in model.named_parameters() if w.requires_grad]
         weights = [w for _, w in named]
-        eta = self.hp["inner_lr"]
+        eta = self.hp["inner_lr"] if self.hp["inner_lr"] is not None else ctx.lr
+        if eta is None:
+            raise ConfigError("madaug's look-ahead needs a learning rate: the classifier's (StepContext.lr) or "
+                              "inner_lr")
         with eval_mode(ctx.features):
             with torch.no_grad():
                 feats = torch.cat([ctx.features(c) for c in x_train.split(self.hp["explore_chunk"])])

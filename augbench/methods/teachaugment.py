@@ -497,6 +497,10 @@ class TeachAugment(AugmentationMethod):
                 out[rows] = policies[j](x[rows], labels[rows])[0]
             return out
 
+    @property
+    def step_period(self) -> int:
+        return int(self.hp["update_every"])  # one augmentation-model update per period
+
     def sample(self, x: Tensor, ctx: StepContext, n_views: int = 1) -> Views:
         x = repeat_views(x, n_views)
         y = ctx.y.repeat(n_views) if ctx.y is not None else None

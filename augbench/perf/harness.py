@@ -6,6 +6,7 @@ function `augbench run` calls every step, so a timing can never drift from what 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import types
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from augbench.benchmarks import create_benchmark
 from augbench.datasets.base import Dataset, Split
-from augbench.errors import ConfigError
+from augbench.errors import ConfigError, TrainingDiverged
 from augbench.methods import StepContext, Views, repeat_views
 from augbench.models.modes import eval_mode
 from augbench.perf.configs import MEASURES, BenchConfig
@@ -65,26 +66,50 @@ class MethodHarness:
         t.model.train()
         t.method.train()
         t.method.begin_epoch(t.epoch)
-        explores = t.method.explores and t.val_split is not None
-        #: steps per timed step-block: exploring methods explore once every `explore_every`
-        #: steps, so a block of that many steps carries exactly one exploration.
-        self.block = int(t.method.explore_every) if explores else 1
+        #: steps per timed step-block: the method's `step_period` (one exploration every
+        #: `explore_every` steps, TeachAugment's update every `update_every`), so a block carries
+        #: exactly one of them; an exploring method without a validation split never explores.
+        self.block = 1 if t.method.explores and t.val_split is None else t.method.step_period
         self.required_seconds = 0.0
         self.clock: Callable[[], float] = time.perf_counter  # the bench's clock (`measure.CLOCKS`)
         self._features = self._timed_features()
+        self._start = copy.deepcopy(t._state())  # what `rewind` returns to
+        self.steps_since_rewind = 0
+
+    def rewind(self) -> None:
+        """Back to the state at construction: weights, optimizers, method state, RNGs, step counter.
+
+        The bench rewinds before every timed block of steps, so each block times the same steps
+        from the same state. Without it, the repeated steps train an untrained classifier on
+        random-label noise at the recipe's peak learning rate (0.2 on the paper configuration),
+        which diverges within about ten steps; a method that reads the classifier in eval mode
+        (MADAug's look-ahead) then meets infinite logits.
+        """
+        self.trainer.load_state(self._start)
+        self.steps_since_rewind = 0
 
     # ------------------------------------------------------------------ the timed calls
-    def augment(self, x: Tensor, y: Tensor) -> Views:
-        """`method.sample` alone on [0, 1] images, as inside a training step (autograd on)."""
+    def augment(self, x: Tensor, y: Tensor, offset: int = 0) -> Views:
+        """`method.sample` alone on [0, 1] images, as inside a training step (autograd on).
+
+        `offset`: the step within the method's period that the call plays (TeachAugment updates
+        its augmenter inside `sample` at one step of each period).
+        """
         t = self.trainer
-        ctx = StepContext(y=y, features=self._features, training=True, epoch=t.epoch, step=t.global_step)
+        ctx = StepContext(y=y, features=self._features, training=True, epoch=t.epoch, step=t.global_step + offset,
+                          lr=t.classifier_lr())
         return t.method.sample(x, ctx, t.task.n_views)
 
     def step(self, idx: Tensor) -> None:
         """One training step of the trainer itself (augment, forward, loss, backward, optimizers)."""
         t = self.trainer
-        t._step(idx)
+        stats = t._step(idx)
         t.global_step += 1
+        self.steps_since_rewind += 1
+        loss = stats.get("loss", 0.0)
+        if not math.isfinite(loss):  # a timing of NaN arithmetic is no timing of the method
+            raise TrainingDiverged(f"bench: {self.method_name}'s training step gave loss {loss} at step "
+                                   f"{self.steps_since_rewind} from the start state")
 
     @torch.no_grad()
     def tta(self, x: Tensor, n_views: int) -> Tensor:

@@ -39,6 +39,7 @@ from augbench.results.schema import (
     VERSION_KEYS,
     apply_dtypes,
 )
+from augbench.results.units import DERIVED_METRICS
 
 #: Derived variant labels, first matching rule wins: method -> [(hyperparameter values, label)].
 #: The labels are those of the paper's tables (reference/paper_results.csv, column `variant`).
@@ -89,11 +90,15 @@ def _metric_value(value: Any) -> Any:
 
 
 def _metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Metric columns; a metric named like an identity column is kept as `metric.<name>`."""
+    """Metric columns (with `units.DERIVED_METRICS`); a metric named like an identity column is kept as
+    `metric.<name>`."""
     out = {}
     for k, v in metrics.items():
         key = f"metric.{k}" if k in META_COLUMNS or k in RUN_COLUMNS or k.startswith(("set.", "hp.")) else k
         out[key] = _metric_value(v)
+    for name, (a, b) in DERIVED_METRICS.items():
+        if name not in out and isinstance(out.get(a), (int, float)) and isinstance(out.get(b), (int, float)):
+            out[name] = out[a] - out[b]
     return out
 
 

@@ -13,11 +13,17 @@ from collections.abc import Iterable
 PERCENT_METRICS = ("*acc*", "*coverage", "*violation", "*keeps*", "*frac*")
 HIGHER_IS_BETTER = ("*acc*", "*coverage", "*keeps*")
 LOWER_IS_BETTER = ("*loss*", "*violation", "*error*")
-REFERENCE_METRICS = ("*_chance",)  # what a method's own choices would score at random: neither better nor worse
+#: Neither better nor worse: what a method's own choices would score at random (`*_chance`), and
+#: the kept-object rate, which larger crops raise by themselves (`keeps_object_gain` scores it).
+REFERENCE_METRICS = ("*_chance", "keeps_object")
+#: Metrics computed when collecting, from two a run reported: name -> (a, b), the value a - b.
+#: `keeps_object_gain`: how much more often the method's crops keep the object than the same
+#: crops at random positions; positive only when crops are placed on the object.
+DERIVED_METRICS = {"keeps_object_gain": ("keeps_object", "keeps_object_chance")}
 #: Test metrics that score a learned distribution against a stand-in's known invariance (and the
 #: out-of-distribution accuracy the colour stand-in is about), in the order figures show them.
-GROUND_TRUTH_METRICS = ("coverage", "violation", "keeps_object", "keeps_object_chance", "hue_coverage",
-                        "hue_violation", "acc_ood")
+GROUND_TRUTH_METRICS = ("coverage", "violation", "keeps_object", "keeps_object_chance", "keeps_object_gain",
+                        "hue_coverage", "hue_violation", "acc_ood")
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:

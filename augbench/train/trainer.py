@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from augbench.atomic import atomic_torch_save
 from augbench.benchmarks import Benchmark
 from augbench.datasets.base import Dataset, Split
 from augbench.datasets.stream import FileSplit
@@ -262,6 +263,13 @@ class Trainer:
         if ck is None:
             self.records.truncate(0)  # records of an attempt that left no readable checkpoint are replayed
             return False
+        self.load_state(ck)
+        self._elapsed_before = float(ck.get("elapsed", 0.0))
+        self.records.truncate(ck["records_offset"])
+        return True
+
+    def load_state(self, ck: dict[str, Any]) -> None:
+        """Put the training state of `ck` (`_state`'s dict) back: weights, optimizers, RNGs, counters."""
         self.model.load_state_dict(ck["model"])
         self.method.load_state_dict(ck["method"])
         if self.model_opt is not None:
@@ -275,9 +283,6 @@ class Trainer:
         self.explore_gen.set_state(ck["explore_rng"])
         self.epoch, self.step_in_epoch, self.global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
         self.best = ck["best"]
-        self._elapsed_before = float(ck.get("elapsed", 0.0))
-        self.records.truncate(ck["records_offset"])
-        return True
 
     def _own_rng(self, ck: dict[str, Any]) -> dict[str, Any]:
         """This process's RNG state in a checkpoint (rank 0's is `rng`, the one-process field)."""
@@ -320,7 +325,7 @@ class Trainer:
         if self.s["train.hflip"]:
             x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
         ctx = StepContext(y=y, features=model_features(self.model), training=True, epoch=self.epoch,
-                          step=self.global_step)
+                          step=self.global_step, lr=self.classifier_lr())
         n_views = self.task.n_views
         views = self.method.sample(x, ctx, n_views)
         inputs = views.x.contiguous(memory_format=torch.channels_last) if self.s["run.channels_last"] else views.x
@@ -340,6 +345,10 @@ class Trainer:
             head = cast("Callable[[torch.Tensor], torch.Tensor]", self.model.head)
             logs.update(self.method.explore(to_float(self.val_split.x[vi]), self.val_split.y[vi], ctx, head))
         return self._stats(loss, per_sample, out, y, n_views, views, logs)
+
+    def classifier_lr(self) -> float | None:
+        """The classifier's current learning rate (`StepContext.lr`); None when it does not train."""
+        return float(self.model_opt.param_groups[0]["lr"]) if self.model_opt is not None else None
 
     def _optimize(self, loss: torch.Tensor) -> None:
         """One backward pass, then a step of every optimizer whose parameters got a gradient."""
@@ -494,8 +503,8 @@ class Trainer:
         metrics.update(self._diagnosis())
         self.records.write(step=self.global_step, epoch=self.epochs, split="test", metrics=metrics)
         self._save_inspect(ev.inspect)
-        torch.save({"model": self.model.state_dict(), "method": self.method.state_dict()},
-                   self.run_dir / FINAL_WEIGHTS)
+        atomic_torch_save(self.run_dir / FINAL_WEIGHTS,
+                          {"model": self.model.state_dict(), "method": self.method.state_dict()})
         return dict(self.replicas.broadcast(metrics))
 
     def _diagnosis(self) -> dict[str, str]:
@@ -525,4 +534,4 @@ class Trainer:
         payload.update({f"meta.{name}": v[:k].contiguous() for name, v in test.meta.items()})
         payload.update({name: v[:k].contiguous() for name, v in inspect.items()})
         payload.update({f"const.{name}": v.detach().cpu().contiguous() for name, v in constants.items()})
-        torch.save(payload, self.run_dir / INSPECT)
+        atomic_torch_save(self.run_dir / INSPECT, payload)

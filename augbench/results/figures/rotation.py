@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from augbench.catalog import committed
 from augbench.results.figures.common import META, MissingRuns, PlotContext, new_figure, pick_benchmark, run_label
 from augbench.results.selection import SEED_RULE, representatives
 
@@ -40,6 +41,10 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
     if complete.empty:
         if saved.empty:
             raise MissingRuns(f"fig5-rotation: no run of {bench} saved rotation ranges")
+        family = ((committed() or {}).get("benchmarks", {}).get(bench) or {}).get("family")
+        if family not in (None, "rotation"):  # e.g. TeachAugment's affine ranges on a crop benchmark
+            raise MissingRuns(f"fig5-rotation: {bench} is a {family} benchmark: its test split has no true "
+                              f"rotation intervals ({INTERVAL})")
         raise MissingRuns(f"fig5-rotation: inspect.pt of {bench} runs ({', '.join(lacking)}) holds no true intervals "
                           f"({INTERVAL}): written before the trainer saved them")
     panels = []
