@@ -74,7 +74,6 @@ class MethodHarness:
         self.clock: Callable[[], float] = time.perf_counter  # the bench's clock (`measure.CLOCKS`)
         self._features = self._timed_features()
         self._start = copy.deepcopy(t._state())  # what `rewind` returns to
-        self.steps_since_rewind = 0
 
     def rewind(self) -> None:
         """Back to the state at construction: weights, optimizers, method state, RNGs, step counter.
@@ -86,7 +85,11 @@ class MethodHarness:
         (MADAug's look-ahead) then meets infinite logits.
         """
         self.trainer.load_state(self._start)
-        self.steps_since_rewind = 0
+
+    @property
+    def steps_since_rewind(self) -> int:
+        """Training steps taken since the start state."""
+        return self.trainer.global_step - int(self._start["global_step"])
 
     # ------------------------------------------------------------------ the timed calls
     def augment(self, x: Tensor, y: Tensor, offset: int = 0) -> Views:
@@ -105,7 +108,6 @@ class MethodHarness:
         t = self.trainer
         stats = t._step(idx)
         t.global_step += 1
-        self.steps_since_rewind += 1
         loss = stats.get("loss", 0.0)
         if not math.isfinite(loss):  # a timing of NaN arithmetic is no timing of the method
             raise TrainingDiverged(f"bench: {self.method_name}'s training step gave loss {loss} at step "

@@ -85,10 +85,12 @@ def fig_bars(ctx: PlotContext, benchmark: str | None) -> Iterator[tuple[str, Fig
             ax.set_xlabel(xlabel)
             ax.set_ylabel("")
             _label_means(ax)
-            low = min(0.0, float(data["value"].min()))  # gains over chance can be negative: show them
-            ax.set_xlim(left=low * 1.1 - (5.0 if low < 0 else 0.0))
-            if low < 0:
+            low = float(data["value"].min())
+            if low < 0:  # gains over chance can be negative: show them, left of a zero line
+                ax.set_xlim(left=1.1 * low - 5.0)
                 ax.axvline(0.0, color="grey", linewidth=0.8)
+            else:
+                ax.set_xlim(left=0.0)
             sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), title=None, fontsize=7,
                             ncol=2, frameon=False)
         fig.suptitle(f"{res.benchmark}: mean ± sd over seeds", fontsize=10)
