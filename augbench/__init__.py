@@ -19,7 +19,7 @@ _EXPORTS = {
     "MethodContext": "augbench.methods",
     "StepContext": "augbench.methods", "Views": "augbench.methods", "create_method": "augbench.methods",
     "get_method": "augbench.methods", "list_methods": "augbench.methods", "register_method": "augbench.methods",
-    "create_benchmark": "augbench.benchmarks", "get_benchmark": "augbench.benchmarks",
+    "create_benchmark": "augbench.settings", "get_benchmark": "augbench.benchmarks",
     "list_benchmarks": "augbench.benchmarks", "register_benchmark": "augbench.benchmarks",
     "RunConfig": "augbench.rundir", "execute": "augbench.runs", "resolve": "augbench.runs",
 }

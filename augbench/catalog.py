@@ -16,7 +16,7 @@ import importlib.resources
 import json
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,17 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
     """
     from augbench.benchmarks import BENCHMARKS
     from augbench.methods import METHODS
+    from augbench.settings import settings_spec
 
     def keep(cls: type, package: str) -> bool:
         return not builtin_only or cls.__module__.startswith(package + ".")
 
+    def values(preset: Mapping[str, Any]) -> list[dict[str, str]]:
+        return [{"name": k, "repr": repr(v)} for k, v in preset.items()]
+
     methods = {}
-    for name in METHODS.names():
-        method_cls = METHODS.get(name)
+    method_classes = {name: METHODS.get(name) for name in METHODS.names()}
+    for name, method_cls in method_classes.items():
         if not keep(method_cls, PACKAGES["methods"]):
             continue
         methods[name] = {
@@ -57,13 +61,14 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
             "summary": method_cls.__doc__.strip().splitlines()[0] if method_cls.__doc__ else "",
             "hparams": [{"name": k, "describe": hp.describe(), "help": hp.help}
                         for k, hp in method_cls.hparams.items()],
+            "variants": [{"variant": v, "values": values(preset)} for v, preset in method_cls.variants.items()],
         }
     benchmarks = {}
     for name in BENCHMARKS.names():
         bench_cls = BENCHMARKS.get(name)
         if not keep(bench_cls, PACKAGES["benchmarks"]):
             continue
-        spec = bench_cls.spec().params
+        spec = settings_spec(name).params
         load_doc = bench_cls.load.__doc__
         benchmarks[name] = {
             "family": bench_cls.family,
@@ -74,8 +79,10 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
             "description": bench_cls.description,
             "dataset": load_doc.strip().splitlines()[0] if load_doc else bench_cls.description,
             "settings": [{"name": k, "describe": hp.describe()} for k, hp in spec.items()],
-            "method_defaults": [{"method": method, "values": [{"name": k, "repr": repr(v)} for k, v in values.items()]}
-                                for method, values in bench_cls.method_defaults.items()],
+            # the methods' recipes for this benchmark (`AugmentationMethod.recipes`), by method name
+            "method_defaults": [{"method": method, "values": values(cls.recipes[name])}
+                                for method, cls in method_classes.items()
+                                if name in cls.recipes and keep(cls, PACKAGES["methods"])],
         }
     return {"format": FORMAT, "modules": discovered_modules(), "methods": methods, "benchmarks": benchmarks}
 
@@ -125,6 +132,9 @@ def render(catalog: dict[str, Any], what: str = "all", verbose: bool = False) ->
             lines.append(f"  {name}  [{','.join(m['families'])}]  {m['summary']}")
             for hp in m["hparams"]:
                 lines.append(f"      {hp['name']}: {hp['describe']}" + (f"  -- {hp['help']}" if hp["help"] else ""))
+            for v in m["variants"]:
+                shown = ", ".join(f"{x['name']}={x['repr']}" for x in v["values"])
+                lines.append(f"      variant={v['variant']}: {shown}")
     if what in ("all", "benchmarks"):
         lines.append("benchmarks:")
         for name in sorted(benchmarks):

@@ -85,11 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def describe_config(cfg: Any) -> str:
     """The fully resolved configuration, as JSON; each hyperparameter's source is listed under "sources"."""
-    from augbench.benchmarks import get_benchmark
     from augbench.methods import get_method
 
-    bench_defaults = get_benchmark(cfg.benchmark).method_defaults.get(cfg.method, {})
-    declared = get_method(cfg.method).hparams
+    method_cls = get_method(cfg.method)
+    bench_defaults = method_cls.recipes.get(cfg.benchmark, {})
+    declared = method_cls.hparams
     sources = {k: "benchmark default" if k in bench_defaults and v == bench_defaults[k]
                else "method default" if v == declared[k].default else "set" for k, v in cfg.hparams.items()}
     return json.dumps({"run_id": cfg.run_id, **rundir.to_jsonable(cfg.to_json()), "sources": sources}, indent=1)

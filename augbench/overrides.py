@@ -4,18 +4,25 @@
     h_min=3.0              bare name: a hyperparameter of the method (of every method that declares it)
     method.h_min=3.0       the same, spelled out
     instaaug:h_min=3.0     a hyperparameter of that method only (grids and benches with several methods)
+    variant=input-free     a named variant of the method (`AugmentationMethod.variants`): its preset
+                           hyperparameters, under the other overrides
 
-Values stay strings here; the declarations (`augbench.hparams`) convert and validate them.
+A hyperparameter reaches every method that declares it, and one that reaches no method is an
+error: the one rule `check_hparams` applies to a run, a grid and a bench alike. Values stay
+strings here; the declarations (`augbench.hparams`) convert and validate them.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from augbench.errors import ConfigError
+
+#: The name that chooses a method's named variant (`--set variant=input-free`).
+VARIANT = "variant"
 
 
 def parse_sets(items: Sequence[str] | None) -> dict[str, str]:
@@ -71,6 +78,38 @@ def unknown_key_error(key: str, settings: Iterable[str], hparams: Iterable[str],
                        f"method hyperparameters: {', '.join(hparams) or '(none)'}")
 
 
+def check_hparams(routed: Routed, declared: Mapping[str, Collection[str]], where: str,
+                  settings: Collection[str] | None = None) -> None:
+    """The one rule for hyperparameters in `--set`, for a run, a grid or a bench.
+
+    `declared`: each method the overrides may reach -> the names it accepts
+    (`AugmentationMethod.settable`). A bare name must be accepted by at least one of them (it
+    then reaches every one that accepts it); METHOD:NAME must name one of them, which must
+    accept NAME. `settings`, given for a single run, adds its benchmark's settings to the
+    error's list of valid keys.
+    """
+    every = sorted(set().union(*map(set, declared.values()))) if declared else []
+    for name in routed.hparams:
+        if name not in every:
+            if settings is not None:
+                raise unknown_key_error(name, settings, every, where)
+            raise ConfigError(f"--set {name}: no method of {where} declares it; valid: {', '.join(every) or '(none)'}")
+    for method, names in routed.per_method.items():
+        if method not in declared:
+            first = next(iter(names))
+            if settings is not None:  # a single run
+                raise ConfigError(f"--set {method}:{first}: this run's method is {next(iter(declared))}, not {method}")
+            raise ConfigError(f"--set {method}:{first}: {where} has no method {method}; its methods: "
+                              f"{', '.join(sorted(declared))}")
+        accepted = sorted(declared[method])
+        for name in names:
+            if name not in accepted:
+                if settings is not None:
+                    raise unknown_key_error(f"{method}:{name}", settings, accepted, where)
+                raise ConfigError(f"--set {method}:{name}: unknown setting {name!r} for method {method}; "
+                                  f"valid: {', '.join(accepted) or '(none)'}")
+
+
 def split_overrides(overrides: Mapping[str, Any], bench_params: Iterable[str], method: str,
                     method_params: Iterable[str], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(benchmark settings, method hyperparameters) of one run; any key that reaches neither is an error."""
@@ -79,13 +118,5 @@ def split_overrides(overrides: Mapping[str, Any], bench_params: Iterable[str], m
     for key in routed.settings:
         if key not in bench_params:
             raise unknown_key_error(key, bench_params, method_params, where)
-    for name in routed.hparams:
-        if name not in method_params:
-            raise unknown_key_error(name, bench_params, method_params, where)
-    for other, names in routed.per_method.items():
-        if other != method:
-            raise ConfigError(f"--set {other}:{next(iter(names))}: this run's method is {method}, not {other}")
-        for name in names:
-            if name not in method_params:
-                raise unknown_key_error(f"{other}:{name}", bench_params, method_params, where)
+    check_hparams(routed, {method: method_params}, where, settings=bench_params)
     return dict(routed.settings), routed.for_method(method)

@@ -76,10 +76,10 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What determines the result (never paths, devices or cluster settings): the input of `run_id`."""
         # the registries import torch; only computing an identity needs them (not `sweep status`)
-        from augbench.benchmarks import get_benchmark
         from augbench.methods import get_method
+        from augbench.settings import settings_spec
 
-        bench_spec = get_benchmark(self.benchmark).spec()
+        bench_spec = settings_spec(self.benchmark)
         method_spec = get_method(self.method).spec()
         ident = {"version": IDENTITY_VERSION, "benchmark": self.benchmark, "method": self.method,
                  "seed": self.seed, "settings": bench_spec.identity_items(self.settings),

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 
 from augbench import rundir
-from augbench.benchmarks import create_benchmark, get_benchmark
+from augbench.benchmarks import get_benchmark
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method
-from augbench.overrides import split_overrides
+from augbench.overrides import VARIANT, split_overrides
 from augbench.rundir import RunConfig, RunLock
+from augbench.settings import create_benchmark, settings_spec
 from augbench.tasks import get_task
 from augbench.threads import apply_threads
 from augbench.train.distributed import is_follower
@@ -34,16 +35,24 @@ class RunBusy(AugbenchError):
 
 
 def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """Validate everything before any run starts; benchmark-specific method defaults apply first."""
+    """Validate everything before any run starts.
+
+    Settings: the benchmark's and its task's declarations (`augbench.settings`), then the
+    overrides. Hyperparameters, each layer over the one before: the method's declared defaults,
+    its recipe for the benchmark (`AugmentationMethod.recipes`), the named variant
+    (`variant=NAME`), the other overrides.
+    """
     bench_cls = get_benchmark(benchmark)
     method_cls = get_method(method)
     if method_cls.tasks and bench_cls.task not in method_cls.tasks:
         raise ConfigError(f"method {method} does not support the {bench_cls.task!r} task of benchmark {benchmark}; "
                           f"it supports: {', '.join(sorted(method_cls.tasks))}")
-    bench_spec, method_spec = bench_cls.spec(), method_cls.spec()
-    settings, hparams = split_overrides(overrides or {}, bench_spec.params, method, method_spec.params,
+    bench_spec, method_spec = settings_spec(benchmark), method_cls.spec()
+    settings, hparams = split_overrides(overrides or {}, bench_spec.params, method, method_cls.settable(),
                                         f"benchmark {benchmark} and method {method}")
-    hp = method_spec.resolve({**bench_cls.method_defaults.get(method, {}), **hparams})
+    variant = hparams.pop(VARIANT, None)
+    preset = method_cls.variant_preset(str(variant)) if variant is not None else {}
+    hp = method_spec.resolve({**method_cls.recipes.get(benchmark, {}), **preset, **hparams})
     check_family(benchmark, method, hp)
     resolved = bench_spec.resolve(settings)
     method_cls.check(hp, resolved)
@@ -122,7 +131,7 @@ def run_prerequisites(config: RunConfig) -> None:
     """Finish every prerequisite run of `config`'s task (each waits for a concurrent trainer of it)."""
     task = get_task(config.task or get_benchmark(config.benchmark).task)
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    for pre in task.prerequisites(config):
+    for pre in task.prerequisites(config, settings_spec(config.benchmark)):
         with torch.random.fork_rng(devices=devices):  # the caller's RNG never depends on a warm cache
             execute(pre.config, pre.run_dir, wait_for_lock=True)
 

@@ -17,6 +17,7 @@ from test_datasets_tinyimagenet import make_tree as make_tinyimagenet
 
 from augbench.benchmarks import get_benchmark, list_benchmarks
 from augbench.cli import main
+from augbench.methods import get_method
 from augbench.runs import execute, resolve
 
 SMALL_TRAIN = {"train.epochs": 1, "train.batch_size": 4, "eval.tta_views": 2, "run.progress": False,
@@ -95,7 +96,7 @@ NEWER_ON_PAPER = [("flowinv", b, {"method.burnin_epochs": 0}) for b in ("tinyima
 def test_newer_methods_run_on_the_paper_benchmarks_of_their_family(method, bench, extra, tmp_path):
     build = REAL_CASES[bench][0]
     cfg = resolve(bench, method, 0, {**SMALL_TRAIN, **build(tmp_path), **extra})
-    for name, value in get_benchmark(bench).method_defaults.get(method, {}).items():
+    for name, value in get_method(method).recipes.get(bench, {}).items():
         if f"method.{name}" not in extra:
             assert cfg.hparams[name] == value, (name, cfg.hparams[name])  # the benchmark's recipe is in force
     metrics = execute(cfg, tmp_path / "run")

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torchvision.io import encode_png, write_file
 
-from augbench.benchmarks import create_benchmark
 from augbench.benchmarks.folder import interleave_by_class, width_metrics
 from augbench.errors import ConfigError
 from augbench.runs import execute, resolve
+from augbench.settings import create_benchmark
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 

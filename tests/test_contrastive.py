@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from test_datasets_tinyimagenet import make_tree as make_tinyimagenet
 
-from augbench.benchmarks import create_benchmark
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, create_method
 from augbench.runs import execute, resolve
+from augbench.settings import create_benchmark
 from augbench.tasks.contrastive import SimCLRColor, encode_split, knn_accuracy, nt_xent, train_linear_probe
 from augbench.train.trainer import Trainer
 

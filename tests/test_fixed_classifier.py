@@ -12,7 +12,6 @@ from torch import nn
 from torchvision.io import write_png
 
 from augbench import rundir
-from augbench.benchmarks import create_benchmark
 from augbench.datasets.clutter import make_clutter
 from augbench.errors import ConfigError, DataError
 from augbench.methods import METHODS, AugmentationMethod, MethodContext, Views, list_methods, repeat_views
@@ -20,6 +19,7 @@ from augbench.models import IMAGENET_MEAN, IMAGENET_STD, build_model
 from augbench.models.pretrained import FrozenClassifier, load_classifier, parse_classifier_spec, read_state_dict
 from augbench.rundir import FINAL_WEIGHTS
 from augbench.runs import execute, resolve, run_prerequisites
+from augbench.settings import create_benchmark, settings_spec
 from augbench.tasks.fixed_classifier import FixedClassifier, evaluate_frozen, parse_transfer, pretraining
 from augbench.train.trainer import Trainer
 
@@ -251,7 +251,7 @@ def test_missing_transfer_weights_fail_before_training(tmp_path):
 def test_pretraining_is_a_prerequisite_run_done_once_that_leaves_the_rng_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("AUGBENCH_CACHE", str(tmp_path / "cache"))
     cfg = resolve("clutter-tta", "none", 0, TINY)
-    pres = FixedClassifier.prerequisites(cfg)
+    pres = FixedClassifier.prerequisites(cfg, settings_spec("clutter-tta"))
     assert [p.config.method for p in pres] == ["none", "none"]  # the classifier and the transfer one
     assert all(p.config.task == "classification" and p.run_dir.parent == tmp_path / "cache" / "pretrained"
                for p in pres)
@@ -269,7 +269,7 @@ def test_pretraining_is_a_prerequisite_run_done_once_that_leaves_the_rng_alone(t
     clf = load_classifier(parse_classifier_spec("augbench:small_cnn@0.25"), path, num_classes)
     assert isinstance(clf, FrozenClassifier)
     with pytest.raises(ConfigError, match="needs a local weights file"):
-        pretraining(cfg, parse_classifier_spec("resnet18"))
+        pretraining(cfg, parse_classifier_spec("resnet18"), settings_spec("clutter-tta"))
 
 
 def test_a_trainer_without_its_prerequisites_says_so(tmp_path, monkeypatch):

@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from augbench.benchmarks import create_benchmark
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, Views, create_method
 from augbench.methods.instaaug.lrp import categorical_entropy
 from augbench.runs import resolve
+from augbench.settings import create_benchmark
 from augbench.tasks.contrastive import nt_xent, nt_xent_credit
 from augbench.train.trainer import Trainer
 

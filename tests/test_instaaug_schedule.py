@@ -166,8 +166,8 @@ def test_per_part_lambda_state_survives_a_checkpoint():
 
 
 def test_the_trainer_runs_val_checks_per_epoch_and_lambda_reacts_at_each(tmp_path):
-    from augbench.benchmarks import create_benchmark
     from augbench.runs import resolve
+    from augbench.settings import create_benchmark
     from augbench.train.trainer import Trainer
 
     tiny = {"data.n_train": 80, "data.n_test": 8, "data.image_size": 16, "train.batch_size": 8, "train.epochs": 2,

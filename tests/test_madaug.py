@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from augbench.benchmarks import get_benchmark
-from augbench.methods import MethodContext, StepContext, create_method
+from augbench.methods import MethodContext, StepContext, create_method, get_method
 from augbench.methods.adaaug import ImageOps
 from augbench.methods.madaug import curriculum_ratio, curriculum_rows, mix_ops, window_boxes
 from augbench.models import build_model
@@ -280,8 +279,8 @@ def test_defaults_follow_the_public_code():
     assert (hp["lr"], hp["weight_decay"], hp["curriculum_epochs"], hp["inner_lr"]) == (1e-3, 1e-3, 40.0, None)
     assert method.base_crop == "pad" and hp["base_pad"] == 4 and method.explores
     assert setup(family="color")[0].base_crop == "none"
-    assert get_benchmark("cifar10-crop").method_defaults["madaug"] == {"cutout": 16}
-    assert get_benchmark("cifar100-crop").method_defaults["madaug"] == {"cutout": 16}
+    assert get_method("madaug").recipes["cifar10-crop"] == {"cutout": 16}
+    assert get_method("madaug").recipes["cifar100-crop"] == {"cutout": 16}
 
 
 def test_cutout_hides_a_square_on_every_image():

@@ -94,6 +94,6 @@ def test_whatever_resolve_accepts_builds_and_whatever_cannot_build_is_refused(fa
         accepted = _accepted(method, family, hp)
         ctx = MethodContext(num_classes=4, image_shape=(3, 32, 32), families=frozenset({family}), feature_dim=8)
         try:
-            create_method(method, ctx, **{**bench.method_defaults.get(method, {}), **hp})
+            create_method(method, ctx, **{**cls.recipes.get(bench.name, {}), **hp})
         except ConfigError as e:
             assert not accepted, f"{method} {hp} was accepted on {family} but cannot build: {e}"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from augbench.benchmarks import create_benchmark
 from augbench.models import BACKBONES, build_model
+from augbench.settings import create_benchmark
 
 
 def forward_flops(model: torch.nn.Module, size: int = 64) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from augbench.errors import ConfigError
-from augbench.overrides import parse_sets, route, split_overrides
+from augbench.overrides import check_hparams, parse_sets, route, split_overrides
 from augbench.runs import resolve
 from augbench.sweep.grid import parse_grid
 
@@ -48,3 +48,43 @@ def test_run_and_grid_route_the_same_way(tiny):
     assert runs["none"].hparams == resolve("glyphs-rotation", "none", 0, tiny).hparams  # reached no other method
     with pytest.raises(ConfigError, match="grid g has no method augerino"):
         grid.expand({"augerino:lr": "1"})
+
+
+def test_a_named_variant_is_its_preset_over_the_recipe_and_under_the_other_overrides(tiny):
+    tiny = {**tiny, "train.epochs": 3}  # past clutter-crop's 2 pretraining epochs
+    explicit = resolve("clutter-crop", "instaaug", 0, {**tiny, "conditioning": "input-free"})
+    assert resolve("clutter-crop", "instaaug", 0, {**tiny, "variant": "input-free"}) == explicit
+    assert explicit.hparams["pretrain_epochs"] == 2  # clutter-crop's recipe still applies
+    assert resolve("clutter-crop", "instaaug", 0, {**tiny, "variant": "lrp", "conditioning": "class"}).hparams[
+        "conditioning"] == "class"  # an explicit override beats the variant's preset
+    grid = parse_grid({"benchmark": "clutter-crop", "runs": [
+        {"method": "instaaug", "hparams": {"variant": ["lrp", "input-free"]}}, {"method": "random-crop"}]}, "g")
+    runs = grid.expand(tiny).runs
+    assert [r.config.hparams.get("conditioning") for r in runs] == ["input", "input-free", None]
+    assert runs[1].config == explicit
+    assert {r.config.method: r.config for r in grid.expand({**tiny, "instaaug:variant": "input-free"}).runs}[
+        "instaaug"] == explicit
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"variant": "inputfree"}, "method instaaug: unknown variant 'inputfree' (did you mean 'input-free'?); valid: "
+                               "class-specific, input-free, lrp, uniform"),
+    ({"random-crop:variant": "lrp"}, "this run's method is instaaug, not random-crop"),
+])
+def test_a_misspelt_variant_is_a_one_line_error_with_a_close_match(tiny, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        resolve("clutter-crop", "instaaug", 0, {**tiny, **overrides})
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown setting 'variant' for benchmark clutter-crop and method random"):
+        resolve("clutter-crop", "random-crop", 0, {**tiny, "variant": "lrp"})  # a method without variants
+
+
+def test_one_rule_for_bare_names_whatever_the_command():
+    routed = route({"h_min": "1", "scale_min": "0.2"})
+    check_hparams(routed, {"instaaug": {"h_min"}, "random-crop": {"scale_min"}}, "grid g")  # each reaches one
+    with pytest.raises(ConfigError, match="--set scale_min: no method of bench declares it; valid: h_min"):
+        check_hparams(routed, {"instaaug": {"h_min"}}, "bench")
+    with pytest.raises(ConfigError, match="--set x:h_min: bench has no method x; its methods: instaaug"):
+        check_hparams(route({"x:h_min": "1"}), {"instaaug": {"h_min"}}, "bench")
+    with pytest.raises(ConfigError, match="--set instaaug:h_mx: unknown setting 'h_mx' for method instaaug"):
+        check_hparams(route({"instaaug:h_mx": "1"}), {"instaaug": {"h_min"}}, "bench")

@@ -71,12 +71,22 @@ def test_bench_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert main(["bench", "--config", "tiny", "--device", "cpu", "--methods", "none", "--set", "random-crop:scale=1",
                  "--out", str(tmp_path / "p.csv")]) == 2
     assert "unknown setting 'scale'" in capsys.readouterr().err
+    assert main(["bench", "--config", "tiny", "--device", "cpu", "--methods", "none", "--set", "h_min=1",
+                 "--out", str(tmp_path / "p.csv")]) == 2  # a bare name reaches the measured methods that declare it
+    assert "--set h_min: no method of bench declares it; valid: flip" in capsys.readouterr().err
     assert main(["bench", "--config", "tiny", "--device", "cpu", "--measure", "augment,speed",
                  "--out", str(tmp_path / "p.csv")]) == 2
     assert "unknown measure 'speed'" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["bench", "--config", "tiny", "--device", "cuda", "--out", str(tmp_path / "p.csv")]) == 2
         assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_bench_hyperparameters_reach_the_methods_that_declare_them():
+    df = run_bench("tiny", ["none"], hparams={"scale_max": 0.05}, reps=1, warmup=1, measures=("augment",),
+                   memory=False, **QUIET).set_index("method")
+    assert df.loc["none", "status"] == "ok"  # none declares no scale_max
+    assert df.loc["random-crop", "status"] == "skipped" and "scale_min" in df.loc["random-crop", "note"]
 
 
 # ---------------------------------------------------------------------- the same step as the trainer

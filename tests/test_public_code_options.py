@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augbench.benchmarks import create_benchmark
 from augbench.methods import MethodContext, StepContext, create_method
 from augbench.methods.instaaug.entropy_schedule import DynamicLambda
 from augbench.runs import resolve
+from augbench.settings import create_benchmark
 from augbench.train.trainer import Trainer
 
 

@@ -14,8 +14,10 @@ import torch
 from augbench.benchmarks import get_benchmark, list_benchmarks
 from augbench.methods import MethodContext, StepContext, create_method, get_method, list_methods
 from augbench.models import build_model
+from augbench.overrides import VARIANT
 from augbench.rundir import run_state
 from augbench.runs import execute, resolve
+from augbench.settings import settings_spec
 
 EMBEDDED = [b for b in list_benchmarks() if get_benchmark(b).embedded]
 METHODS = list_methods()
@@ -54,8 +56,20 @@ def create_method_for(cfg):
 
 
 def tiny_overrides(bench: str) -> dict:
-    params = get_benchmark(bench).spec().params
+    params = settings_spec(bench).params
     return {**{k: v for k, v in SIZE_KEYS.items() if k in params}, **COMMON}
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_recipes_and_variants_are_valid_hyperparameters_of_registered_benchmarks(name):
+    cls = get_method(name)
+    assert VARIANT not in cls.hparams, f"{name} declares {VARIANT!r}, the name that chooses a variant"
+    for bench, recipe in cls.recipes.items():
+        assert bench in list_benchmarks(), f"{name}'s recipe for {bench!r}, which is no registered benchmark"
+        cls.spec().resolve(recipe)  # declared names, valid values
+    for variant, preset in cls.variants.items():
+        cls.spec().resolve(preset)
+        assert cls.variant_name(cls.spec().resolve(preset)) == variant, f"{name}: {variant} is named otherwise"
 
 
 def test_every_method_is_covered_by_an_embedded_benchmark():
@@ -102,7 +116,7 @@ def _method_for(name: str) -> tuple:
     """The method as an embedded benchmark of its first supported family would build it."""
     bench = next((b for b in EMBEDDED if supports(name, b)), None)
     family = get_benchmark(bench).family if bench else sorted(get_method(name).families or {"crop"})[0]
-    defaults = get_benchmark(bench).method_defaults.get(name, {}) if bench else {}
+    defaults = get_method(name).recipes.get(bench, {}) if bench else {}
     ctx = MethodContext(num_classes=4, image_shape=(3, 32, 32), families=frozenset({family}))
     return create_method(name, ctx, **defaults), family
 

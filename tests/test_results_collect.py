@@ -11,7 +11,9 @@ import pytest
 from test_results_helpers import write_run
 
 from augbench.errors import DataError
+from augbench.methods import get_method
 from augbench.results.collect import collect, derive_variant, write_frame
+from augbench.runs import resolve
 
 
 def _collect(root, **kw):
@@ -102,6 +104,15 @@ def test_metric_named_like_a_column_is_kept_apart(tmp_path):
 ])
 def test_variants_are_the_papers_names(method, hp, family, variant):
     assert derive_variant(method, hp, family) == variant
+    assert get_method(method).variant_name(hp, family) == variant  # the method's own name for it
+
+
+@pytest.mark.parametrize("method", ["instaaug", "adaaug"])
+def test_a_variant_chosen_by_name_is_the_variant_its_runs_group_by(method):
+    cls = get_method(method)
+    for name in cls.variants:
+        cfg = resolve("tinyimagenet-crop", method, 0, {"variant": name})
+        assert cls.variant_name(cfg.hparams, "crop") == derive_variant(method, cfg.hparams, "crop") == name
 
 
 def test_variant_column_uses_the_benchmark_family(tmp_path):

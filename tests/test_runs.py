@@ -67,7 +67,7 @@ def test_methods_with_the_same_seed_see_the_same_data_and_init(tmp_path, tiny):
     trainers = []
     for method in ("none", "random-rotation"):
         cfg = resolve("glyphs-rotation", method, 5, tiny)
-        from augbench.benchmarks import create_benchmark
+        from augbench.settings import create_benchmark
 
         bench = create_benchmark(cfg.benchmark, cfg.settings)
         trainers.append(Trainer(bench, method, cfg.hparams, 5, tmp_path / method, {}))

@@ -1,9 +1,10 @@
-"""Benchmarks by name, and the grid files of the paper's tables (TOML, next to this file)."""
+"""Benchmarks by name, and the grid files of the paper's tables (TOML, next to this file).
+
+A benchmark with validated settings comes from `augbench.settings.create_benchmark`, which
+merges in the settings of the benchmark's task.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from augbench.benchmarks.base import COMMON_SETTINGS, Benchmark, accuracy_by_group
 from augbench.registry import Registry
@@ -22,11 +23,5 @@ def list_benchmarks(pattern: str = "*") -> list[str]:
     return BENCHMARKS.names(pattern)
 
 
-def create_benchmark(name: str, settings: Mapping[str, Any] | None = None) -> Benchmark:
-    """A benchmark with validated settings."""
-    cls = get_benchmark(name)
-    return cls(cls.spec().resolve(settings))
-
-
-__all__ = ["BENCHMARKS", "COMMON_SETTINGS", "Benchmark", "accuracy_by_group", "create_benchmark",
-           "get_benchmark", "list_benchmarks", "register_benchmark"]
+__all__ = ["BENCHMARKS", "COMMON_SETTINGS", "Benchmark", "accuracy_by_group", "get_benchmark", "list_benchmarks",
+           "register_benchmark"]

@@ -1,15 +1,16 @@
 """A benchmark fixes dataset, splits, model, task, transformation family, schedule and evaluation.
 
 Settings are declared like method hyperparameters, under dotted names that `--set` reaches
-(common ones here, the task's in `Task.settings`, the benchmark's own in `Benchmark.settings`):
-`data.*` (dataset, sizes, paths), `model.*`, `train.*` (schedule), `eval.*` and `run.*`
-(bookkeeping that never changes a result, so it stays out of the run's identity).
+(common ones here, the task's in `Task.settings`, the benchmark's own in `Benchmark.settings`;
+`augbench.settings` merges them): `data.*` (dataset, sizes, paths), `model.*`, `train.*`
+(schedule), `eval.*` and `run.*` (bookkeeping that never changes a result, so it stays out of
+the run's identity). A method's defaults on a benchmark are the method's own
+(`AugmentationMethod.recipes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -17,17 +18,11 @@ from torch import Tensor
 
 from augbench.datasets.base import Dataset, Split
 from augbench.hparams import HParam, Spec
-from augbench.tasks import get_task
 
 #: The embedded stand-ins' short CPU schedules (15 epochs or fewer): four validation checks per
-#: epoch, so that InstaAug's lambda can react within the run.
+#: epoch, so that InstaAug's lambda can react within the run (its controller on these schedules
+#: is InstaAug's recipe, `augbench.methods.instaaug.recipes.STAND_IN`).
 STAND_IN_SCHEDULE: dict[str, Any] = {"train.val_checks": 4}
-#: InstaAug's controller on those schedules: lambda doubles or halves at each check outside the
-#: band, and holds while the entropy already moves toward it by more than 0.01 nats per check
-#: (the public scheduler's rule, which keeps lambda from winding up while phi catches up).
-#: The paper's rule (x1.2 after two epochs) stays the default of the paper benchmarks.
-INSTAAUG_STAND_IN: dict[str, Any] = {"optimizer": "adam", "lr": 1e-3, "lambda_factor": 2.0, "lambda_patience": 1,
-                                     "lambda_hold": 0.01}
 
 COMMON_SETTINGS: dict[str, HParam] = {
     "model.name": HParam("small_cnn", str, help="backbone (augbench.models.BACKBONES)"),
@@ -89,22 +84,13 @@ class Benchmark:
     description: ClassVar[str] = ""
     embedded: ClassVar[bool] = False  # runs with no data on disk
     settings: ClassVar[dict[str, HParam]] = {}  # benchmark-specific declarations
-    defaults: ClassVar[dict[str, Any]] = {}  # overrides of COMMON_SETTINGS defaults
-    method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # per-method hyperparameter defaults
+    defaults: ClassVar[dict[str, Any]] = {}  # overrides of COMMON_SETTINGS and the task's defaults
 
-    @classmethod
-    def spec(cls) -> Spec:
-        """All settings of this benchmark with its defaults."""
-        params = dict(COMMON_SETTINGS)
-        params.update(get_task(cls.task).settings)  # the task's own declarations
-        params.update(cls.settings)
-        for key, value in cls.defaults.items():
-            hp = params[key]
-            params[key] = replace(hp, default=value)
-        return Spec(f"benchmark {cls.name}", params)
-
-    def __init__(self, settings: Mapping[str, Any]) -> None:
+    def __init__(self, settings: Mapping[str, Any], spec: Spec) -> None:
+        """`settings` resolved by `spec`, every declaration of the benchmark and its task
+        (`augbench.settings.create_benchmark` builds both)."""
         self.s = dict(settings)
+        self.spec = spec  # what tasks resolve a prerequisite run's settings with
 
     def load(self) -> Dataset:
         """The dataset, with uint8 images (N, C, H, W)."""

@@ -13,7 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from augbench.benchmarks import Benchmark, accuracy_by_group, register_benchmark
-from augbench.benchmarks.base import INSTAAUG_STAND_IN, STAND_IN_SCHEDULE
+from augbench.benchmarks.base import STAND_IN_SCHEDULE
 from augbench.benchmarks.crop import ROOT, require_root
 from augbench.datasets.base import Dataset, Split
 from augbench.hparams import HParam
@@ -57,8 +57,6 @@ class RawFootColor(Benchmark):
         "data.image_size": HParam(64, int, low=8, help="patches are resized to this side"),
     }
     defaults = dict(PAPER_COLOR_SCHEDULE)
-    method_defaults = {"instaaug": {"parameterization": "color"}, "augerino": {"space": "hsv"},
-                       "random-color": {"hue": 0.0, "saturation": 0.2, "value": 0.8}}
 
     def train_lightings(self) -> list[int]:
         s = self.s
@@ -110,12 +108,6 @@ class TextureColor(Benchmark):
     }
     defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10,
                 **STAND_IN_SCHEDULE}
-    # the stand-ins' controller and a target per HSV dimension, each with its own lambda: ranges
-    # 0.3 wide (geometric mean over inputs) in hue turns and in saturation and value fractions. One
-    # band on the sum let saturation and value take all of it, leaving hue at its initial width.
-    method_defaults = {"instaaug": {"parameterization": "color", **INSTAAUG_STAND_IN, "target_spread": [0.3]},
-                       "augerino": {"space": "hsv"},
-                       "madaug": {"curriculum_epochs": 2.5}}  # MADAug's 40 of 240 epochs, scaled to 15
 
     def load(self) -> Dataset:
         """Generated textures (deterministic in data.seed, cached)."""

@@ -24,24 +24,6 @@ PAPER_CONTRASTIVE_SCHEDULE: dict[str, Any] = {
     "train.milestones": [450, 475], "train.gamma": 0.8, "train.select": "last", "train.hflip": True,
     "eval.tta_views": 10, "eval.batch_size": 512,
 }
-# The SimCLR crop baseline of the base code: RandomResizedCrop scale [0.2, 1].
-RANDOM_CROP_SIMCLR: dict[str, Any] = {"scale_min": 0.2}
-# InstaAug's public contrastive config (config_crop_contrastive.yaml, train.py): LRP on layers
-# [3, global] (K = 65 at 64 px) with prior [1, 1]; instead of the dynamic lambda, a penalty
-# 0.3 (mean H - H_target(t))^2 whose target ramps from the initial entropy to 2.2 over 100
-# epochs; phi by plain SGD (no momentum, no weight decay) at 1e-4. (Its 50-epoch
-# "no_train_period" keeps phi's lr at 0 but still crops with the initial distribution, which
-# instaaug's `pretrain_epochs`, identity views, does not express; it is left out.)
-INSTAAUG_CONTRASTIVE_64: dict[str, Any] = {
-    "parameterization": "lrp", "lrp_layers": [3, -1], "lrp_prior": [1.0, 1.0], "lambda_rule": "target",
-    "target_end": 2.2, "target_epochs": 100.0, "target_weight": 0.3, "lr": 1e-4, "momentum": 0.0,
-    "weight_decay": 0.0,
-}
-# The same rule at 32 px with instaaug's size defaults, the ramp scaled to the shorter schedule.
-INSTAAUG_CONTRASTIVE_32: dict[str, Any] = {
-    "parameterization": "lrp", "lambda_rule": "target", "target_epochs": 6.0, "target_weight": 0.3, "lr": 1e-4,
-    "momentum": 0.0, "weight_decay": 0.0,
-}
 
 
 @register_benchmark("tinyimagenet-contrastive")
@@ -53,7 +35,6 @@ class TinyImageNetContrastive(TinyImageNetCrop):
     description = "Tiny-ImageNet-200 SimCLR + linear probe; data.root = tiny-imagenet-200 folder"
     settings = TinyImageNetCrop.settings
     defaults = dict(PAPER_CONTRASTIVE_SCHEDULE)
-    method_defaults = {"instaaug": INSTAAUG_CONTRASTIVE_64, "random-crop": RANDOM_CROP_SIMCLR}
 
 
 @register_benchmark("clutter-contrastive")
@@ -74,4 +55,3 @@ class ClutterContrastive(ClutterCrop):
                 "train.batch_size": 128, "train.optimizer": "adam", "train.lr": 1e-3, "train.weight_decay": 1e-6,
                 "train.scheduler": "none", "train.select": "last", "train.hflip": True, "eval.tta_views": 10,
                 "eval.probe_epochs": 200}
-    method_defaults = {"instaaug": INSTAAUG_CONTRASTIVE_32, "random-crop": RANDOM_CROP_SIMCLR}

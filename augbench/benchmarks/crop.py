@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from augbench.benchmarks import Benchmark, register_benchmark
-from augbench.benchmarks.base import INSTAAUG_STAND_IN, STAND_IN_SCHEDULE
+from augbench.benchmarks.base import STAND_IN_SCHEDULE
 from augbench.datasets.base import Dataset, Split
 from augbench.errors import DataError
 from augbench.hparams import HParam
@@ -30,11 +30,6 @@ PAPER_CROP_SCHEDULE: dict[str, Any] = {
     "train.plateau_factor": 0.9, "train.plateau_patience": 10, "train.hflip": True, "eval.tta_views": 50,
     "eval.batch_size": 500,
 }
-# InstaAug's paper schedule for crops: LRP, 10 pretraining epochs, phi by SGD warmed up over 10
-# epochs. phi's lr and lambda0 are the method's by conditioning (phi(x): 1e-5 and 0.2, the paper's;
-# class table: 0.1 and 0.5, the public class-specific config's); [Hmin, Hmax] by input size (64 px:
-# 3.0/3.5, class-specific 3.0/4.0; 32 px: 2.5/3.0).
-INSTAAUG_CROP_PAPER: dict[str, Any] = {"parameterization": "lrp", "pretrain_epochs": 10, "warmup_epochs": 10}
 
 
 def require_root(bench: Benchmark, what: str) -> str:
@@ -90,8 +85,6 @@ class TinyImageNetCrop(CropBenchmark):
     description = "Tiny-ImageNet-200 64x64, 200 classes; data.root = tiny-imagenet-200 folder"
     settings = dict(SIZE_SETTINGS)
     defaults = dict(PAPER_CROP_SCHEDULE)
-    method_defaults = {"instaaug": INSTAAUG_CROP_PAPER, "random-crop": {"scale_min": 0.1},
-                       "flowinv": {"burnin_epochs": 10}}  # FlowInv's code: 10 epochs before the flow (CIFAR)
 
     def load(self) -> Dataset:
         """Tiny-ImageNet-200 from data.root (wnids.txt order = label order)."""
@@ -106,9 +99,6 @@ class _CifarCrop(CropBenchmark):
     settings = dict(SIZE_SETTINGS)
     # 32 px: the CIFAR-style PreActResNet-18 (stride-1 stem, last map 4x4); the paper ran no CIFAR
     defaults = {**PAPER_CROP_SCHEDULE, "model.name": "preact_resnet18", "train.lr": 0.1, "train.weight_decay": 5e-4}
-    method_defaults = {"instaaug": INSTAAUG_CROP_PAPER, "random-crop": {"scale_min": 0.25},
-                       "flowinv": {"burnin_epochs": 10},
-                       "madaug": {"cutout": 16}}  # MADAug's CIFAR recipe: Cutout 16 px after its policy
 
     def load(self) -> Dataset:
         """CIFAR in torchvision's python format from data.root."""
@@ -123,9 +113,6 @@ class Cifar10Crop(_CifarCrop):
 
     description = "CIFAR-10 32x32; data.root = folder holding cifar-10-batches-py"
     which = "cifar10"
-    # TeachAugment's CIFAR pipeline (pad-4 crop before, Cutout 16 after); eps 0.2: its CIFAR-10 WRN-28-10 config
-    method_defaults = {**_CifarCrop.method_defaults,
-                       "teachaugment": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.2}}
 
 
 @register_benchmark("cifar100-crop")
@@ -134,8 +121,6 @@ class Cifar100Crop(_CifarCrop):
 
     description = "CIFAR-100 32x32; data.root = folder holding cifar-100-python"
     which = "cifar100"
-    method_defaults = {**_CifarCrop.method_defaults,  # TeachAugment's CIFAR-100 WRN-28-10 config: eps 0.1
-                       "teachaugment": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.1}}
 
 
 @register_benchmark("fashion-mnist-crop")
@@ -147,7 +132,6 @@ class FashionMnistCrop(CropBenchmark):
     settings = {**SIZE_SETTINGS, "data.n_train": HParam(10000, int, low=1, nullable=True),
                 "data.n_test": HParam(2000, int, low=1, nullable=True)}
     defaults = {"train.epochs": 10, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
-    method_defaults = {"instaaug": {"parameterization": "lrp"}, "random-crop": {"scale_min": 0.3}}
 
     def load(self) -> Dataset:
         """Fashion-MNIST IDX files (the Debian package's folder unless data.root is given)."""
@@ -182,14 +166,6 @@ class ClutterCrop(CropBenchmark):
     }
     defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "train.hflip": True,
                 "eval.tta_views": 10, **STAND_IN_SCHEDULE}
-    # the stand-ins' controller, two epochs without augmentation first, about 8 of the 17 candidate
-    # crops in play (the band [6.4, 10] effective crops)
-    method_defaults = {"instaaug": {"parameterization": "lrp", **INSTAAUG_STAND_IN, "pretrain_epochs": 2,
-                                    "target_spread": [8.0]},
-                       "random-crop": {"scale_min": 0.25},
-                       "flowinv": {"lr": 1e-3, "burnin_epochs": 2},  # as instaaug's short schedule above
-                       # MADAug's curriculum horizon scaled as its 40 of 240 epochs: 15 / 6
-                       "madaug": {"curriculum_epochs": 2.5}}
 
     def load(self) -> Dataset:
         """Generated clutter images with object boxes (deterministic in data.seed, cached)."""

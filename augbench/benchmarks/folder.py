@@ -26,7 +26,6 @@ from torch import Tensor
 from augbench.benchmarks import Benchmark, register_benchmark
 from augbench.benchmarks.color import PAPER_COLOR_SCHEDULE
 from augbench.benchmarks.crop import (
-    INSTAAUG_CROP_PAPER,
     PAPER_CROP_SCHEDULE,
     SIZE_SETTINGS,
     CropBenchmark,
@@ -101,7 +100,6 @@ class ImageFolderCrop(CropBenchmark):
     description = "your data: data.root with train/<class>/ and val/<class>/ (or test/), or one <class>/ tree"
     settings = dict(FOLDER_SETTINGS)
     defaults = dict(PAPER_CROP_SCHEDULE)
-    method_defaults = {"instaaug": INSTAAUG_CROP_PAPER}
 
     def load(self) -> Dataset:
         """An ImageFolder tree, resized and centre-cropped to data.image_size."""
@@ -121,10 +119,8 @@ class ImageFolderRotation(Benchmark):
     description = "your data, rotations: data.root with train/ and val/ (or test/) class folders, or one tree"
     settings = {**FOLDER_SETTINGS, "data.image_size": HParam(32, int, low=8, high=1024,
                                                               help="side of the square images (resize, centre crop)")}
-    # glyphs-rotation's short CPU schedule (small CNN, 15 epochs); phi by Adam, which learns within it
+    # glyphs-rotation's short CPU schedule (small CNN, 15 epochs)
     defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
-    method_defaults = {"instaaug": {"parameterization": "rotation", "optimizer": "adam", "lr": 1e-3},
-                       "augerino": {"generators": "rotation"}}
 
     def load(self) -> Dataset:
         """An ImageFolder tree, resized and centre-cropped to data.image_size."""
@@ -151,7 +147,6 @@ class ImageFolderColor(Benchmark):
     description = "your data, colour jitter: data.root with train/ and val/ (or test/) class folders, or one tree"
     settings = dict(FOLDER_SETTINGS)
     defaults = dict(PAPER_COLOR_SCHEDULE)
-    method_defaults = {"instaaug": {"parameterization": "color"}, "augerino": {"space": "hsv"}}
 
     def load(self) -> Dataset:
         """An ImageFolder tree, resized and centre-cropped to data.image_size."""

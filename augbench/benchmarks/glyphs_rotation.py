@@ -31,13 +31,6 @@ class GlyphsRotation(Benchmark):
         "data.seed": HParam(0, int, low=0, help="generator seed: fixed, so every run sees the same data"),
     }
     defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
-    method_defaults = {"instaaug": {"parameterization": "rotation", "optimizer": "adam", "lr": 1e-3, "lambda0": 0.3,
-                                    "h_min": 1.0, "h_max": 1.15},
-                       "augerino": {"generators": "rotation"},
-                       # FlowInv's Mario-Iggy +-90 script (4 couplings, Adam 1e-3, 1 epoch without augmentation, PID
-                       # alpha in [1e-3, 0.5]) with instaaug's entropy band above in FlowInv's units (minus log pi)
-                       "flowinv": {"flow_layers": 4, "lr": 1e-3, "burnin_epochs": 1, "alpha_rule": "pid",
-                                   "h_min": -0.145, "h_max": 0.005, "alpha_min": 1e-3, "alpha_max": 0.5}}
 
     def load(self) -> Dataset:
         s = self.s

@@ -19,16 +19,6 @@ from augbench.benchmarks.folder import ImageFolderCrop
 from augbench.datasets.stream import STREAM_SETTINGS
 from augbench.hparams import HParam
 
-# InstaAug crops (LRP); layers, prior and [Hmin, Hmax] follow instaaug's defaults for the input
-# size (the embedded stand-in, 32 px).
-INSTAAUG_LRP = {"parameterization": "lrp"}
-# ImageNet (224 px): the public ImageNet config as last committed (config_crop_supervised_imagenet
-# .yaml at 628a6e6; lr 1e-3 since 1054103, prior [0, 7, 0] since 6d2e338, replacing [3, 3, 0] of
-# 01522b0 and [0, 1, 3] of the first commit): phi's lr 1e-3, layers [4, 5, global] with prior
-# [0, 7, 0] (almost all initial mass on layer 5's cells); [Hmin, Hmax] 2.5/3.0 by size. The paper
-# gives neither.
-INSTAAUG_IMAGENET_TTA = {"parameterization": "lrp", "lr": 1e-3, "lrp_layers": [4, 5, -1], "lrp_prior": [0.0, 7.0, 0.0]}
-
 
 @register_benchmark("imagenet-tta")
 class ImageNetTTA(ImageFolderCrop):
@@ -51,7 +41,6 @@ class ImageNetTTA(ImageFolderCrop):
     settings = {**SIZE_SETTINGS, **STREAM_SETTINGS, "data.image_size": HParam(224, int, low=8, high=1024)}
     defaults = {"train.epochs": 5, "train.batch_size": 100, "train.scheduler": "none", "eval.batch_size": 100,
                 "eval.tta_views": 10}
-    method_defaults = {"instaaug": INSTAAUG_IMAGENET_TTA}
 
 
 @register_benchmark("clutter-tta")
@@ -69,4 +58,3 @@ class ClutterTTA(ClutterCrop):
     defaults = {"model.name": "augbench:small_cnn", "model.transfer": ["resnet18=augbench:preact_resnet18@0.25"],
                 "train.epochs": 10, "train.batch_size": 64, "train.scheduler": "none", "eval.tta_views": 10,
                 "model.pretrain_epochs": 8}
-    method_defaults = {"instaaug": INSTAAUG_LRP}

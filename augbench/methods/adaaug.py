@@ -197,6 +197,7 @@ class AdaAug(AugmentationMethod):
     # Exploration is cross-entropy of the classifier's head on labelled validation data: AdaAug
     # applies to neither contrastive learning nor a frozen classifier (paper Sections 5.3 and 6).
     tasks = frozenset({"classification"})
+    variants = {"lrp": {"ops": "lrp"}}  # Table 1's "AdaAug w/ LRP": the policy chooses among LRP crops
     hparams = {
         "ops": HParam("standard", str, choices=("standard", "lrp"),
                       help="standard: AdaAug's 17 image ops; lrp: InstaAug's LRP crop candidates"),

@@ -100,6 +100,13 @@ class Augerino(AugmentationMethod):
     """Global uniform widths over affine generators or per-HSV-channel [min, max] colour ranges."""
 
     families = frozenset({"rotation", "crop", "color"})
+    recipes = {
+        "glyphs-rotation": {"generators": "rotation"},
+        "imagefolder-rotation": {"generators": "rotation"},
+        "rawfoot-color": {"space": "hsv"},
+        "texture-color": {"space": "hsv"},
+        "imagefolder-color": {"space": "hsv"},
+    }
     hparams = {
         "space": HParam("auto", str, choices=("auto", "affine", "hsv"),
                         help="affine generators or HSV colour ranges; auto: hsv on colour benchmarks"),

@@ -39,6 +39,7 @@ See README "Adding a method" for the whole contract.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -46,7 +47,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from augbench.errors import ConfigError
 from augbench.hparams import HParam, Spec
+from augbench.overrides import VARIANT
 
 
 @dataclass
@@ -118,6 +121,19 @@ class AugmentationMethod(nn.Module):
     - `explore_every`: steps between `explore` calls (an instance may set its own).
     - `step_period`: steps after which the per-step work repeats (`explore_every`; a method
       that updates its own model every k steps says k), so `augbench bench` times whole periods.
+    - `recipes`: benchmark name -> hyperparameter defaults of the method on that benchmark (the
+      paper's or public code's recipe, a stand-in's schedule). `resolve` applies them before the
+      user's overrides, so they change a run's hyperparameters exactly as `--set` would; the one
+      place to add a per-benchmark default. A benchmark without an entry gets `hparams`' defaults.
+    - `variants`: variant name -> hyperparameter preset (InstaAug's "input-free" ablation is
+      ``{"conditioning": "input-free"}``). `--set variant=NAME` (or ``variant = "NAME"`` in a
+      grid's hparams) applies the preset over the recipe and under the other overrides;
+      `variant_name` gives the name results group a configuration's runs by.
+
+    Example, on one benchmark's recipe and a named variant::
+
+        recipes = {"clutter-crop": {"scale_min": 0.25}}
+        variants = {"wide": {"scale_min": 0.05}}
 
     The trainer always gives `sample` the labels (`ctx.y`) and the classifier's features
     (`ctx.features`) during training; a method uses them or not.
@@ -136,6 +152,8 @@ class AugmentationMethod(nn.Module):
     hparams: ClassVar[Mapping[str, HParam]] = {}
     explores: ClassVar[bool] = False
     tasks: ClassVar[frozenset[str]] = frozenset()
+    recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     explore_every: int = 1
 
     @property
@@ -151,6 +169,36 @@ class AugmentationMethod(nn.Module):
     def spec(cls) -> Spec:
         """The declared hyperparameters as a `Spec` (validation, identity)."""
         return Spec(f"method {cls.name}", cls.hparams)
+
+    @classmethod
+    def settable(cls) -> frozenset[str]:
+        """The names `--set` may give this method: its hyperparameters, and `variant` if it has variants."""
+        return frozenset(cls.hparams) | ({VARIANT} if cls.variants else frozenset())
+
+    @classmethod
+    def variant_preset(cls, name: str) -> Mapping[str, Any]:
+        """The hyperparameters of the named variant `name`; a one-line error naming a close match."""
+        if name in cls.variants:
+            return cls.variants[name]
+        if not cls.variants:
+            raise ConfigError(f"method {cls.name} has no named variants; set its hyperparameters instead")
+        close = difflib.get_close_matches(name, list(cls.variants), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"method {cls.name}: unknown variant {name!r}{hint}; "
+                          f"valid: {', '.join(sorted(cls.variants))}")
+
+    @classmethod
+    def variant_name(cls, hp: Mapping[str, Any], family: str = "") -> str:
+        """The named variant a configuration (hyperparameters `hp`) is, "" when none: what results group by.
+
+        Default: the first of `variants` whose preset `hp` contains. `family` is the benchmark's,
+        for methods whose values adapt to it (InstaAug's parameterization None). Tables and
+        figures label the runs "method (variant)", e.g. "instaaug (input-free)".
+        """
+        for name, preset in cls.variants.items():
+            if all(k in hp and hp[k] == v for k, v in preset.items()):
+                return name
+        return ""
 
     @classmethod
     def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:

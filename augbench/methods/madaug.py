@@ -123,6 +123,14 @@ class MADAug(AdaAug):
     families = frozenset({"policy", "crop", "color"})
     explores = True
     tasks = frozenset({"classification"})
+    recipes = {
+        "cifar10-crop": {"cutout": 16},  # MADAug's CIFAR recipe: Cutout 16 px after its policy
+        "cifar100-crop": {"cutout": 16},
+        # the curriculum horizon scaled as its 40 of 240 epochs: 15 / 6
+        "clutter-crop": {"curriculum_epochs": 2.5},
+        "texture-color": {"curriculum_epochs": 2.5},
+    }
+    variants = {}  # AdaAug's "lrp" (LRP crops) is not MADAug's
     hparams = {
         "k": HParam(2, int, low=1, high=len(ADAAUG_NAMES), help="ops per augmented image (MADAug CIFAR-10: 2)"),
         "temperature": HParam(3.0, float, low=1e-3,

@@ -25,6 +25,7 @@ class RandomColor(AugmentationMethod):
     """Symmetric uniform HSV jitter with the same ranges for every input; test-time views alike."""
 
     families = frozenset({"color"})
+    recipes = {"rawfoot-color": {"hue": 0.0, "saturation": 0.2, "value": 0.8}}  # the paper's best (D.2)
     hparams = {
         "hue": HParam(0.0, float, low=0.0, high=0.5, help="hue shift range r: U[-r, r] of a full turn"),
         "saturation": HParam(0.2, float, low=0.0, high=1.0, help="saturation factor 1 + U[-r, r]"),

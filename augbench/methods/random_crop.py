@@ -56,6 +56,16 @@ class RandomCrop(AugmentationMethod):
     """Random resized crops with per-sample boxes; the lower scale bound is the paper's sweep axis."""
 
     families = frozenset({"crop"})
+    recipes = {
+        "tinyimagenet-crop": {"scale_min": 0.1},  # the best of the paper's sweep (Table 1)
+        "cifar10-crop": {"scale_min": 0.25},
+        "cifar100-crop": {"scale_min": 0.25},
+        "fashion-mnist-crop": {"scale_min": 0.3},
+        "clutter-crop": {"scale_min": 0.25},
+        # the SimCLR crop baseline of the base code: RandomResizedCrop scale [0.2, 1]
+        "tinyimagenet-contrastive": {"scale_min": 0.2},
+        "clutter-contrastive": {"scale_min": 0.2},
+    }
     hparams = {
         "scale_min": HParam(0.1, float, low=1e-3, high=1.0, help="lower bound of the area fraction (paper best: 0.1)"),
         "scale_max": HParam(1.0, float, low=1e-3, high=1.0, help="upper bound of the area fraction"),

@@ -356,6 +356,12 @@ class TeachAugment(AugmentationMethod):
 
     families = frozenset({"color", "crop", "rotation"})
     tasks = frozenset({"classification"})  # both losses need labels and a classifier that learns
+    # TeachAugment's CIFAR pipeline (pad-4 crop before, Cutout 16 after); label smoothing eps: its
+    # WRN-28-10 configs, 0.2 on CIFAR-10 and 0.1 on CIFAR-100
+    recipes = {
+        "cifar10-crop": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.2},
+        "cifar100-crop": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.1},
+    }
     hparams = {
         "space": HParam("auto", str, choices=("auto", "color", "geometric", "both"),
                         help="parts of the augmentation model; auto: colour on colour benchmarks, geometric on "

@@ -36,6 +36,7 @@ import torch
 
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method, list_methods
+from augbench.overrides import Routed, check_hparams
 from augbench.perf.configs import MEASURES, BenchConfig, get_config
 from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
 from augbench.perf.measure import PeakMemory, calls_for, clock_for, time_calls
@@ -113,14 +114,16 @@ def select_methods(patterns: Sequence[str] | None) -> list[str]:
 
 def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | None = None, *,
               device: str = "auto", benchmark: str | None = None, settings: Mapping[str, Any] | None = None,
-              method_hparams: Mapping[str, Mapping[str, Any]] | None = None, reps: int = 5, warmup: int = 2,
+              method_hparams: Mapping[str, Mapping[str, Any]] | None = None,
+              hparams: Mapping[str, Any] | None = None, reps: int = 5, warmup: int = 2,
               tta_views: int | None = None, tta_batch: int | None = None, measures: Sequence[str] = MEASURES,
               min_time: float = 0.05, memory: bool = True, seed: int = 0, clock: str = "wall",
               compare_public: bool = False, log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Measure `methods` (default: all registered) on `config`; one row per method, see `COLUMNS`.
 
     `settings` override benchmark settings for every method (e.g. ``{"model.width": 0.5}``);
-    `method_hparams` maps a method to hyperparameter overrides. `none` and `random-crop` are
+    `method_hparams` maps a method to hyperparameter overrides, `hparams` reach every measured
+    method that declares them (`--set`'s rule, `overrides.check_hparams`). `none` and `random-crop` are
     always measured, as the references of the ratios. `memory=False` skips the two extra
     calls per measure that record peak memory. `clock`: "wall" or "process" (CPU time,
     `measure.CLOCKS`). `compare_public` adds InstaAug's training step as the public code runs
@@ -144,12 +147,9 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
     names = select_methods(methods)
     if compare_public and "instaaug" not in names:
         names.append("instaaug")  # the public step is compared with augbench's own
-    method_hparams = dict(method_hparams or {})
-    for m, hp in method_hparams.items():
-        if m not in names:
-            raise ConfigError(f"bench: hyperparameters given for {m!r}, which is not benchmarked; "
-                              f"benchmarked: {', '.join(names)}")
-        get_method(m).spec().resolve(hp)  # a misspelt name is an error, not a silently skipped method
+    routed = Routed(hparams=dict(hparams or {}), per_method={m: dict(hp) for m, hp in (method_hparams or {}).items()})
+    declared = {m: get_method(m).settable() for m in names}
+    check_hparams(routed, declared, "bench")  # a misspelt name is an error, not a silently skipped method
     overrides = {**cfg.settings, **(settings or {}), "run.device": str(dev), "run.progress": False}
 
     # shared data, sized by the benchmark's resolved settings
@@ -167,7 +167,7 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
         for e in entries:
             try:
                 cls = PublicInstaAugHarness if e.system == PUBLIC else MethodHarness
-                e.harness = cls(bench_name, e.method, {**overrides, **method_hparams.get(e.method, {})},
+                e.harness = cls(bench_name, e.method, {**overrides, **routed.for_method(e.method, declared[e.method])},
                                 dataset, Path(tmp) / f"{e.method}-{e.system}", seed)
                 e.harness.clock = timer
             except AugbenchError as exc:  # not applicable here (family, channels): a note, not a failure

@@ -20,19 +20,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from augbench.perf.report import format_report
 
     routed = route(parse_sets(args.set))
-    if routed.hparams:
-        name = next(iter(routed.hparams))
-        raise ConfigError(f"bench: --set {name}: several methods are measured, name one: METHOD:{name}=VALUE")
-    settings, per_method = routed.settings, routed.per_method
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     measures = [m.strip() for m in args.measure.split(",") if m.strip()]
-    df = run_bench(args.config, args.methods, device=args.device, benchmark=args.benchmark, settings=settings,
-                   method_hparams=per_method, reps=args.reps, warmup=args.warmup, tta_views=args.tta_views,
-                   tta_batch=args.tta_batch, measures=measures, min_time=args.min_time, memory=not args.no_memory,
-                   seed=args.seed, clock=args.clock, compare_public=args.compare_public,
+    df = run_bench(args.config, args.methods, device=args.device, benchmark=args.benchmark, settings=routed.settings,
+                   method_hparams=routed.per_method, hparams=routed.hparams, reps=args.reps, warmup=args.warmup,
+                   tta_views=args.tta_views, tta_batch=args.tta_batch, measures=measures, min_time=args.min_time,
+                   memory=not args.no_memory, seed=args.seed, clock=args.clock, compare_public=args.compare_public,
                    log=(lambda msg: None) if args.quiet else None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +57,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--benchmark", help="take family, settings and method defaults from this benchmark instead "
                                        "(e.g. texture-color to time colour methods); the data stay synthetic")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="benchmark setting for every method (model.width=0.5, run.channels_last=true), or "
-                        "METHOD:HPARAM=VALUE for one method (adaaug:ops=lrp)")
+                   help="benchmark setting for every method (model.width=0.5, run.channels_last=true), a "
+                        "hyperparameter for every method that declares it (h_min=3.0), or METHOD:HPARAM=VALUE "
+                        "for one method (adaaug:ops=lrp)")
     p.add_argument("--reps", type=int, default=5, help="timed repetitions per method and measure (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     p.add_argument("--tta-views", type=int, help="test-time views (default: the benchmark's eval.tta_views)")

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from augbench.benchmarks import create_benchmark
 from augbench.datasets.base import Dataset, Split
 from augbench.errors import ConfigError, TrainingDiverged
 from augbench.methods import StepContext, Views, repeat_views
@@ -25,6 +24,7 @@ from augbench.models.modes import eval_mode
 from augbench.perf.configs import MEASURES, BenchConfig
 from augbench.perf.measure import synchronize
 from augbench.runs import resolve
+from augbench.settings import create_benchmark
 from augbench.tasks.evaluate import batches, model_features, tta_logits
 from augbench.train.trainer import Trainer
 

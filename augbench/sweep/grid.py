@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from augbench.errors import ConfigError
-from augbench.overrides import Routed, route
+from augbench.overrides import Routed, check_hparams, route
 from augbench.rundir import RunConfig
 
 GRID_SUFFIX = ".toml"
@@ -305,34 +305,22 @@ class Grid:
         return exp
 
 
-def _declared_hparams(method: str) -> set[str] | None:
-    """The method's hyperparameter names, or None when it is not registered (expand reports it)."""
+def _declared_hparams(method: str) -> frozenset[str] | None:
+    """The names `--set` may give the method, or None when it is not registered (expand reports it)."""
     from augbench.methods import METHODS, get_method
 
-    return set(get_method(method).hparams) if method in METHODS else None
+    return get_method(method).settable() if method in METHODS else None
 
 
 def _check_cli_hparams(grid: Grid, routed: Routed) -> None:
-    """Every `--set` hyperparameter must reach some method of the grid (METHOD:NAME that method)."""
+    """`--set` hyperparameters by the one rule (`overrides.check_hparams`) over the grid's methods."""
     declared: dict[str, set[str]] = {}
     for entry in grid.entries:
         names = _declared_hparams(entry.method)
         if names is None:
             return  # an unregistered method might declare it; expand reports the method
         declared.setdefault(entry.method, set()).update(names)
-    every = set().union(*declared.values()) if declared else set()
-    unknown = sorted(set(routed.hparams) - every)
-    if unknown:
-        raise ConfigError(f"--set {unknown[0]}: no method of grid {grid.name} declares it; "
-                          f"valid: {', '.join(sorted(every)) or '(none)'}")
-    for method, given in routed.per_method.items():
-        if method not in declared:
-            raise ConfigError(f"--set {method}:{next(iter(given))}: grid {grid.name} has no method {method}; "
-                              f"its methods: {', '.join(sorted(declared))}")
-        bad = sorted(set(given) - declared[method])
-        if bad:
-            raise ConfigError(f"--set {method}:{bad[0]}: method {method} declares no such hyperparameter; "
-                              f"valid: {', '.join(sorted(declared[method])) or '(none)'}")
+    check_hparams(routed, declared, f"grid {grid.name}")
 
 
 # --------------------------------------------------------------------------------- parsing

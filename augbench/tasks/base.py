@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
-from augbench.hparams import HParam
+from augbench.hparams import HParam, Spec
 
 if TYPE_CHECKING:
     from augbench.benchmarks import Benchmark
@@ -68,8 +68,12 @@ class Task:
         self.dataset = dataset
 
     @classmethod
-    def prerequisites(cls, config: RunConfig) -> list[Prerequisite]:
-        """Runs `augbench.runs.execute` must finish before this task's run starts (default: none)."""
+    def prerequisites(cls, config: RunConfig, spec: Spec) -> list[Prerequisite]:
+        """Runs `augbench.runs.execute` must finish before this task's run starts (default: none).
+
+        `spec` declares every setting of `config`'s benchmark (`augbench.settings.settings_spec`):
+        what a prerequisite's own settings are resolved with.
+        """
         return []
 
     @classmethod

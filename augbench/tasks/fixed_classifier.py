@@ -28,11 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from augbench.benchmarks import get_benchmark
 from augbench.benchmarks.base import COMMON_SETTINGS
 from augbench.datasets.base import Split, cache_root
 from augbench.errors import ConfigError, DataError
-from augbench.hparams import HParam
+from augbench.hparams import HParam, Spec
 from augbench.methods import AugmentationMethod, StepContext
 from augbench.models.modes import eval_mode
 from augbench.models.pretrained import ClassifierSpec, load_classifier, parse_classifier_spec
@@ -96,12 +95,13 @@ def wanted_classifiers(s: Mapping[str, Any]) -> list[ClassifierEntry]:
 
 
 # ----------------------------------------------------------------------------- pretraining
-def pretraining(config: RunConfig, spec: ClassifierSpec) -> Prerequisite:
+def pretraining(config: RunConfig, spec: ClassifierSpec, declared: Spec) -> Prerequisite:
     """The run that trains classifier `spec` on `config`'s training data before it is frozen.
 
     Method `none` with flips, SGD with a cosine schedule, the best validation epoch; every other
     training setting at augbench's common default, the data settings those of `config`, so one
-    classifier serves every method and seed of a benchmark.
+    classifier serves every method and seed of a benchmark. `declared`: the settings of
+    `config`'s benchmark, which resolve the pretraining run's.
     """
     if spec.source != "augbench":
         raise ConfigError(f"classifier {spec} needs a local weights file: pass --set model.weights=PATH (or "
@@ -117,7 +117,7 @@ def pretraining(config: RunConfig, spec: ClassifierSpec) -> Prerequisite:
     })
     for key in ("model.weights", "model.transfer", "eval.tta_samples"):
         settings[key] = FIXED_CLASSIFIER_SETTINGS[key].default
-    settings = get_benchmark(config.benchmark).spec().resolve(settings)
+    settings = declared.resolve(settings)
     pre = RunConfig(config.benchmark, "none", int(s["model.pretrain_seed"]), settings, {}, task="classification")
     return Prerequisite(pre, cache_root() / "pretrained" / f"{config.benchmark}-{spec.arch}-{pre.run_id}")
 
@@ -207,9 +207,9 @@ class FixedClassifier(Classification):
         self._entries: list[ClassifierEntry] | None = None
 
     @classmethod
-    def prerequisites(cls, config: RunConfig) -> list[Prerequisite]:
+    def prerequisites(cls, config: RunConfig, spec: Spec) -> list[Prerequisite]:
         """One pretraining run per augbench classifier that has no weights file."""
-        return [pretraining(config, e.spec) for e in wanted_classifiers(config.settings) if not e.weights]
+        return [pretraining(config, e.spec, spec) for e in wanted_classifiers(config.settings) if not e.weights]
 
     def entries(self) -> list[ClassifierEntry]:
         """Every classifier of the report with its weights file, checked before training starts.
@@ -226,7 +226,7 @@ class FixedClassifier(Classification):
                     if not path.is_file():
                         raise DataError(f"weights file {path} of classifier {e.spec} does not exist")
                 else:
-                    pre = pretraining(RunConfig(self.bench.name, "none", 0, dict(s)), e.spec)
+                    pre = pretraining(RunConfig(self.bench.name, "none", 0, dict(s)), e.spec, self.bench.spec)
                     path = pre.run_dir / FINAL_WEIGHTS
                     if not (is_done(read_status(pre.run_dir)) and path.is_file()):
                         raise ConfigError(f"classifier {e.spec} is not pretrained yet ({pre.run_dir}): start the "

@@ -46,6 +46,17 @@ class FlowInv(AugmentationMethod):
     """An image-conditioned normalizing flow over affine/crop parameters, trained with the task loss."""
 
     families = frozenset({"rotation", "crop"})
+    recipes = {
+        # FlowInv's code: 10 epochs before the flow (CIFAR)
+        "tinyimagenet-crop": {"burnin_epochs": 10},
+        "cifar10-crop": {"burnin_epochs": 10},
+        "cifar100-crop": {"burnin_epochs": 10},
+        "clutter-crop": {"lr": 1e-3, "burnin_epochs": 2},  # as instaaug's short schedule there
+        # FlowInv's Mario-Iggy +-90 script (4 couplings, Adam 1e-3, 1 epoch without augmentation, PID
+        # alpha in [1e-3, 0.5]) with instaaug's entropy band there in FlowInv's units (minus log pi)
+        "glyphs-rotation": {"flow_layers": 4, "lr": 1e-3, "burnin_epochs": 1, "alpha_rule": "pid",
+                            "h_min": -0.145, "h_max": 0.005, "alpha_min": 1e-3, "alpha_max": 0.5},
+    }
     hparams = {
         "space": HParam("auto", str, choices=("auto", *SPACES),
                         help="rotation (angle), crop (4 box parameters) or affine (6 generators, the paper's "

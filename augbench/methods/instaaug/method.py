@@ -59,6 +59,7 @@ from augbench.methods.instaaug.conditioning import CONDITIONINGS, build_conditio
 from augbench.methods.instaaug.entropy_schedule import DynamicLambda, EntropyTarget
 from augbench.methods.instaaug.lrp import LRPParameterization
 from augbench.methods.instaaug.parameterization import Parameterization
+from augbench.methods.instaaug.recipes import RECIPES
 from augbench.methods.instaaug.uniform import UniformParameterization
 
 #: phi's learning rate and the initial lambda where `lr` / `lambda0` are None, by conditioning. The
@@ -117,6 +118,16 @@ class InstaAug(AugmentationMethod):
     train_entropy_n: Tensor
 
     families = frozenset({"crop", "rotation", "color"})
+    recipes = RECIPES
+    #: The paper's configurations by the names its tables give them (Table 1: "InstaAug" is lrp,
+    #: "w/o LRP" uniform crops, "w/o input" input-free; Tables 3, 4: uniform colour ranges, the
+    #: colour benchmarks' recipe). Choosing one keeps the benchmark's recipe for everything else.
+    variants = {
+        "input-free": {"conditioning": "input-free"},
+        "class-specific": {"conditioning": "class"},
+        "lrp": {"parameterization": "lrp"},
+        "uniform": {"parameterization": "crop-uniform"},
+    }
 
     hparams = {
         "parameterization": HParam(None, str, choices=PARAMETERIZATIONS, nullable=True,
@@ -195,6 +206,14 @@ class InstaAug(AugmentationMethod):
         "saturation_max": HParam(0.8, float, low=0.0, high=1.0, help="colour: largest saturation change, fraction"),
         "value_max": HParam(0.8, float, low=0.0, high=1.0, help="colour: largest value change, fraction"),
     }
+
+    @classmethod
+    def variant_name(cls, hp: Mapping[str, Any], family: str = "") -> str:
+        """As declared, and uniform ranges of any family are "uniform"; parameterization None is the family's."""
+        name = super().variant_name(hp, family)
+        if name:
+            return name
+        return "lrp" if hp.get("parameterization") is None and family == "crop" else "uniform"
 
     @classmethod
     def families_for(cls, hp: Mapping[str, Any]) -> frozenset[str]:
