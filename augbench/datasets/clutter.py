@@ -19,10 +19,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from augbench.datasets._rng import generator
 from augbench.datasets._synth import balanced_labels, grid, hsv_to_rgb, to_uint8
 from augbench.datasets.base import Dataset, Split, cached
 from augbench.errors import ConfigError
+from augbench.seeds import data_generator
 
 _VERSION = 1  # bump whenever generated pixels change: it is part of the cache key
 NUM_FRAGMENTS = 4  # fragments of other classes per image
@@ -184,7 +184,7 @@ def make_clutter(
     def build() -> Dataset:
         def split(part: str, n: int) -> Split:
             return _generate(n, image_size, num_classes,
-                             generator(seed, "clutter", _VERSION, part, image_size, num_classes), object_scale)
+                             data_generator(seed, "clutter", _VERSION, part, image_size, num_classes), object_scale)
 
         return Dataset(
             name="clutter",

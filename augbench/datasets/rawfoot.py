@@ -26,9 +26,9 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from augbench.datasets._io import decode_stack, fingerprint
-from augbench.datasets._rng import generator
 from augbench.datasets.base import Dataset, Split, cached
 from augbench.errors import ConfigError, DataError
+from augbench.seeds import data_generator
 
 _NAME = "rawfoot"
 _FILE_RE = re.compile(r"^(\d{4})-(\d{2})\.png$")
@@ -67,7 +67,7 @@ def _check_lightings(name: str, values: Sequence[int]) -> list[int]:
 
 def _positions(n: int, lo: int, hi: int, width: int, seed: int, *tags: object) -> tuple[Tensor, Tensor]:
     """``n`` patch corners (top in [lo, hi], left in [0, width]) from their own stream."""
-    g = generator(seed, _NAME, *tags)
+    g = data_generator(seed, _NAME, *tags)
     top = torch.randint(lo, hi + 1, (n,), generator=g)
     left = torch.randint(0, width + 1, (n,), generator=g)
     return top, left

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from augbench.datasets._rng import generator
 from augbench.datasets._synth import grid, hsv_to_rgb, to_uint8
 from augbench.datasets.base import Dataset, Split, cached
 from augbench.errors import ConfigError
+from augbench.seeds import data_generator
 
 _VERSION = 1  # bump whenever generated pixels change: it is part of the cache key
 
@@ -175,12 +175,12 @@ def make_texture(
 
     def build() -> Dataset:
         base_tr, ytr, htr = _textures(n_train_per_class, image_size,
-                                      generator(seed, "texture", _VERSION, "train", image_size))
-        perm = torch.randperm(ytr.shape[0], generator=generator(seed, "texture", _VERSION, "train-order"))
+                                      data_generator(seed, "texture", _VERSION, "train", image_size))
+        perm = torch.randperm(ytr.shape[0], generator=data_generator(seed, "texture", _VERSION, "train-order"))
         base_tr, ytr, htr = base_tr[perm], ytr[perm], htr[perm]  # no class-sorted training set
         xtr = to_uint8(base_tr * _gain_map(train_illuminant, image_size))
         base_te, yte, hte = _textures(n_test_per_class, image_size,
-                                      generator(seed, "texture", _VERSION, "test", image_size))
+                                      data_generator(seed, "texture", _VERSION, "test", image_size))
         nb = base_te.shape[0]
         xte = torch.empty((len(names) * nb, 3, image_size, image_size), dtype=torch.uint8)
         for i, name in enumerate(names):  # a loop over illuminants, each a batched multiply

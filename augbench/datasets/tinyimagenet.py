@@ -1,6 +1,6 @@
 """Tiny-ImageNet-200 from a local copy of the official release (never downloaded).
 
-Layout (see shared/reference/data.md): ``wnids.txt``; ``train/<wnid>/images/*.JPEG``;
+Layout of the official release: ``wnids.txt``; ``train/<wnid>/images/*.JPEG``;
 ``val/images/*.JPEG`` labelled by ``val/val_annotations.txt`` (file, wnid, box); an
 optional ``words.txt`` (wnid TAB names). The official val split is used as the test set
 (the official test split has no labels), as in the InstaAug paper (Section 5.1).

@@ -17,9 +17,7 @@ submitit job each process takes its share of the global batch (`augbench.train.d
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-import re
 import sys
 import threading
 import time
@@ -35,7 +33,8 @@ from augbench.atomic import atomic_torch_save
 from augbench.benchmarks import Benchmark
 from augbench.datasets.base import Dataset, Split
 from augbench.datasets.stream import FileSplit
-from augbench.errors import ConfigError, TrainingDiverged
+from augbench.device import process_device, resolve_device
+from augbench.errors import TrainingDiverged
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, create_method
 from augbench.rundir import (
     CHECKPOINT,
@@ -48,6 +47,7 @@ from augbench.rundir import (
     read_records,
     touch_heartbeat,
 )
+from augbench.seeds import run_generator, run_seed
 from augbench.tasks import Task, get_task
 from augbench.tasks.evaluate import model_features, to_float
 from augbench.train.checkpoint import load_latest, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
@@ -57,17 +57,10 @@ from augbench.train.distributed import (
     SilentRecords,
     check_supported,
     convert_batchnorm,
-    device_name,
     launch_env,
 )
 from augbench.train.tensorboard import TensorBoardRecords
 from augbench.transforms.geometry import hflip
-
-
-def derive_seed(seed: int, tag: str) -> int:
-    """An independent seed per purpose, so e.g. the data split never depends on the method."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{tag}".encode()).digest()[:8], "little") >> 1
-
 
 STATUS_SECONDS = 60.0  # off a terminal, a progress line at most this often
 
@@ -107,33 +100,12 @@ def _warn(line: str) -> None:
     print(f"augbench: warning: {line}", file=sys.stderr, flush=True)
 
 
-DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-
-
-def resolve_device(name: str) -> torch.device:
-    """`run.device` as a torch device; one-line errors for a bad name or a device this machine lacks."""
-    if not DEVICE_NAME.fullmatch(name):
-        raise ConfigError(f"run.device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"run.device {name}: no CUDA GPU is visible here (torch.cuda.is_available() is "
-                              f"False); use cpu or auto")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"run.device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"run.device {name}: MPS is not available here; use cpu or auto")
-    return dev
-
-
 def split_train_val(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
     """Validation rows drawn by the run seed alone: every method sees the same split."""
     n_val = int(round(len(train) * fraction))
     if n_val == 0:
         return train, None
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(derive_seed(seed, "split")))
+    perm = torch.randperm(len(train), generator=run_generator(seed, "split"))
     return train.subset(perm[n_val:]), train.subset(perm[:n_val])
 
 
@@ -156,7 +128,7 @@ class Trainer:
                  run_dir: Path, header: dict[str, Any], dataset: Dataset | None = None, task: str = "") -> None:
         self.bench, self.s, self.seed, self.run_dir = bench, bench.s, seed, Path(run_dir)
         env = launch_env(self.s["run.distributed"])  # torchrun's or submitit's processes, or one
-        self.device = resolve_device(device_name(env, self.s["run.device"]))
+        self.device = resolve_device(process_device(self.s["run.device"], env.world_size, env.local_rank))
         self.replicas = Replicas(env, self.device)  # with one process every call is the identity
         self.records = (RecordWriter if self.replicas.main else SilentRecords)(self.run_dir, header)
         if self.replicas.main and self.s["run.tensorboard"]:  # the same scalars, live in TensorBoard
@@ -177,7 +149,7 @@ class Trainer:
         steps, k = self.steps_per_epoch, min(self.s["train.val_checks"], self.steps_per_epoch)
         self._check_steps = frozenset(round(steps * i / k) for i in range(1, k)) - {0, steps}
 
-        torch.manual_seed(derive_seed(seed, "model"))
+        torch.manual_seed(run_seed(seed, "model"))
         self.model: nn.Module = self.task.build_model().to(self.device)
         if self.s["run.channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -188,7 +160,7 @@ class Trainer:
         self.forward = torch.compile(train_forward) if self.s["run.compile"] else train_forward
         self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.s["train.amp"]]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        torch.manual_seed(derive_seed(seed, "method"))
+        torch.manual_seed(run_seed(seed, "method"))
         mctx = MethodContext(num_classes=dataset.num_classes, image_shape=dataset.image_shape,
                              families=frozenset({bench.family}), steps_per_epoch=self.steps_per_epoch,
                              feature_dim=getattr(self.model, "feature_dim", None))
@@ -197,13 +169,13 @@ class Trainer:
         if self.replicas.active:
             check_supported(self.task.name, self.method, bs, n, self.replicas.world)
             convert_batchnorm(self.method)
-        torch.manual_seed(derive_seed(seed, self.replicas.train_seed_tag()))
+        torch.manual_seed(run_seed(seed, self.replicas.train_seed_tag()))
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model_opt = self._model_optimizer(params) if params else None
         self.method_opt = self.method.make_optimizer()
         self.scheduler = self._scheduler()
-        self.explore_gen = torch.Generator().manual_seed(derive_seed(seed, "explore"))
+        self.explore_gen = run_generator(seed, "explore")
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -303,7 +275,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _order(self, epoch: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, f"order/{epoch}"))
+        gen = run_generator(self.seed, f"order/{epoch}")
         return torch.randperm(len(self.train_split), generator=gen).to(self.device)
 
     def _batches(self, order: torch.Tensor) -> Generator[tuple[torch.Tensor, torch.Tensor | None], None, None]:
