@@ -20,6 +20,7 @@ import torch
 
 from augbench import rundir
 from augbench.benchmarks import get_benchmark
+from augbench.device import auto_device, device_name
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method
 from augbench.overrides import VARIANT, split_overrides
@@ -99,19 +100,6 @@ def _git_dirty() -> bool | None:
         return None
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU model (/proc/cpuinfo, else platform.processor())."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def versions(device: Any = None) -> dict[str, Any]:
     """Software versions recorded with every run, and the device it trains on (`auto` when None)."""
     import torch
@@ -119,8 +107,7 @@ def versions(device: Any = None) -> dict[str, Any]:
 
     from augbench import __version__
 
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") \
-        else torch.device(device)
+    dev = auto_device() if device in (None, "auto") else torch.device(device)
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "augbench": __version__, "git_commit": _git_commit(),
             "git_dirty": _git_dirty(), "platform": platform.platform(), "threads": torch.get_num_threads(),

@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from augbench.device import device_name, resolve_device
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method, list_methods
 from augbench.overrides import Routed, check_hparams
@@ -42,9 +43,8 @@ from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
 from augbench.perf.measure import PeakMemory, calls_for, clock_for, time_calls
 from augbench.perf.public import AUGBENCH, PUBLIC, PublicInstaAugHarness
 from augbench.rundir import failure_reason
-from augbench.runs import device_name, resolve
+from augbench.runs import resolve
 from augbench.tasks.evaluate import to_float, views_evaluated
-from augbench.train.trainer import resolve_device
 
 BASELINES: tuple[str, ...] = ("none", "random-crop")
 N_BATCHES = 4  # distinct batches cycled through; every method sees the same ones
@@ -52,7 +52,7 @@ N_BATCHES = 4  # distinct batches cycled through; every method sees the same one
 
 @dataclass(frozen=True)
 class Target:
-    """A performance target of issue 9, checked on a result table (`column` and `column_noise`)."""
+    """A performance target of the suite, checked on a result table (`column` and `column_noise`)."""
 
     label: str
     column: str
@@ -140,9 +140,7 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
     unknown = sorted(set(measures) - set(MEASURES))
     if unknown:
         raise ConfigError(f"bench: unknown measure {unknown[0]!r}; valid: {', '.join(MEASURES)}")
-    dev = resolve_device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("bench: --device cuda asked for, but torch.cuda.is_available() is False; use cpu")
+    dev = resolve_device(device)  # a GPU asked for that is not there is a one-line error
     timer = clock_for(clock, dev)
     names = select_methods(methods)
     if compare_public and "instaaug" not in names:

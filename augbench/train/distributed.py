@@ -100,18 +100,6 @@ def is_follower(settings: dict[str, Any]) -> bool:
     return launch_env(settings.get("run.distributed", "auto")).rank > 0
 
 
-def device_name(env: DistEnv, name: str) -> str:
-    """`run.device` for this process: with several processes, "auto"/"cuda" mean cuda:LOCAL_RANK."""
-    if not env.active:
-        return name
-    if name in ("auto", "cuda"):
-        return f"cuda:{env.local_rank}" if torch.cuda.is_available() else "cpu"
-    if name != "cpu":
-        raise ConfigError(f"run.device {name}: with {env.world_size} processes use cuda or auto (each process "
-                          f"takes the GPU of its LOCAL_RANK) or cpu")
-    return name
-
-
 # ----------------------------------------------------------------------------- BatchNorm over the global batch
 class _SumOverProcesses(torch.autograd.Function):
     """The sum of a tensor over processes; its gradient is the sum of the processes' gradients."""
