@@ -10,12 +10,11 @@ from typing import Any
 from augbench.errors import ConfigError
 from augbench.overrides import parse_sets, route
 from augbench.perf.configs import CONFIGS, MEASURES
+from augbench.threads import apply_threads
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     # torch and pandas: only `bench` itself needs them, not the parser of every command
-    import torch
-
     from augbench.perf.bench import run_bench
     from augbench.perf.report import format_report
 
@@ -23,7 +22,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        apply_threads(args.threads)
     measures = [m.strip() for m in args.measure.split(",") if m.strip()]
     df = run_bench(args.config, args.methods, device=args.device, benchmark=args.benchmark, settings=routed.settings,
                    method_hparams=routed.per_method, hparams=routed.hparams, reps=args.reps, warmup=args.warmup,

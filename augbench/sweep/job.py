@@ -98,15 +98,6 @@ class _Heartbeat:
         self._stop.set()
 
 
-def _limit_threads() -> None:
-    """Use the CPUs SLURM granted, not every core of the node (several jobs share a node)."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus and cpus.isdigit() and "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(int(cpus))
-
-
 @contextlib.contextmanager
 def _stop_at_checkpoint_on_sigterm() -> Iterator[None]:
     """While a run trains, SIGTERM asks the trainer to checkpoint after its current step and exit.
@@ -147,7 +138,6 @@ class SweepJob(submitit.helpers.Checkpointable):
         status = rundir.read_status(directory)
         if rundir.is_done(status):  # e.g. a requeue racing the end
             return dict(status["metrics"])  # type: ignore[index]
-        _limit_threads()
         if is_follower(config.settings):  # another task of a data-parallel job: rank 0 keeps the books
             with _stop_at_checkpoint_on_sigterm():
                 return execute(config, directory, locked=True)
