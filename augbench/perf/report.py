@@ -3,41 +3,36 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pandas as pd
 
+from augbench.numformat import format_number
 from augbench.perf.bench import TARGETS, check_targets, row_label
 
+#: (column, heading, number format); the method column is its label
 DISPLAY: list[tuple[str, str, str]] = [
-    ("method", "method", "{}"),
-    ("augment_img_s", "aug img/s", "{:,.0f}"),
-    ("augment_own_pct", "aug %step", "{:.1f}"),
-    ("augment_required_pct", "req %step", "{:.1f}"),
-    ("step_ms", "step ms", "{:.1f}"),
-    ("step_x_none", "x none", "{:.2f}"),
-    ("step_x_crop", "x crop", "{:.2f}"),
-    ("step_x_public", "x public", "{:.2f}"),
-    ("tta_ms", "tta ms", "{:.1f}"),
-    ("tta_x_none", "x none", "{:.2f}"),
-    ("tta_x_plain", "x plain", "{:.2f}"),
-    ("step_mem_mb", "step MB", "{:.1f}"),
-    ("mem_x_none", "x none", "{:.2f}"),
-    ("mem_x_crop", "x crop", "{:.2f}"),
+    ("method", "method", ""),
+    ("augment_img_s", "aug img/s", ",.0f"),
+    ("augment_own_pct", "aug %step", ".1f"),
+    ("augment_required_pct", "req %step", ".1f"),
+    ("step_ms", "step ms", ".1f"),
+    ("step_x_none", "x none", ".2f"),
+    ("step_x_crop", "x crop", ".2f"),
+    ("step_x_public", "x public", ".2f"),
+    ("tta_ms", "tta ms", ".1f"),
+    ("tta_x_none", "x none", ".2f"),
+    ("tta_x_plain", "x plain", ".2f"),
+    ("step_mem_mb", "step MB", ".1f"),
+    ("mem_x_none", "x none", ".2f"),
+    ("mem_x_crop", "x crop", ".2f"),
 ]
-
-
-def _fmt(value: Any, pattern: str) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "-"
-    return pattern.format(value)
 
 
 def format_table(df: pd.DataFrame) -> str:
     """The headline columns of the measured methods, one line per method."""
     ok = df[df["status"] == "ok"]
     shown = [d for d in DISPLAY if d[0] != "step_x_public" or ok[d[0]].notna().any()]
-    cells = [[row_label(row) if col == "method" else _fmt(row[col], f) for col, _, f in shown]
+    cells = [[row_label(row) if col == "method" else format_number(row[col], f, "-") for col, _, f in shown]
              for _, row in ok.iterrows()]
     return pd.DataFrame(cells, columns=[head for _, head, _ in shown]).to_string(index=False)
 
@@ -77,7 +72,7 @@ def format_report(df: pd.DataFrame) -> str:
             binding = bool(group["binding"].any())
             lines.append(f"  {label}, limit {limit:g}" + ("" if binding else f" [{group['note'].iloc[0]}]") + ":")
             for _, t in group.iterrows():
-                value = "-" if not math.isfinite(t["value"]) else f"{t['value']:.3g}"
+                value = format_number(t["value"], ".3g", "-")
                 if math.isfinite(t["noise"]):
                     value += f" +- {t['noise']:.2g}"
                 lines.append(f"    {t['verdict']:>6}  {t['method']}: {value}")

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from augbench.errors import ConfigError
+from augbench.numformat import format_number
 from augbench.results.cells import NOT_REPORTED, Cell, TableResult
 from augbench.results.formats import FORMATS, SPREADS, SUFFIX  # noqa: F401 (SUFFIX: re-exported for callers)
 from augbench.results.paper import TABLES
@@ -36,10 +37,6 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def _num(x: float) -> str:
-    return f"{x:.2f}"
-
-
 def _ours(cell: Cell, fmt: str, spread: str = "ci", kind: bool = False) -> str:
     if cell.status == NOT_REPORTED:
         return "not reported"
@@ -47,7 +44,8 @@ def _ours(cell: Cell, fmt: str, spread: str = "ci", kind: bool = False) -> str:
         why = "" if cell.status == "missing" else f" ({cell.status})"
         return DASH[fmt] + why
     pm = {"md": " ± ", "latex": r" $\pm$ "}[fmt]
-    body = _num(cell.mean) + (pm + _num(cell.half if spread == "ci" else cell.std) if cell.n > 1 else "")
+    body = format_number(cell.mean) + (pm + format_number(cell.half if spread == "ci" else cell.std)
+                                       if cell.n > 1 else "")
     if cell.best:
         body = f"**{body}**" if fmt == "md" else rf"\textbf{{{body}}}"
     tags = [f"n={cell.n}"] + (["tie"] if cell.tied else []) + ([metric_kind(cell.metric)] if kind else [])
@@ -74,7 +72,7 @@ def _paper(cell: Cell, fmt: str) -> str:
     if math.isnan(cell.paper_mean):
         return DASH[fmt]
     pm = {"md": " ± ", "latex": r" $\pm$ "}[fmt]
-    return _num(cell.paper_mean) + ("" if math.isnan(cell.paper_std) else pm + _num(cell.paper_std))
+    return format_number(cell.paper_mean) + ("" if math.isnan(cell.paper_std) else pm + format_number(cell.paper_std))
 
 
 def _diff(cell: Cell, fmt: str) -> str:
@@ -83,7 +81,8 @@ def _diff(cell: Cell, fmt: str) -> str:
         return DASH[fmt]
     inside = cell.paper_in_ci
     where = "" if inside is None else " (in CI)" if inside else " (outside CI)"
-    return (f"{d:+.2f}" if fmt == "md" else f"${d:+.2f}$") + where
+    shown = format_number(d, "+.2f")
+    return (shown if fmt == "md" else f"${shown}$") + where
 
 
 def _notes(result: TableResult) -> list[str]:

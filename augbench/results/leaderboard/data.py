@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from augbench.numformat import format_number
 from augbench.results.cells import Cell, TableResult, auto_tables, paper_table
 from augbench.results.collect import derive_variant
 from augbench.results.paper import TABLES, paper_value
@@ -46,10 +47,6 @@ def text(value: Any) -> str:
     return display_value(value)
 
 
-def _num(x: float, digits: int = 2) -> str:
-    return "" if x is None or math.isnan(x) else f"{x:.{digits}f}"
-
-
 @dataclass
 class MetricCell:
     """One metric of one method, ready to print."""
@@ -69,9 +66,9 @@ class MetricCell:
     def of(cls, cell: Cell) -> MetricCell:
         if cell.status != "ok":
             return cls(cell.metric, cell.status)
-        ci = f"[{_num(cell.low)}, {_num(cell.high)}]" if cell.n > 1 else ""
-        return cls(cell.metric, "ok", _num(cell.mean), ci, _num(cell.half), _num(cell.std), cell.n, cell.best,
-                   cell.tied, repr(round(cell.mean, 6)))
+        ci = f"[{format_number(cell.low)}, {format_number(cell.high)}]" if cell.n > 1 else ""
+        return cls(cell.metric, "ok", format_number(cell.mean), ci, format_number(cell.half), format_number(cell.std),
+                   cell.n, cell.best, cell.tied, repr(round(cell.mean, 6)))
 
 
 @dataclass
@@ -223,7 +220,7 @@ def _cost(runs: pd.DataFrame, bench: Mapping[str, Any] | None) -> Cost:
             if gpu.all() or not gpu.any():
                 cost.unit = "GPU-h" if gpu.all() else "CPU-h"
                 mean = float(hours.mean())
-                cost.hours, cost.hours_sort = f"{mean:.3g}", repr(round(mean, 9))
+                cost.hours, cost.hours_sort = format_number(mean, ".3g"), repr(round(mean, 9))
             else:
                 cost.hours, cost.unit = "mixed devices", ""
     if bench:
@@ -253,7 +250,7 @@ def _paper_numbers(benchmark: str, method: str, variant: str) -> list[tuple[str,
                 if value is None:
                     continue
                 mean, std, _ = value
-                text = _num(mean) + ("" if math.isnan(std) else f" ± {_num(std)}")
+                text = format_number(mean) + ("" if math.isnan(std) else f" ± {format_number(std)}")
                 out.append((f"Table {spec.id}, {spec.metric(row, col)}", text))
     return out
 
@@ -290,8 +287,8 @@ def _run_rows(all_runs: pd.DataFrame, done: pd.DataFrame, chosen: set[str], metr
         out.append(RunRow(
             run_id=str(r["run_id"]), seed=text(r.get("seed")), state=text(r.get("state")),
             reason=text(r.get("reason")), config=_config_text(r, cols), chosen=r["run_id"] in chosen,
-            val=_num(float(val), 4) if val is not None else "",
-            result=_num(float(value) * scale) if value is not None else "",
+            val=format_number(float(val), ".4f") if val is not None else "",
+            result=format_number(float(value) * scale) if value is not None else "",
             best_epoch=text(best_epoch), wall=wall_text,
             provenance={label: text(r.get(col)) for label, col in PROVENANCE}, commit=commit, grid=grid,
             run_dir=text(r.get("run_dir"))))
@@ -309,8 +306,9 @@ def _configs(done: pd.DataFrame, chosen: set[str], tie: bool) -> list[ConfigRow]
     out = []
     for (_, g), val in zip(groups, means):
         at_top = not pd.isna(val) and abs(float(val) - top) <= TIE_TOLERANCE
-        out.append(ConfigRow(_config_text(g.iloc[0], cols), len(g), "" if pd.isna(val) else _num(float(val), 4),
-                             bool(set(g["run_id"]) & chosen), tie and at_top))
+        shown = "" if pd.isna(val) else format_number(float(val), ".4f")
+        out.append(ConfigRow(_config_text(g.iloc[0], cols), len(g), shown, bool(set(g["run_id"]) & chosen),
+                             tie and at_top))
     return out
 
 
@@ -354,12 +352,12 @@ def _paper_table(res: TableResult, protocol: str = "") -> PaperTable:
             text = (f"{ours.mean} ± {ours.half}" if ours.half else ours.mean) if c.status == "ok" else \
                 ("not reported" if c.status == "not-reported" else "—" + ("" if c.status == "missing"
                                                                              else f" ({c.status})"))
-            paper = "" if math.isnan(c.paper_mean) else _num(c.paper_mean) + (
-                "" if math.isnan(c.paper_std) else f" ± {_num(c.paper_std)}")
+            paper = "" if math.isnan(c.paper_mean) else format_number(c.paper_mean) + (
+                "" if math.isnan(c.paper_std) else f" ± {format_number(c.paper_std)}")
             inside = {True: "in CI", False: "outside CI", None: ""}[c.paper_in_ci]
             kind = metric_kind(c.metric) if res.mixes_metrics(j) and c.status == "ok" else ""
             cells.append(PaperCell(text + (f" (n={c.n})" if c.status == "ok" else ""), paper,
-                                   "" if math.isnan(c.diff) else f"{c.diff:+.2f}", inside, c.best, c.tied, kind))
+                                   format_number(c.diff, "+.2f"), inside, c.best, c.tied, kind))
         rows.append((label, [extras.get(k, "") for k in res.extra_columns], cells))
     return PaperTable(res.id, res.title, list(res.column_labels), list(res.extra_columns), rows, protocol)
 
@@ -409,7 +407,7 @@ def benchmark_pages(frame: pd.DataFrame, bench_measurements: Mapping[tuple[str, 
                 continue
             best = [(m.label, line[j]) for m, line in zip(methods, res.cells) if line[j].best]
             if best:
-                page.leaders.append((res.column_labels[j], _num(best[0][1].mean) if len(best) == 1 else "",
+                page.leaders.append((res.column_labels[j], format_number(best[0][1].mean) if len(best) == 1 else "",
                                      [lab for lab, _ in best], len(best) > 1))
         pages.append(page)
     return sorted(pages, key=lambda p: p.name)
