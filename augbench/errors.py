@@ -3,6 +3,17 @@
 Raise these for bad input only; a bug should keep its traceback.
 """
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" with the closest valid name, or "" when none is close: for one-line errors."""
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class AugbenchError(ValueError):
     """Base class: a problem with what the user asked for, explained in one line."""

@@ -14,12 +14,11 @@ strings here; the declarations (`augbench.hparams`) convert and validate them.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from augbench.errors import ConfigError
+from augbench.errors import ConfigError, did_you_mean
 
 #: The name that chooses a method's named variant (`--set variant=input-free`).
 VARIANT = "variant"
@@ -72,8 +71,7 @@ def route(overrides: Mapping[str, Any]) -> Routed:
 def unknown_key_error(key: str, settings: Iterable[str], hparams: Iterable[str], where: str) -> ConfigError:
     """'unknown setting' with a did-you-mean and the valid keys grouped by destination."""
     settings, hparams = sorted(settings), sorted(hparams)
-    close = difflib.get_close_matches(key, settings + hparams, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(key, settings + hparams)
     return ConfigError(f"unknown setting {key!r} for {where}{hint}; benchmark settings: {', '.join(settings)}; "
                        f"method hyperparameters: {', '.join(hparams) or '(none)'}")
 

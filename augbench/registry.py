@@ -6,7 +6,6 @@ method is one file; external packages add theirs through an entry-point group.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import pkgutil
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from augbench.errors import ConfigError
+from augbench.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -59,9 +58,8 @@ class Registry(Generic[T]):
         """The class registered as `name`, or a one-line error listing the valid names."""
         self._load()
         if name not in self._items:
-            close = difflib.get_close_matches(name, self.names(), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.names())}")
+            raise ConfigError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                              f"valid: {', '.join(self.names())}")
         return self._items[name]
 
     def names(self, pattern: str = "*") -> list[str]:

@@ -39,7 +39,6 @@ See README "Adding a method" for the whole contract.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -47,7 +46,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from augbench.errors import ConfigError
+from augbench.errors import ConfigError, did_you_mean
 from augbench.hparams import HParam, Spec
 from augbench.overrides import VARIANT
 
@@ -182,9 +181,7 @@ class AugmentationMethod(nn.Module):
             return cls.variants[name]
         if not cls.variants:
             raise ConfigError(f"method {cls.name} has no named variants; set its hyperparameters instead")
-        close = difflib.get_close_matches(name, list(cls.variants), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"method {cls.name}: unknown variant {name!r}{hint}; "
+        raise ConfigError(f"method {cls.name}: unknown variant {name!r}{did_you_mean(name, cls.variants)}; "
                           f"valid: {', '.join(sorted(cls.variants))}")
 
     @classmethod
