@@ -2,7 +2,7 @@
 
 Policy: one linear layer from the classifier's penultimate features to 2 x n_ops;
 magnitudes m = sigmoid(first half), op probabilities p = softmax(second half / T)
-(reference/methods.md "AdaAug"; the public code's ``predict_aug_params``).
+(the paper's policy; the public code's ``predict_aug_params``).
 
 Exploitation (`sample`): per image, k ops drawn without replacement from p_T, magnitudes
 jittered by +-U(0, delta) and clipped to [0, 1] (``perturb_param``), applied in order and

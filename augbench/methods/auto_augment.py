@@ -1,7 +1,7 @@
 """`autoaugment`, `randaugment`, `trivialaugment`: published augmentation policies, drawn per image.
 
 torchvision's transforms draw ONE op and magnitude per call, so a batch tensor would get
-the same augmentation for every image (reference/methods.md). Here every image draws its
+the same augmentation for every image. Here every image draws its
 own ops and magnitudes from exactly torchvision's distributions
 (`transforms.policies`), and the batch is transformed op by op (`transforms.ops.apply_ops`:
 grouped by op, no per-sample Python loop). The images are [0, 1] and not yet normalised

@@ -27,8 +27,7 @@ unaugmented validation batch; its gradient w.r.t. the policy phi goes through w'
 order), computed exactly for one step as
     dL_val(w')/dphi = -eta d/dphi [grad_w L_train(w, phi) . sg(grad_w' L_val(w'))],
 one double-backward pass; the classifier gets no gradient (the code uses ``higher``).
-The maintainers run it from the first epoch (their answer on the repository's issue 1:
-``bi_epochs`` = 0).
+The maintainers run it from the first epoch (``bi_epochs`` = 0).
 
 augbench differences, all from the trainer's order and interface: the trainer calls
 `explore` right after the classifier's step, so the look-ahead starts from the updated

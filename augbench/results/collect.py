@@ -5,7 +5,7 @@ row carrying its run's identity columns (benchmark, method, derived variant, see
 for each identity setting, `hp.<name>` for each hyperparameter) and its metrics as columns.
 A run without any readable record still gets one row (split empty), so failed and interrupted
 runs stay visible. Partial sweeps are always collectable: unreadable or truncated files are
-reported (one line each) and skipped, never fatal (suite-design.md, DomainBed's lessons).
+reported (one line each) and skipped, never fatal: one damaged run must not hide a sweep's others.
 
 Each row also carries its run's provenance (`augbench.results.schema.PROVENANCE_COLUMNS`):
 the software and device recorded in config.json's `versions`, the identity version, the
@@ -42,7 +42,7 @@ from augbench.results.schema import (
 from augbench.results.units import DERIVED_METRICS
 
 #: Derived variant labels, first matching rule wins: method -> [(hyperparameter values, label)].
-#: The labels are those of the paper's tables (reference/paper_results.csv, column `variant`).
+#: The labels are those of the paper's tables (augbench/data/paper_results.csv, column `variant`).
 #: The key "@family" matches the benchmark's transformation family (instaaug's parameterization
 #: None means "from the family": LRP on crop benchmarks).
 VARIANT_RULES: dict[str, list[tuple[dict[str, Any], str]]] = {

@@ -1,11 +1,11 @@
 """Differentiable HSV colour space and the HSV jitter that learned colour ranges act through.
 
-InstaAug's uniform colour parameterization and Augerino's colour variant learn a range
-per HSV channel and draw (dh, ds, dv) inside it with the reparameterisation trick, so the
-gradient of the loss must reach dh, ds, dv *through the image* (pathwise gradients;
-methods.md "Uniform parameterization", "Colour"). Hence everything here is plain tensor
-algebra: no in-place ops on autograd inputs, no integer casts on the hue path, and safe
-denominators so grey and black pixels give finite (zero) gradients instead of NaN.
+InstaAug's uniform colour parameterization and Augerino's colour variant learn a range per
+HSV channel and draw (dh, ds, dv) inside it with the reparameterisation trick, so the
+gradient of the loss must reach dh, ds, dv *through the image* (pathwise gradients). Hence
+everything here is plain tensor algebra: no in-place ops on autograd inputs, no integer
+casts on the hue path, and safe denominators so grey and black pixels give finite (zero)
+gradients instead of NaN.
 
 Conventions: images are float (B, 3, H, W) in [0, 1]; hue is in [0, 1) (a fraction of a
 full turn, as in torchvision, not kornia's radians); saturation and value in [0, 1].
@@ -73,8 +73,8 @@ def hsv_jitter(x: Tensor, dh: Tensor, ds: Tensor, dv: Tensor) -> Tensor:
     """Per-sample colour change: hue + dh (mod 1), saturation * (1 + ds), value * (1 + dv).
 
     dh, ds, dv are (B,) tensors (dh in fractions of a full turn: dh = 0.5 is torchvision's
-    ``adjust_hue(x, 0.5)``). Saturation and value are clamped to [0, 1] after scaling, as
-    methods.md "Colour" specifies. Differentiable w.r.t. x, dh, ds and dv.
+    ``adjust_hue(x, 0.5)``). Saturation and value are clamped to [0, 1] after scaling, as in
+    InstaAug's colour parameterization. Differentiable w.r.t. x, dh, ds and dv.
     """
     _check_rgb(x, "hsv_jitter")
     hsv = rgb_to_hsv(x)

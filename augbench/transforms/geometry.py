@@ -48,7 +48,8 @@ def crop_matrix(center_y: Tensor, center_x: Tensor, height: Tensor, width: Tenso
 
     Box centres are fractions of the image (0 = top/left edge, 1 = bottom/right edge) and sizes
     fractions of its height/width, so `center_y` is the image ROW and `center_x` the COLUMN
-    (the public InstaAug code swaps them; see reference/methods.md).
+    (the public InstaAug code mirrors its crops across the anti-diagonal: it takes the row
+    coordinate as the x shift and negates it).
     """
     zero = torch.zeros_like(center_x)
     row0 = torch.stack([width, zero, 2 * center_x - 1], dim=-1)

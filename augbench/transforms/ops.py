@@ -1,10 +1,9 @@
 """Image operations of AutoAugment, RandAugment, TrivialAugment and AdaAug, batched with
 one magnitude per sample.
 
-torchvision applies ONE op with ONE magnitude to a whole batch tensor (methods.md,
-"AutoAugment, RandAugment, TrivialAugment"); a learned, per-input policy (AdaAug) needs a
-different op and magnitude for every image. Each op here takes ``x`` (B, C, H, W) float
-in [0, 1] and ``magnitude`` (B,) and reproduces, image by image, what
+torchvision applies ONE op with ONE magnitude to a whole batch tensor; a learned, per-input
+policy (AdaAug) needs a different op and magnitude for every image. Each op here takes ``x``
+(B, C, H, W) float in [0, 1] and ``magnitude`` (B,) and reproduces, image by image, what
 ``torchvision.transforms.v2`` AutoAugment's ``_apply_image_or_video_transform`` does with
 that magnitude on a float image (``tests/test_transforms_ops.py`` checks each against it):
 

@@ -1,9 +1,8 @@
 """AutoAugment, RandAugment and TrivialAugmentWide drawn per image, and AdaAug's op table.
 
 torchvision's AutoAugment, RandAugment and TrivialAugmentWide draw ONE op and magnitude
-per call, so a batch tensor gets the same augmentation for every image (methods.md,
-"AutoAugment, RandAugment, TrivialAugment"). The samplers here draw the same
-distributions independently for every image and return tensors, and
+per call, so a batch tensor gets the same augmentation for every image. The samplers here
+draw the same distributions independently for every image and return tensors, and
 :func:`apply_policy` applies them batched through :func:`augbench.transforms.ops.apply_ops`.
 
 The policy tables are copied from torchvision 0.29 (``transforms/v2/_auto_augment.py``);
@@ -11,9 +10,9 @@ The policy tables are copied from torchvision 0.29 (``transforms/v2/_auto_augmen
 magnitude is what torchvision hands to its op: a bin value, negated with probability 1/2
 for signed ops, 0 for ops without a magnitude.
 
-The AdaAug table follows the public AdaAug code (``ada_aug/operation.py``) and
-methods.md "AdaAug": value = m (high - low) + low for a policy magnitude m in [0, 1],
-geometric ops negated with probability 1/2, then converted to the op's magnitude unit.
+The AdaAug table follows the public AdaAug code (``ada_aug/operation.py``): value =
+m (high - low) + low for a policy magnitude m in [0, 1], geometric ops negated with
+probability 1/2, then converted to the op's magnitude unit.
 """
 
 from __future__ import annotations
@@ -512,7 +511,7 @@ def adaaug_apply_all(x: Tensor, magnitude: Tensor, generator: torch.Generator | 
     """Every AdaAug op applied to every image: (B, C, H, W), magnitudes (B, 17) -> (B, 17, C, H, W).
 
     The exploration step pushes a validation batch through all ops and mixes the
-    features by the op probabilities (methods.md, "AdaAug"); one grouped call does it.
+    features by the op probabilities (AdaAug's exploration); one grouped call does it.
     """
     n_ops = len(ADAAUG_OPS)
     if magnitude.shape != (x.shape[0], n_ops):

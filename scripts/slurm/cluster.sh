@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real one-node SLURM cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd) for tests and CI,
-# started and stopped without systemd. Recipe: /work/shared/reference/slurm-single-node.md.
+# started and stopped without systemd (each daemon run in the foreground of its own process).
 #
 #   cluster.sh install          apt-get the packages (skips what is installed; needs root)
 #   cluster.sh start  [BASE]    start everything under BASE (default /tmp/sl); prints
