@@ -1,36 +1,14 @@
-"""Confidence intervals: the t quantile against scipy and hand computations, intervals, overlap."""
+"""Statistics over seeds: scipy's t-intervals clipped to a metric's range, paired comparisons, power."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from scipy import stats
 
-from augbench.results.stats import overlap, t_interval, t_quantile
-
-
-def test_t_quantile_matches_closed_forms():
-    # df 1: t = tan(pi (p - 1/2)); df 2: t = (2p - 1) sqrt(2 / (1 - (2p - 1)^2))
-    assert t_quantile(0.975, 1) == pytest.approx(math.tan(math.pi * 0.475), rel=1e-12)  # 12.7062
-    a = 0.95
-    assert t_quantile(0.975, 2) == pytest.approx(a * math.sqrt(2 / (1 - a * a)), rel=1e-12)  # 4.3027
-    assert t_quantile(0.975, 4) == pytest.approx(2.776445105, rel=1e-9)  # printed tables
-    assert t_quantile(0.975, 30) == pytest.approx(2.042272456, rel=1e-9)
-    assert t_quantile(0.5, 7) == pytest.approx(0.0, abs=1e-12)
-
-
-def test_t_quantile_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    for df in (1, 2, 3, 5, 9, 10, 19, 49, 100, 999):
-        for p in (0.9, 0.95, 0.975, 0.995):
-            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10), (p, df)
-
-
-def test_t_quantile_refuses_bad_arguments():
-    with pytest.raises(ValueError, match="positive integer"):
-        t_quantile(0.975, 0)
-    with pytest.raises(ValueError, match=r"\[0.5, 1\)"):
-        t_quantile(1.0, 3)
+from augbench.results.stats import bootstrap_mean, overlap, paired, seeds_needed, t_interval
+from augbench.results.units import metric_range
 
 
 def test_interval_by_hand():
@@ -38,15 +16,21 @@ def test_interval_by_hand():
     assert (iv.mean, iv.std, iv.n) == (pytest.approx(55.1), pytest.approx(0.2), 3)
     assert iv.half == pytest.approx(4.302652729749 * 0.2 / math.sqrt(3), rel=1e-9)
     assert (iv.low, iv.high) == (pytest.approx(55.1 - iv.half), pytest.approx(55.1 + iv.half))
-    assert iv.contains(55.06) and not iv.contains(56.0)
+    assert iv.contains(55.06) and not iv.contains(56.0) and not iv.clipped
 
 
 def test_interval_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
     values = [0.61, 0.64, 0.59, 0.66, 0.60]
     iv = t_interval(values)
     lo, hi = stats.t.interval(0.95, len(values) - 1, loc=iv.mean, scale=stats.sem(values))
     assert (iv.low, iv.high) == (pytest.approx(lo, rel=1e-10), pytest.approx(hi, rel=1e-10))
+
+
+def test_an_interval_is_clipped_to_the_metrics_range_and_says_so():
+    iv = t_interval([99.0, 90.0], metric_range("acc"))  # two seeds: mean ± 12.7 * 6.4 = [37.3, 151.7]
+    assert iv.high == 100.0 and iv.low == pytest.approx(94.5 - iv.half) and iv.clipped
+    assert metric_range("tta_acc") == (0.0, 100.0) and metric_range("keeps_object_gain") == (-100.0, 100.0)
+    assert metric_range("loss") == (0.0, math.inf) and metric_range("entropy") == (-math.inf, math.inf)
 
 
 def test_one_or_no_value_has_no_interval():
@@ -60,3 +44,47 @@ def test_overlap_is_closed_and_symmetric():
     assert overlap((0, 1), (1, 2)) and overlap((1, 2), (0, 1))
     assert overlap((0, 3), (1, 2))
     assert not overlap((0, 1), (1.1, 2)) and not overlap((1.1, 2), (0, 1))
+
+
+def test_paired_difference_is_scipys_paired_t_test():
+    a = {0: 70.0, 1: 75.0, 2: 80.0, 3: 72.0}
+    b = {0: 68.0, 1: 73.5, 2: 77.0, 3: 71.0, 9: 50.0}  # seed 9 has no partner: left out
+    p = paired(a, b, sign=1)
+    d = [2.0, 1.5, 3.0, 1.0]
+    res = stats.ttest_rel([a[s] for s in range(4)], [b[s] for s in range(4)])
+    ci = res.confidence_interval(0.95)
+    assert p.n == 4 and p.diff == pytest.approx(sum(d) / 4)
+    assert (p.low, p.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert p.better == (1 if res.pvalue < 0.05 else 0) == 1
+    assert p.p_better == 1.0 and (p.p_low, p.p_high) == (1.0, 1.0)
+    assert paired(a, b, sign=-1).better == -1  # lower is better: the same difference is worse
+
+
+def test_probability_of_improvement_counts_ties_half_and_has_a_bootstrap_interval():
+    a = {s: v for s, v in enumerate((1.0, 2.0, 3.0, 4.0, 5.0, 6.0))}
+    b = {s: v for s, v in enumerate((0.0, 2.0, 4.0, 3.0, 4.0, 7.0))}  # better, tie, worse, better, better, worse
+    p = paired(a, b, sign=1)
+    assert p.p_better == pytest.approx((3 + 0.5) / 6)
+    assert 0.0 <= p.p_low < p.p_better < p.p_high <= 1.0
+    again = paired(a, b, sign=1)
+    assert (p.p_low, p.p_high) == (again.p_low, again.p_high)  # a fixed bootstrap seed: the same interval each time
+    assert p.better == 0  # signs disagree: not separated
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    lo, hi = bootstrap_mean([0.0, 1.0, 1.0, 0.0, 1.0])
+    assert 0.0 <= lo < 0.6 < hi <= 1.0
+    assert bootstrap_mean([0.5, 0.5]) == (0.5, 0.5)
+
+
+def test_seeds_needed_reaches_80_percent_power_with_the_noncentral_t():
+    def power(n: int, effect: float) -> float:
+        crit = stats.t.ppf(0.975, n - 1)
+        nc = effect * math.sqrt(n)
+        return stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+
+    for diff, std in ((1.0, 1.0), (0.5, 1.0), (2.0, 1.0), (0.3, 2.0)):
+        n = seeds_needed(diff, std)
+        assert n is not None and power(n, diff / std) >= 0.8 and (n == 2 or power(n - 1, diff / std) < 0.8)
+    assert seeds_needed(1.0, 1.0) == 10  # the textbook value for a paired t-test at d = 1
+    assert seeds_needed(0.0, 1.0) is None and seeds_needed(1.0, 0.0) == 2 and seeds_needed(0.001, 10.0) is None

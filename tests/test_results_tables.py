@@ -50,16 +50,29 @@ def test_missing_failed_and_partial_cells_are_explicit(tmp_path):
 
 
 def test_best_is_marked_by_the_metrics_direction(tmp_path):
-    write_run(tmp_path, "a", method="none", test={"acc": 0.5, "violation": 0.3, "loss": 1.0})
-    write_run(tmp_path, "b", method="random-rotation", test={"acc": 0.7, "violation": 0.1, "loss": 2.0})
+    for seed, shift in enumerate((0.0, 0.01, 0.03)):
+        write_run(tmp_path, f"a{seed}", method="none", seed=seed,
+                  test={"acc": 0.5 + shift, "violation": 0.3 + shift, "loss": 1.0 + shift})
+        write_run(tmp_path, f"b{seed}", method="random-rotation", seed=seed,
+                  test={"acc": 0.7 + shift, "violation": 0.1 + shift, "loss": 2.0 + shift})
     (res,) = auto_tables(_frame(tmp_path))
     assert res.column_labels == ["acc (%)", "loss", "violation (%)"]
     best = {(res.row_labels[i], res.column_labels[j]) for i, line in enumerate(res.cells)
             for j, c in enumerate(line) if c.best}
     assert best == {("random-rotation", "acc (%)"), ("none", "loss"), ("random-rotation", "violation (%)")}
     md = render(res, "md")
-    assert "| random-rotation | **70.00** (n=1) | 2.00 (n=1) | **10.00** (n=1) |" in md
-    assert r"\textbf{70.00} (n=1)" in render(res, "latex")
+    assert "| random-rotation | **71.33 [67.54, 75.13]** (n=3) | 2.01 [1.98, 2.05] (n=3) | **11.33 [7.54, 15.13]** (n=3) |" \
+        in md
+    assert r"\textbf{71.33 [67.54, 75.13]} (n=3)" in render(res, "latex")
+
+
+def test_one_seed_separates_nothing(tmp_path):
+    write_run(tmp_path, "a", method="none", test={"acc": 0.5})
+    write_run(tmp_path, "b", method="random-rotation", test={"acc": 0.7})
+    (res,) = auto_tables(_frame(tmp_path))
+    assert all(line[0].best and line[0].tied for line in res.cells)
+    assert "| acc (%) | random-rotation | none | 1 | +20.00 | 1.00 [1.00, 1.00] | 1 common seed: no test |  |" \
+        in render(res, "md")
 
 
 def test_lone_value_is_not_marked_best(tmp_path):
@@ -130,12 +143,15 @@ def test_units_and_directions():
 
 def test_kept_object_rates_are_scored_by_their_gain_over_chance(tmp_path):
     """Large crops keep the object by themselves: the table marks the gain over chance, not the rate."""
-    write_run(tmp_path, "big", method="teachaugment", test={"keeps_object": 0.99, "keeps_object_chance": 0.99})
-    write_run(tmp_path, "placed", method="instaaug", test={"keeps_object": 0.95, "keeps_object_chance": 0.85})
+    for seed, shift in enumerate((0.0, 0.002, 0.005)):
+        write_run(tmp_path, f"big{seed}", method="teachaugment", seed=seed,
+                  test={"keeps_object": 0.99 - shift, "keeps_object_chance": 0.99 - shift})
+        write_run(tmp_path, f"placed{seed}", method="instaaug", seed=seed,
+                  test={"keeps_object": 0.95 - shift, "keeps_object_chance": 0.85 - shift})
     frame = _frame(tmp_path)
     test = frame[frame["split"] == "test"].set_index("method")
-    assert test.loc["instaaug", "keeps_object_gain"] == pytest.approx(0.10)
-    assert test.loc["teachaugment", "keeps_object_gain"] == pytest.approx(0.0)
+    assert test.loc["instaaug", "keeps_object_gain"].tolist() == pytest.approx([0.10] * 3)
+    assert test.loc["teachaugment", "keeps_object_gain"].tolist() == pytest.approx([0.0] * 3)
     (res,) = auto_tables(frame)
     best = {(res.row_labels[i], res.column_labels[j]) for i, line in enumerate(res.cells)
             for j, c in enumerate(line) if c.best}
@@ -180,8 +196,9 @@ def test_cells_carry_the_95_percent_t_interval_and_tables_show_it(tmp_path):
                                                                           pytest.approx(60 + half))
     md = render(res, "md")
     # (the column mixes plain and TTA accuracy: each cell names its kind)
-    assert f"| No augmentation | no | 60.00 ± {half:.2f} (n=3, plain) | 55.06 ± 0.10 | +4.94 (in CI) |" in md
-    assert "mean ± half-width of the 95% CI (Student t over seeds), n seeds" in md
+    lo, hi = 60 - half, 60 + half
+    assert f"| No augmentation | no | 60.00 [{lo:.2f}, {hi:.2f}] (n=3, plain) | 55.06 ± 0.10 | +4.94 (in CI) |" in md
+    assert "mean [95% CI (Student t over seeds), clipped to the metric's range where marked CI clipped], n seeds" in md
     assert "| No augmentation | no | 60.00 ± 10.00 (n=3, plain) |" in render(res, "md", spread="std")
     assert "sample std over seeds" in render(res, "md", spread="std")
     tex = render(res, "latex")
@@ -199,21 +216,47 @@ def test_paper_outside_our_interval_is_said(tmp_path):
     assert "+5.04 (outside CI)" in md
 
 
-def test_a_win_needs_intervals_that_do_not_overlap_otherwise_a_tie(tmp_path):
+def test_a_win_needs_a_paired_comparison_that_separates_otherwise_a_tie(tmp_path):
     _seeds(tmp_path, "a", (0.90, 0.91, 0.92), method="none")
     _seeds(tmp_path, "b", (0.50, 0.51, 0.52), method="random-rotation")
     (res,) = auto_tables(_frame(tmp_path))
     a, b = (line[0] for line in res.cells)
     assert a.best and not a.tied and not b.best  # clear win
-    assert "| none | **91.00 ± 2.48** (n=3) |" in render(res, "md")
+    assert "| none | **91.00 [88.52, 93.48]** (n=3) |" in render(res, "md")
 
     _seeds(tmp_path / "close", "a", (0.90, 0.91, 0.92), method="none")
-    _seeds(tmp_path / "close", "b", (0.89, 0.90, 0.915), method="random-rotation")
+    _seeds(tmp_path / "close", "b", (0.89, 0.90, 0.935), method="random-rotation")
     (res,) = auto_tables(_frame(tmp_path / "close"))
     a, b = (line[0] for line in res.cells)
-    assert a.best and b.best and a.tied and b.tied  # the leader's interval overlaps: both bold, a tie
+    assert a.best and b.best and a.tied and b.tied  # the per-seed differences change sign: both bold, a tie
     md = render(res, "md")
-    assert "**91.00 ± 2.48** (n=3, tie)" in md and "(n=3, tie)" in md.split("| random-rotation |")[1]
+    assert "**91.00 [88.52, 93.48]** (n=3, tie)" in md and "(n=3, tie)" in md.split("| random-rotation |")[1]
+
+
+def test_paired_seeds_separate_what_unpaired_intervals_cannot(tmp_path):
+    """Seeds differ a lot, but every seed's rotation run beats that seed's none run by 2 points: a win."""
+    _seeds(tmp_path, "a", (0.50, 0.70, 0.90), method="none")
+    _seeds(tmp_path, "b", (0.52, 0.725, 0.915), method="random-rotation")
+    (res,) = auto_tables(_frame(tmp_path))
+    none, rot = (line[0] for line in res.cells)
+    assert (none.low, none.high) != (none.mean, none.mean) and none.high > rot.low  # unpaired intervals overlap
+    assert rot.best and not rot.tied and not none.best
+    p = rot.vs["none"]
+    assert p.n == 3 and p.diff == pytest.approx(2.0) and p.better == 1 and p.low > 0
+    assert p.p_better == 1.0
+    assert res.references() == [("none", "none"), ("global", "random-rotation")]
+    md = render(res, "md")
+    assert "| acc (%) | random-rotation | none | 3 | +2.00 [+0.76, +3.24] | 1.00 [1.00, 1.00] | better |" in md
+    csv = pd.read_csv(__import__("io").StringIO(render(res, "csv"))).set_index("row").loc["random-rotation"]
+    assert csv["vs_none_verdict"] == "better" and csv["vs_none_n"] == 3 and csv["vs_global"] == "random-rotation"
+
+
+def test_intervals_never_leave_the_metrics_range(tmp_path):
+    _seeds(tmp_path, "a", (0.99, 0.90), method="none")  # t(0.975, 1) = 12.7: the raw interval reaches 152%
+    (res,) = auto_tables(_frame(tmp_path))
+    cell = res.cells[0][0]
+    assert cell.high == 100.0 and cell.clipped and cell.mean + cell.half > cell.high
+    assert "(n=2, CI clipped)" in render(res, "md")
 
 
 def test_mixed_plain_and_tta_cells_name_their_metric(tmp_path):
@@ -222,7 +265,7 @@ def test_mixed_plain_and_tta_cells_name_their_metric(tmp_path):
         write_run(tmp_path, f"r{seed}", benchmark="tinyimagenet-crop", method="random-crop", seed=seed,
                   test={"acc": 0.6, "tta_acc": 0.62 + seed / 100})
     md = render(paper_table(_frame(tmp_path), "1"), "md")
-    assert "(n=2, tie, plain)" in md.split("| No augmentation |")[1].split("\n")[0]
+    assert "(n=2, tie, CI clipped, plain)" in md.split("| No augmentation |")[1].split("\n")[0]
     assert "(n=2, tie, TTA)" in md.split("| Random crop |")[1].split("\n")[0]
     (auto,) = auto_tables(_frame(tmp_path))
     assert "plain" not in render(auto, "md") and "TTA)" not in render(auto, "md")  # one metric per column

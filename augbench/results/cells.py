@@ -1,16 +1,16 @@
 """The numbers of a table: cells aggregated over seeds, for the paper's layouts and a generic one.
 
 A cell aggregates the finished runs that match it: mean, sample std (ddof 1), n and the 95%
-Student-t confidence interval of the mean over seeds (`augbench.results.stats`), in display
-units (percent for fraction metrics). When several configurations match a cell,
+Student-t confidence interval of the mean over seeds, clipped to the metric's range
+(`augbench.results.stats`), in display units (percent for fraction metrics), and keeps each
+seed's value for paired comparisons. When several configurations match a cell,
 `augbench.results.selection.choose_config` picks one by validation and the cell names it (and
 whether validation tied). Missing cells stay in the table with their reason (failed, running,
 partial, missing; "not reported" when finished runs exist but lack the metric), so a rendering
 can show them rather than hide them.
 
-Best in a column: the leader (by the metric's direction) wins alone only when its interval
-overlaps no other cell's; otherwise it and every cell whose interval overlaps its own are tied
-for best. A single-seed cell has no interval: it counts as its value alone.
+Best in a column and the comparisons with the table's references (`none` and the family's
+global augmentation) are paired by seed (`augbench.results.compare`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from augbench.errors import ConfigError
+from augbench.results import compare
 from augbench.results.paper import TABLES, TableSpec, get_table, paper_value
 from augbench.results.schema import PROVENANCE_COLUMNS
 from augbench.results.selection import choose_config, finished_runs, select
-from augbench.results.stats import overlap, t_interval
-from augbench.results.units import direction, is_percent, metric_kind
+from augbench.results.stats import Paired, t_interval
+from augbench.results.units import direction, is_percent, metric_kind, metric_range
 
 BOOKKEEPING = ("best_epoch", "steps", "time", "step", "epoch", "lr")  # numbers in records that are not results
 UNFINISHED = ("running", "stalled")  # run states (augbench.rundir.STATES) of started runs without a result
@@ -43,7 +44,10 @@ class Cell:
     n: int = 0
     mean: float = float("nan")
     std: float = float("nan")
-    half: float = float("nan")  # half-width of the 95% t-interval (NaN below two seeds)
+    half: float = float("nan")  # half-width of the 95% t-interval before clipping (NaN below two seeds)
+    lo: float = float("nan")  # the interval, clipped to the metric's range (the mean below two seeds)
+    hi: float = float("nan")
+    clipped: bool = False  # the t-interval left the metric's range and was cut at its bound
     status: str = "missing"  # ok / failed / running / partial (runs stalled) / missing / not-reported
     n_failed: int = 0
     n_unfinished: int = 0
@@ -57,8 +61,10 @@ class Cell:
     paper_std: float = float("nan")
     paper_n: float = float("nan")
     best: bool = False  # best in its column, alone or tied
-    tied: bool = False  # best, but its interval overlaps another best cell's
+    tied: bool = False  # best, but a paired comparison does not separate it from another best cell
     values: list[float] = field(default_factory=list)  # per-seed values behind mean/std (for plots)
+    seeds: list[int] = field(default_factory=list)  # the seed of each value
+    vs: dict[str, Paired] = field(default_factory=dict)  # paired comparison with each reference row, by its label
 
     @property
     def diff(self) -> float:
@@ -66,11 +72,15 @@ class Cell:
 
     @property
     def low(self) -> float:
-        return self.mean - self.half if self.n > 1 else self.mean
+        return self.lo if self.n > 1 else self.mean
 
     @property
     def high(self) -> float:
-        return self.mean + self.half if self.n > 1 else self.mean
+        return self.hi if self.n > 1 else self.mean
+
+    def by_seed(self) -> dict[int, float]:
+        """The cell's value per seed (the pairing key of comparisons)."""
+        return dict(zip(self.seeds, self.values))
 
     @property
     def paper_in_ci(self) -> bool | None:
@@ -99,10 +109,13 @@ def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str) -> Ce
                        else "running" if (states == "running").any() else "partial" if cell.n_unfinished
                        else "missing")
         return cell
+    seeds = done.loc[values.index, "seed"] if "seed" in done else pd.Series(range(len(values)))
     values = values.astype(float) * (100.0 if is_percent(metric) else 1.0)
     cell.values = [float(v) for v in values]
-    interval = t_interval(cell.values)
-    cell.n, cell.mean, cell.std, cell.half = interval.n, interval.mean, interval.std, interval.half
+    cell.seeds = [int(s) for s in seeds]
+    iv = t_interval(cell.values, metric_range(metric))
+    cell.n, cell.mean, cell.std, cell.half, cell.lo, cell.hi, cell.clipped = (iv.n, iv.mean, iv.std, iv.half, iv.low,
+                                                                              iv.high, iv.clipped)
     cell.status = "ok"
     return cell
 
@@ -123,22 +136,23 @@ class TableResult:
     has_paper: bool = True
 
     def mark_best(self) -> None:
-        """Mark the best of our numbers in each column (by the metric's direction), or the tied best.
-
-        The leader wins alone when its 95% interval overlaps no other cell's; otherwise it and
-        every cell whose interval overlaps its own are tied (all marked best and tied).
-        """
+        """Mark each column's best cells and compare every row with the references, paired by seed
+        (`augbench.results.compare`: the leader wins alone only when paired comparisons separate it)."""
+        refs = compare.references(self.rows_meta) if self.rows_meta else []
         for j in range(len(self.column_labels)):
-            col = [row[j] for row in self.cells if row[j].status == "ok"]
-            if len(col) < 2:  # a lone number is not "best" of anything
-                continue
-            sign = direction(col[0].metric)
-            if sign == 0:
-                continue
-            leader = max(col, key=lambda c: sign * c.mean)
-            best = [c for c in col if c is leader or overlap((c.low, c.high), (leader.low, leader.high))]
-            for c in best:
-                c.best, c.tied = True, len(best) > 1
+            column = [row[j] for row in self.cells]
+            compare.mark_best(column)
+            for _, r in refs:
+                ref = column[r]
+                if ref.status != "ok" or direction(ref.metric) == 0:
+                    continue
+                for i, cell in enumerate(column):
+                    if i != r and cell.status == "ok":
+                        cell.vs[self.row_labels[r]] = compare.compare(cell, ref)
+
+    def references(self) -> list[tuple[str, str]]:
+        """(role, row label) of the rows the others are compared with: "none", then "global"."""
+        return [(role, self.row_labels[r]) for role, r in compare.references(self.rows_meta)] if self.rows_meta else []
 
     def mixes_metrics(self, j: int) -> bool:
         """Whether column `j` holds cells of different kinds (plain and TTA accuracy)."""

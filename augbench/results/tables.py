@@ -1,13 +1,15 @@
 """Tables as text: CSV, Markdown and LaTeX renderings of one `augbench.results.cells.TableResult`.
 
-CSV is long (one line per cell, every number); Markdown and LaTeX (booktabs, escaped, never
-truncated) use the paper's wide layout with the paper's number and the difference beside ours.
-Ours reads mean ± the half-width of the 95% Student-t interval over seeds (`spread="ci"`, the
-default) or ± the sample std (`spread="std"`), always with n; the caption names which. Bold is
-the column's best; "tie" marks best cells whose intervals overlap. Δ says whether the paper's
-number lies inside our interval. In a column that mixes plain and TTA accuracy each cell names
-its kind. Missing cells are shown, not hidden: "—" (and why: failed, running, partial) in
-Markdown, "---" in LaTeX, `status` in CSV; a metric finished runs lack reads "not reported".
+CSV is long (one line per cell, every number, the paired comparisons with the references);
+Markdown and LaTeX (booktabs, escaped, never truncated) use the paper's wide layout with the
+paper's number and the difference beside ours, then a second table of paired comparisons. Ours
+reads mean [the 95% Student-t interval over seeds, clipped to the metric's range: "CI clipped"
+says where] (`spread="ci"`, the default) or mean ± the sample std (`spread="std"`), always with
+n. Bold is the column's best: the leader when paired comparisons separate it from every other
+cell; "tie" marks best cells that they do not separate. Δ says whether the paper's number lies
+inside our interval. In a column that mixes plain and TTA accuracy each cell names its kind.
+Missing cells are shown, not hidden: "—" (and why: failed, running, partial) in Markdown, "---"
+in LaTeX, `status` in CSV; a metric finished runs lack reads "not reported".
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from augbench.results.cells import NOT_REPORTED, Cell, TableResult
 from augbench.results.formats import FORMATS, SPREADS, SUFFIX  # noqa: F401 (SUFFIX: re-exported for callers)
 from augbench.results.paper import TABLES
 from augbench.results.selection import TIE_RULE
-from augbench.results.stats import INTERVAL_NAME
+from augbench.results.stats import IMPROVEMENT_NAME, INTERVAL_NAME, MAX_SEEDS, PAIRED_NAME, POWER, Paired
 from augbench.results.units import is_percent, metric_kind
 
 DASH = {"md": "—", "latex": "---"}
@@ -44,19 +46,25 @@ def _ours(cell: Cell, fmt: str, spread: str = "ci", kind: bool = False) -> str:
         why = "" if cell.status == "missing" else f" ({cell.status})"
         return DASH[fmt] + why
     pm = {"md": " ± ", "latex": r" $\pm$ "}[fmt]
-    body = format_number(cell.mean) + (pm + format_number(cell.half if spread == "ci" else cell.std)
-                                       if cell.n > 1 else "")
+    body = format_number(cell.mean)
+    if cell.n > 1:
+        body += (f" [{format_number(cell.low)}, {format_number(cell.high)}]" if spread == "ci"
+                 else pm + format_number(cell.std))
     if cell.best:
         body = f"**{body}**" if fmt == "md" else rf"\textbf{{{body}}}"
-    tags = [f"n={cell.n}"] + (["tie"] if cell.tied else []) + ([metric_kind(cell.metric)] if kind else [])
+    tags = [f"n={cell.n}"] + (["tie"] if cell.tied else []) + (["CI clipped"] if cell.clipped and spread == "ci"
+                                                                  else [])
+    tags += [metric_kind(cell.metric)] if kind else []
     return f"{body} ({', '.join(tags)})"
 
 
 def spread_caption(spread: str, fmt: str) -> str:
     """What "ours" shows, for a caption: the interval's kind (or std), n, bold and ties."""
-    what = f"half-width of the {INTERVAL_NAME}" if spread == "ci" else "sample std over seeds"
-    text = (f"Ours: mean ± {what}, n seeds; bold: best in its column, its interval clear of every other; "
-            "several bold, marked tie: their 95% intervals overlap")
+    what = (f"mean [{INTERVAL_NAME}, clipped to the metric's range where marked CI clipped]" if spread == "ci"
+            else "mean ± sample std over seeds")
+    text = (f"Ours: {what}, n seeds; bold: best in its column, separated from every other cell by a paired "
+            "comparison over seeds (95% interval of the per-seed difference excludes 0); several bold, marked tie: "
+            "the paired comparisons do not separate them")
     if fmt == "latex":
         return latex_escape(text).replace("±", r"$\pm$").replace("bold:", r"\textbf{bold}:", 1)
     return text.replace("bold:", "**bold**:", 1)
@@ -83,6 +91,50 @@ def _diff(cell: Cell, fmt: str) -> str:
     where = "" if inside is None else " (in CI)" if inside else " (outside CI)"
     shown = format_number(d, "+.2f")
     return (shown if fmt == "md" else f"${shown}$") + where
+
+
+def _signed(x: float) -> str:
+    return format_number(x, "+.2f")
+
+
+def verdict(p: Paired) -> str:
+    """"better" / "worse" when the paired interval excludes 0, else "not separated" (or why there is no test)."""
+    if p.n < 2:
+        return f"{p.n} common seed{'s' if p.n != 1 else ''}: no test"
+    return {1: "better", -1: "worse", 0: "not separated"}[p.better]
+
+
+def seeds_text(p: Paired) -> str:
+    """Seeds for 80% power at the observed difference: a number, "no difference" or "more than MAX_SEEDS"."""
+    if p.n < 2:
+        return ""
+    if p.seeds_needed is not None:
+        return str(p.seeds_needed)
+    return "no difference" if p.diff == 0 else f"> {MAX_SEEDS}"
+
+
+def comparisons(result: TableResult) -> pd.DataFrame:
+    """One row per (column, row, reference): the paired comparison as display strings, in table order."""
+    rows = []
+    for j, label in enumerate(result.column_labels):
+        for _, ref in result.references():
+            for row_label, line in zip(result.row_labels, result.cells):
+                p = line[j].vs.get(ref)
+                if p is None:
+                    continue
+                ci = f"[{_signed(p.low)}, {_signed(p.high)}]" if p.n >= 2 else ""
+                rows.append({"Column": label, "Method": row_label, "Reference": ref, "n": str(p.n),
+                             "Δ (95% CI)": f"{_signed(p.diff)} {ci}".strip(),
+                             "P(better) (95% CI)": f"{p.p_better:.2f} [{p.p_low:.2f}, {p.p_high:.2f}]",
+                             "Verdict": verdict(p), f"Seeds for {POWER:.0%} power": seeds_text(p)})
+    return pd.DataFrame(rows)
+
+
+def comparison_caption() -> str:
+    """What the comparison table shows."""
+    return (f"Paired comparisons with the references ({PAIRED_NAME}; {IMPROVEMENT_NAME}). Better / worse: the "
+            f"interval excludes 0; seeds for {POWER:.0%} power: how many seeds a paired t-test needs to separate "
+            "the observed difference at that spread")
 
 
 def _notes(result: TableResult) -> list[str]:
@@ -144,6 +196,13 @@ def to_markdown(result: TableResult, spread: str = "ci") -> str:
     lines += ["", spread_caption(spread, "md") + "."]
     if protocol_note(result):
         lines += ["", protocol_note(result) + "."]
+    comp = comparisons(result)
+    if not comp.empty:
+        cols = list(comp.columns)
+        lines += ["", "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+                  for row in comp.itertuples(index=False, name=None)]
+        lines += ["", comparison_caption() + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -159,8 +218,29 @@ def to_latex(result: TableResult, spread: str = "ci") -> str:
     protocol = protocol_note(result)
     caption += " " + latex_escape(protocol) + "." if protocol else ""
     label = "tab:augbench-" + result.id.replace(".", "").lower()
-    return df.style.hide(axis="index").to_latex(column_format=colfmt, hrules=True, multicol_align="c",
+    text = df.style.hide(axis="index").to_latex(column_format=colfmt, hrules=True, multicol_align="c",
                                                 position_float="centering", caption=caption, label=label)
+    comp = comparisons(result)
+    if not comp.empty:
+        comp = comp.map(latex_escape).rename(columns=lambda c: latex_escape(c).replace("Δ", r"$\Delta$"))
+        text += comp.style.hide(axis="index").to_latex(
+            column_format="lllr" + "l" * (comp.shape[1] - 4), hrules=True, position_float="centering",
+            caption=latex_escape(f"{result.title}: {comparison_caption()}."), label=label + "-paired")
+    return text
+
+
+def _paired_columns(result: TableResult, cell: Cell) -> dict[str, Any]:
+    """`vs_<role>_*` columns: the cell against each reference (role none or global), empty where not compared."""
+    out: dict[str, Any] = {}
+    for role, ref in result.references():
+        p = cell.vs.get(ref)
+        out[f"vs_{role}"] = ref
+        for name, value in (("n", None if p is None else p.n), ("diff", p and p.diff), ("low", p and p.low),
+                            ("high", p and p.high), ("p_better", p and p.p_better), ("p_low", p and p.p_low),
+                            ("p_high", p and p.p_high), ("verdict", p and verdict(p)),
+                            ("seeds_needed", p and p.seeds_needed)):
+            out[f"vs_{role}_{name}"] = value
+    return out
 
 
 def to_csv(result: TableResult, spread: str = "ci") -> str:
@@ -178,10 +258,12 @@ def to_csv(result: TableResult, spread: str = "ci") -> str:
                          "tied": c.tied, "paper_mean": c.paper_mean, "paper_std": c.paper_std, "paper_n": c.paper_n,
                          "diff": c.diff, "paper_in_ci": c.paper_in_ci, "n_failed": c.n_failed,
                          "n_unfinished": c.n_unfinished, "selected": c.selected, "candidates": c.candidates,
-                         "selection_tie": c.tie})
+                         "selection_tie": c.tie, "ci_clipped": c.clipped if c.n > 1 else None,
+                         **_paired_columns(result, c)})
     df = pd.DataFrame(rows)
     if not df.empty:
-        df["paper_n"] = df["paper_n"].astype("Int64")
+        for col in ["paper_n"] + [c for c in df.columns if c.endswith(("_seeds_needed", "_n")) and c.startswith("vs_")]:
+            df[col] = df[col].astype("Int64")
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.4f", lineterminator="\n")
     return buf.getvalue()

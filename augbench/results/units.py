@@ -1,4 +1,4 @@
-"""What a metric's name says about it: shown in percent or not, and which direction is better.
+"""What a metric's name says about it: shown in percent or not, which direction is better, its range.
 
 Our metrics are fractions, the paper's percentages: fraction metrics (accuracies, coverage,
 violation, kept-object rates) are shown in percent everywhere. A name may carry a prefix
@@ -8,6 +8,7 @@ violation, kept-object rates) are shown in percent everywhere. A name may carry 
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Iterable
 
 PERCENT_METRICS = ("*acc*", "*coverage", "*violation", "*keeps*", "*frac*")
@@ -24,6 +25,17 @@ DERIVED_METRICS = {"keeps_object_gain": ("keeps_object", "keeps_object_chance")}
 #: out-of-distribution accuracy the colour stand-in is about), in the order figures show them.
 GROUND_TRUTH_METRICS = ("coverage", "violation", "keeps_object", "keeps_object_chance", "keeps_object_gain",
                         "hue_coverage", "hue_violation", "acc_ood")
+
+
+#: The values a metric can take, in display units (first matching pattern wins): intervals are
+#: clipped to them. Rates and accuracies are fractions shown in percent; a gain is a difference of
+#: two rates; a loss, a width or an area is never negative; a differential entropy is unbounded.
+RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("*_gain", (-100.0, 100.0)), ("tta_views_evaluated", (1.0, math.inf)),
+    *((p, (0.0, 100.0)) for p in PERCENT_METRICS),
+    ("*loss*", (0.0, math.inf)), ("*width*", (0.0, math.inf)), ("*area*", (0.0, math.inf)),
+    ("*_apply", (0.0, 1.0)), ("*entropy*", (-math.inf, math.inf)),
+)
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -48,3 +60,12 @@ def direction(metric: str) -> int:
 def metric_kind(metric: str) -> str:
     """What a cell reports, for a column that mixes kinds: "TTA" (test-time augmentation) or "plain"."""
     return "TTA" if metric.split("/")[-1].startswith("tta_") else "plain"
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The range of a metric's values in display units (percent for fraction metrics); unbounded if unknown."""
+    leaf = metric.split("/")[-1]
+    for pattern, bounds in RANGES:
+        if fnmatch.fnmatch(leaf, pattern):
+            return bounds
+    return (-math.inf, math.inf)
