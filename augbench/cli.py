@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augbench import rundir
+from augbench import provenance, rundir
 from augbench.errors import AugbenchError
 from augbench.overrides import parse_sets
 
@@ -36,7 +36,8 @@ def describe_run(trainer: Any) -> str:
              f"  compute  {trainer.device}, {torch.get_num_threads()} threads, {trainer.epochs} epochs of "
              f"{trainer.steps_per_epoch} steps",
              f"  method   {trainer.method.name}" + (
-                 f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else " (defaults)")]
+                 f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else " (defaults)"),
+             f"  numbers  {provenance.DETERMINISM}"]
     return "\n".join(lines)
 
 

@@ -9,8 +9,6 @@ runs (e.g. the classifier a fixed-classifier task freezes) first.
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,9 +16,8 @@ from typing import Any
 
 import torch
 
-from augbench import rundir
+from augbench import provenance, rundir
 from augbench.benchmarks import get_benchmark
-from augbench.device import auto_device, device_name
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method
 from augbench.overrides import VARIANT, split_overrides
@@ -81,37 +78,9 @@ def check_family(benchmark: str, method: str, hp: Mapping[str, Any]) -> None:
                       f"benchmark {benchmark}; change its hyperparameters or the benchmark")
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _git_dirty() -> bool | None:
-    """Whether the checkout has uncommitted changes to tracked files (None outside a checkout)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-        return bool(out.stdout.strip()) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def versions(device: Any = None) -> dict[str, Any]:
-    """Software versions recorded with every run, and the device it trains on (`auto` when None)."""
-    import torch
-    import torchvision
-
-    from augbench import __version__
-
-    dev = auto_device() if device in (None, "auto") else torch.device(device)
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "augbench": __version__, "git_commit": _git_commit(),
-            "git_dirty": _git_dirty(), "platform": platform.platform(), "threads": torch.get_num_threads(),
-            "cuda": torch.version.cuda, "device": dev.type, "device_name": device_name(dev)}
+    """Software, machine and math libraries recorded with every run (`augbench.provenance`)."""
+    return provenance.versions(device)
 
 
 def run_prerequisites(config: RunConfig) -> None:

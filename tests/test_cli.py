@@ -155,6 +155,10 @@ def test_a_rerun_of_a_finished_run_says_already_done(tmp_path, tiny, capsys):
     assert main(args) == 0
     first = capsys.readouterr().err
     assert "  data     glyphs-rotation:" in first and "train /" in first and "threads" in first
+    assert "  numbers  bit-identical for the same code on the same machine type" in first  # one line, as it is
+    assert "elsewhere equal within the seed spread" in first.split("  numbers  ")[1].splitlines()[0]
+    versions = json.loads((out / "config.json").read_text())["versions"]
+    assert versions["fingerprint"] and versions["source_sha256"] and versions["blas"] and "numpy" in versions
     assert main(args) == 0
     assert f"already done in {out}" in capsys.readouterr().err
 

@@ -25,7 +25,7 @@ from augbench.errors import ConfigError
 from augbench.results import compare
 from augbench.results.paper import TABLES, TableSpec, get_table, paper_value
 from augbench.results.schema import PROVENANCE_COLUMNS
-from augbench.results.selection import choose_config, finished_runs, select
+from augbench.results.selection import Choice, choose_config, finished_runs, select
 from augbench.results.stats import Paired, t_interval
 from augbench.results.units import direction, is_percent, metric_kind, metric_range
 
@@ -90,14 +90,15 @@ class Cell:
         return bool(self.low - 1e-9 <= self.paper_mean <= self.high + 1e-9)
 
 
-def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str) -> Cell:
-    """Aggregate the finished runs `done` of one cell over seeds, choosing a configuration by validation."""
+def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str, choice: Choice | None = None) -> Cell:
+    """Aggregate the finished runs `done` of one cell over seeds, choosing a configuration by validation
+    (`choice`: the choice already made for these runs, when a row reuses it for every metric)."""
     cell = Cell(metric)
     states = runs_of_cell.drop_duplicates("run_id")["state"] if not runs_of_cell.empty else pd.Series(dtype=str)
     cell.n_failed = int((states == "failed").sum())
     cell.n_unfinished = int(states.isin(UNFINISHED).sum())
     if not done.empty:
-        choice = choose_config(done)
+        choice = choice or choose_config(done)
         done, cell.selected, cell.candidates, cell.by_validation, cell.tie = choice
         if "diagnosis" in done:
             flagged = [str(d) for d in done["diagnosis"].dropna() if str(d)]
@@ -134,6 +135,7 @@ class TableResult:
     cells: list[list[Cell]]
     rows_meta: list[tuple[str, str]] = field(default_factory=list)  # (method, variant) per row
     has_paper: bool = True
+    provenance: list[str] = field(default_factory=list)  # what made the numbers (`provenance_lines`)
 
     def mark_best(self) -> None:
         """Mark each column's best cells and compare every row with the references, paired by seed
@@ -159,6 +161,27 @@ class TableResult:
         return len({metric_kind(line[j].metric) for line in self.cells}) > 1
 
 
+PROVENANCE_KEYS = ("git_commit", "git_dirty", "fingerprint", "device_name", "cpu_capability", "torch_version")
+
+
+def provenance_lines(done: pd.DataFrame) -> list[str]:
+    """One line per distinct environment of the finished runs `done`: commit (and whether the package
+    source was dirty), fingerprint, device, torch, and how many runs it made."""
+    if done.empty:
+        return []
+    runs = done.drop_duplicates("run_id").reindex(columns=["run_id", *PROVENANCE_KEYS])
+    keys = runs[list(PROVENANCE_KEYS)].astype(object).where(runs[list(PROVENANCE_KEYS)].notna(), None)
+    out = []
+    for key, group in keys.groupby(list(PROVENANCE_KEYS), dropna=False, sort=True):
+        commit, dirty, finger, device, isa, torch = (None if pd.isna(v) else v for v in key)
+        state = {True: " (dirty)", False: " (clean)"}.get(dirty, " (dirty flag not recorded)") if commit else ""
+        parts = [f"commit {str(commit)[:12]}{state}" if commit else "no commit recorded",
+                 f"fingerprint {finger}" if finger else "no fingerprint recorded",
+                 " ".join(str(v) for v in (device, isa) if v) or "device not recorded", f"torch {torch or '?'}"]
+        out.append(f"{', '.join(parts)}: {len(group)} run{'s' if len(group) != 1 else ''}")
+    return out
+
+
 def paper_table(frame: pd.DataFrame, table_id: str) -> TableResult:
     """A paper table filled from collected runs, with the paper's numbers beside ours."""
     spec: TableSpec = get_table(table_id)
@@ -179,6 +202,7 @@ def paper_table(frame: pd.DataFrame, table_id: str) -> TableResult:
     result = TableResult(spec.id, spec.title, spec.benchmark, [r.label for r in spec.rows],
                          [dict(r.extra) for r in spec.rows], spec.extra_columns, [c.label for c in spec.columns],
                          cells, [(r.method, r.variant) for r in spec.rows])
+    result.provenance = provenance_lines(done[done["benchmark"] == spec.benchmark] if not done.empty else done)
     result.mark_best()
     return result
 
@@ -206,11 +230,15 @@ def auto_tables(frame: pd.DataFrame, benchmark: str | None = None) -> list[Table
         metrics = _metric_order(metrics)
         pairs = sorted({(m, v if isinstance(v, str) else "") for m, v in zip(b_all["method"], b_all["variant"])},
                        key=lambda p: (p[0] != "none", p))
-        cells = [[summarise(select(b_done, bench, m, v, {}), select(b_all, bench, m, v, {}), metric)
-                  for metric in metrics] for m, v in pairs]
+        cells = []
+        for m, v in pairs:  # one selection and one choice of configuration per row, for all its metrics
+            row_done, row_all = select(b_done, bench, m, v, {}), select(b_all, bench, m, v, {})
+            choice = choose_config(row_done) if not row_done.empty else None
+            cells.append([summarise(row_done, row_all, metric, choice) for metric in metrics])
         labels = [f"{m} ({v})" if v else m for m, v in pairs]
         res = TableResult(f"auto-{bench}", f"All methods on {bench}", bench, labels, [{} for _ in pairs], (),
-                          [f"{m} (%)" if is_percent(m) else m for m in metrics], cells, list(pairs), has_paper=False)
+                          [f"{m} (%)" if is_percent(m) else m for m in metrics], cells, list(pairs), has_paper=False,
+                          provenance=provenance_lines(b_done))
         res.mark_best()
         out.append(res)
     return out

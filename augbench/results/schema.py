@@ -4,9 +4,11 @@
 
     identity   benchmark, method, variant, seed, run_id, state, reason, split, step, epoch, time, run_dir
     provenance wall_time, wall_time_source, device, device_name, threads, augbench_version,
-               git_commit, git_dirty, python_version, torch_version, torchvision_version,
-               cuda_version, platform, identity_version, launch_id, grid, grid_file, grid_sha256,
-               schema_version
+               git_commit, git_dirty, source_sha256, fingerprint, python_version, torch_version,
+               torchvision_version, numpy_version, cuda_version, cudnn_version, platform,
+               cpu_capability, blas, lapack, mkl_version, onednn_version, deterministic,
+               cudnn_deterministic, cudnn_benchmark, interop_threads, identity_version, launch_id,
+               grid, grid_file, grid_sha256, schema_version
 
 then `set.<name>` (identity settings), `hp.<name>` (every resolved hyperparameter) and the
 metrics (one column each, alphabetically; `best_epoch` and `steps` in test rows). Setting,
@@ -15,8 +17,9 @@ float64, string; lists and dicts as JSON text). `COLUMNS` holds each fixed colum
 description; `augbench collect --schema` prints them.
 
 Versions: 1 had no provenance columns and no `schema_version` (collect before provenance);
-2 added them. `read_frame` reads both (a version-1 file gets empty provenance columns, and
-says so) and refuses a newer version with one line.
+2 added them; 3 added the fingerprint of what decides the numbers (`augbench.provenance`: source
+hash, numpy, the math libraries, deterministic flags). `read_frame` reads every version (an
+older file gets the columns it lacks empty, and says so) and refuses a newer version with one line.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pandas as pd
 
 from augbench.errors import DataError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 IDENTITY_COLUMNS: dict[str, tuple[str, str]] = {
     "benchmark": ("string", "benchmark name"),
@@ -54,12 +57,27 @@ PROVENANCE_COLUMNS: dict[str, tuple[str, str]] = {
     "threads": ("Int64", "torch's CPU threads in the run's process"),
     "augbench_version": ("string", "augbench's version"),
     "git_commit": ("string", "commit of the augbench checkout that ran it (empty outside a checkout)"),
-    "git_dirty": ("boolean", "whether that checkout had uncommitted changes to tracked files"),
+    "git_dirty": ("boolean", "whether the package's source in that checkout differed from the commit (changed or "
+                             "untracked files under augbench/)"),
+    "source_sha256": ("string", "SHA-256 of the package's source files: the code that ran, in or outside a checkout"),
+    "fingerprint": ("string", "hash of what decides the numbers (source, versions, device, math libraries, flags, "
+                              "threads): equal fingerprints give bit-identical results"),
     "python_version": ("string", "Python version"),
     "torch_version": ("string", "torch version"),
     "torchvision_version": ("string", "torchvision version"),
+    "numpy_version": ("string", "numpy version"),
     "cuda_version": ("string", "CUDA version torch was built with (empty: a CPU build)"),
+    "cudnn_version": ("Int64", "cuDNN version of a GPU run (empty on CPU)"),
     "platform": ("string", "operating system (platform.platform())"),
+    "cpu_capability": ("string", "the CPU instruction set torch's kernels dispatched to (AVX2, AVX512, ...)"),
+    "blas": ("string", "the BLAS torch was built with"),
+    "lapack": ("string", "the LAPACK torch was built with"),
+    "mkl_version": ("string", "MKL version torch carries (empty: none)"),
+    "onednn_version": ("string", "oneDNN (MKL-DNN) version torch carries (empty: none)"),
+    "deterministic": ("boolean", "torch.use_deterministic_algorithms was on"),
+    "cudnn_deterministic": ("boolean", "cuDNN deterministic flag of a GPU run"),
+    "cudnn_benchmark": ("boolean", "cuDNN benchmark flag of a GPU run"),
+    "interop_threads": ("Int64", "torch's inter-op threads"),
     "identity_version": ("Int64", "version of the run-identity rules the run id was computed under"),
     "launch_id": ("string", "the sweep launch that last submitted the run (empty: not launched by a sweep)"),
     "grid": ("string", "that launch's grid name"),
@@ -70,9 +88,14 @@ PROVENANCE_COLUMNS: dict[str, tuple[str, str]] = {
 COLUMNS: dict[str, tuple[str, str]] = {**IDENTITY_COLUMNS, **PROVENANCE_COLUMNS}
 #: Which versions.json keys of config.json fill which provenance columns.
 VERSION_KEYS = {"augbench": "augbench_version", "git_commit": "git_commit", "git_dirty": "git_dirty",
-                "python": "python_version", "torch": "torch_version", "torchvision": "torchvision_version",
-                "cuda": "cuda_version", "platform": "platform", "device": "device", "device_name": "device_name",
-                "threads": "threads"}
+                "source_sha256": "source_sha256", "fingerprint": "fingerprint", "python": "python_version",
+                "torch": "torch_version", "torchvision": "torchvision_version", "numpy": "numpy_version",
+                "cuda": "cuda_version", "cudnn": "cudnn_version", "platform": "platform",
+                "cpu_capability": "cpu_capability", "blas": "blas", "lapack": "lapack", "mkl": "mkl_version",
+                "onednn": "onednn_version", "deterministic": "deterministic",
+                "cudnn_deterministic": "cudnn_deterministic", "cudnn_benchmark": "cudnn_benchmark",
+                "device": "device", "device_name": "device_name", "threads": "threads",
+                "interop_threads": "interop_threads"}
 
 
 def apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -122,10 +145,10 @@ def read_frame(path: Path | str, report: Callable[[str], None] | None = None) ->
                         f"{SCHEMA_VERSION}: upgrade augbench or collect the runs again")
     if version < SCHEMA_VERSION:
         if report is not None:
-            report(f"{path}: collect schema version {version}: no provenance columns (collect the runs again to "
-                   "fill them)")
-        for col, (dtype, _) in PROVENANCE_COLUMNS.items():
-            if col not in frame:
-                frame[col] = pd.Series(float("nan") if dtype == "float64" else pd.NA, index=frame.index, dtype=dtype)
+            report(f"{path}: collect schema version {version}: provenance columns of later versions are empty "
+                   "(collect the runs again to fill them)")
+        missing = {col: pd.Series(float("nan") if dtype == "float64" else pd.NA, index=frame.index, dtype=dtype)
+                   for col, (dtype, _) in PROVENANCE_COLUMNS.items() if col not in frame}
+        frame = pd.concat([frame, pd.DataFrame(missing, index=frame.index)], axis=1) if missing else frame
         frame["schema_version"] = SCHEMA_VERSION
     return apply_dtypes(frame)

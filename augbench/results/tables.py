@@ -203,6 +203,8 @@ def to_markdown(result: TableResult, spread: str = "ci") -> str:
         lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
                   for row in comp.itertuples(index=False, name=None)]
         lines += ["", comparison_caption() + "."]
+    if result.provenance:
+        lines += ["", "Made by: " + "; ".join(result.provenance) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -226,7 +228,7 @@ def to_latex(result: TableResult, spread: str = "ci") -> str:
         text += comp.style.hide(axis="index").to_latex(
             column_format="lllr" + "l" * (comp.shape[1] - 4), hrules=True, position_float="centering",
             caption=latex_escape(f"{result.title}: {comparison_caption()}."), label=label + "-paired")
-    return text
+    return text + "".join(f"% made by: {line}\n" for line in result.provenance)
 
 
 def _paired_columns(result: TableResult, cell: Cell) -> dict[str, Any]:
@@ -259,6 +261,7 @@ def to_csv(result: TableResult, spread: str = "ci") -> str:
                          "diff": c.diff, "paper_in_ci": c.paper_in_ci, "n_failed": c.n_failed,
                          "n_unfinished": c.n_unfinished, "selected": c.selected, "candidates": c.candidates,
                          "selection_tie": c.tie, "ci_clipped": c.clipped if c.n > 1 else None,
+                         "made_by": "; ".join(result.provenance),
                          **_paired_columns(result, c)})
     df = pd.DataFrame(rows)
     if not df.empty:
