@@ -20,7 +20,8 @@ from augbench.errors import AugbenchError
 from augbench.overrides import parse_sets
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
-COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo"]
+COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo",
+                               "augbench.reproduce"]
 
 
 def describe_run(trainer: Any) -> str:

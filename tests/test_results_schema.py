@@ -98,7 +98,8 @@ def test_an_older_schema_is_read_and_a_newer_one_refused(tmp_path):
     problems: list[str] = []
     old = read_frame(v1, problems.append)
     assert set(PROVENANCE_COLUMNS) <= set(old) and old["git_commit"].isna().all()
-    assert len(problems) == 1 and "collect schema version 1: provenance columns of later versions are empty" in problems[0]
+    assert len(problems) == 1
+    assert "collect schema version 1: provenance columns of later versions are empty" in problems[0]
     v9 = tmp_path / "v9.csv"
     frame.assign(schema_version=9).to_csv(v9, index=False)
     with pytest.raises(DataError, match=f"schema version 9; this augbench reads versions up to {SCHEMA_VERSION}"):

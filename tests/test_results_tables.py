@@ -61,7 +61,8 @@ def test_best_is_marked_by_the_metrics_direction(tmp_path):
             for j, c in enumerate(line) if c.best}
     assert best == {("random-rotation", "acc (%)"), ("none", "loss"), ("random-rotation", "violation (%)")}
     md = render(res, "md")
-    row = "| random-rotation | **71.33 [67.54, 75.13]** (n=3) | 2.01 [1.98, 2.05] (n=3) | **11.33 [7.54, 15.13]** (n=3) |"
+    row = ("| random-rotation | **71.33 [67.54, 75.13]** (n=3) | 2.01 [1.98, 2.05] (n=3) | **11.33 [7.54, 15.13]** "
+           "(n=3) |")
     assert row in md
     assert r"\textbf{71.33 [67.54, 75.13]} (n=3)" in render(res, "latex")
 

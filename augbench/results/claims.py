@@ -26,7 +26,8 @@ from pathlib import Path
 
 from augbench.errors import DataError
 
-MARKER = re.compile(r"<!--=\s*(?P<query>[^>]*?)\s*-->\s*(?P<value>[+\-−]?\d+(?:\.\d+)?|[A-Za-z][A-Za-z ]*?)(?=[%\s,;.)\]]|$)")
+MARKER = re.compile(r"<!--=\s*(?P<query>[^>]*?)\s*-->\s*"
+                    r"(?P<value>[+\-−]?\d+(?:\.\d+)?|[A-Za-z][A-Za-z ]*?)(?=[%\s,;.)\]]|$)")
 
 
 @dataclass(frozen=True)
