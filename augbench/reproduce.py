@@ -138,8 +138,8 @@ def compare_run(recorded: Any, new: Any, same_config: Any, metrics: Sequence[str
         values = same_config[m].dropna().astype(float) * scale
         std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         new_value = new.get(m) if new is not None else None
-        out.append(MetricCheck(m, float(recorded[m]) * scale, math.nan if _missing(new_value) else float(new_value)
-                               * scale, SPREAD * std, len(values)))
+        new_number = math.nan if new_value is None or _missing(new_value) else float(new_value) * scale
+        out.append(MetricCheck(m, float(recorded[m]) * scale, new_number, SPREAD * std, len(values)))
     return out
 
 

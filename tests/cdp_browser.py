@@ -154,7 +154,9 @@ class Browser:
         """A PNG of the page (the viewport, or the whole page with `full_page`)."""
         params: dict[str, Any] = {"format": "png"}
         if full_page:
-            params["captureBeyondViewport"] = True
+            size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
+            params.update(captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": size["width"],
+                                                            "height": min(size["height"], 12000), "scale": 1})
         data = self.call("Page.captureScreenshot", session=True, **params)["data"]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,28 +202,54 @@ def errors(events: list[dict[str, Any]]) -> list[str]:
 
 
 BROKEN_IMAGES = "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+#: What scrolls sideways: the page itself, or any element whose content is wider than its box.
+OVERFLOW = """(() => { const out = [];
+  if (document.documentElement.scrollWidth > window.innerWidth + 1)
+    out.push('page: ' + document.documentElement.scrollWidth + ' px wide in ' + window.innerWidth);
+  document.querySelectorAll('*').forEach(el => {
+    const s = getComputedStyle(el);
+    if ((s.overflowX === 'auto' || s.overflowX === 'scroll') && el.scrollWidth > el.clientWidth + 1) {
+      const inner = el.querySelector('table');
+      out.push((inner && inner.id ? '#' + inner.id : el.tagName.toLowerCase()) + ': ' + el.scrollWidth + ' px in '
+               + el.clientWidth);
+    }
+  });
+  return out; })()"""
+WIDTH = 1400  # the width pages must read at without horizontal scrolling
 
 
-def check_site(site: Path, screenshot: Path | None = None, binary: str | None = None) -> dict[str, Any]:
-    """Open every page of a site: console errors and broken images per page, and a screenshot of
-    its first benchmark page (or the index)."""
+def check_site(site: Path, screenshot: Path | None = None, binary: str | None = None,
+               shots: Path | None = None) -> dict[str, Any]:
+    """Open every page of a site at `WIDTH` px: console errors, broken images and what scrolls sideways per
+    page, a screenshot of its first benchmark page (or the index), and with `shots` a full-page
+    screenshot of the index, each benchmark page and the first method page of each benchmark."""
     binary = binary or find_chromium()
     if binary is None:
         raise BrowserError("no Chromium found (set $CHROMIUM or install chromium)")
     site = Path(site).resolve()
     pages = sorted(site.rglob("*.html"))
-    report: dict[str, Any] = {"pages": len(pages), "errors": {}, "broken_images": {}, "images": 0}
-    with Browser(binary) as b:
+    report: dict[str, Any] = {"pages": len(pages), "errors": {}, "broken_images": {}, "images": 0, "overflow": {},
+                              "shots": []}
+    firsts = sorted(site.glob("*/index.html"))
+    method_pages = [sorted(p for p in f.parent.glob("*.html") if p.name != "index.html")[:1] for f in firsts]
+    wanted = {site / "index.html", *firsts, *(p for group in method_pages for p in group)}
+    with Browser(binary, width=WIDTH) as b:
         for page in pages:
+            rel = page.relative_to(site).as_posix()
             errs = b.open(page.as_uri())
             if errs:
-                report["errors"][page.relative_to(site).as_posix()] = errs
+                report["errors"][rel] = errs
             broken = b.evaluate(BROKEN_IMAGES)
             report["images"] += b.evaluate("document.images.length")
             if broken:
-                report["broken_images"][page.relative_to(site).as_posix()] = broken
+                report["broken_images"][rel] = broken
+            wide = b.evaluate(OVERFLOW)
+            if wide:
+                report["overflow"][rel] = wide
+            if shots is not None and page in wanted:
+                name = rel.replace("/", "--").replace(".html", ".png")
+                report["shots"].append(str(b.screenshot(Path(shots) / name, full_page=True)))
         if screenshot is not None:
-            firsts = sorted(site.glob("*/index.html"))
             b.open((firsts[0] if firsts else site / "index.html").as_uri())
             report["screenshot"] = str(b.screenshot(screenshot))
     return report
@@ -233,4 +261,4 @@ if __name__ == "__main__":
         raise SystemExit(2)
     result = check_site(Path(sys.argv[1]), Path(sys.argv[2]))
     print(json.dumps(result, indent=1))
-    raise SystemExit(1 if result["errors"] or result["broken_images"] else 0)
+    raise SystemExit(1 if result["errors"] or result["broken_images"] or result["overflow"] else 0)

@@ -57,7 +57,10 @@ def test_method_page_has_hyperparameters_runs_and_provenance(site):
     frame = collect(GOLDEN_RUNS, report=_quiet, running_within=0)
     ids = frame[(frame["benchmark"] == "tinyimagenet-crop") & (frame["method"] == "random-crop")]["run_id"].unique()
     assert len(ids) == 4 and all(run_id in page for run_id in ids)  # every run, chosen or not
-    assert "<th>augbench</th>" in page and "<th>torch</th>" in page and "<th>Commit</th>" in page
+    env = page.split('id="environments"')[1]  # provenance per environment, not a column per run
+    for label in ("fingerprint", "commit", "source dirty", "torch", "numpy", "BLAS", "oneDNN", "cuDNN", "threads"):
+        assert f'<th scope="row">{label}</th>' in env, label
+    assert '<a href="#environments">1</a>' in page
     assert "curves/random-crop.png" in page and (site / "tinyimagenet-crop" / "curves" / "random-crop.png").is_file()
     assert "figures/fig6-crops.png" in page  # the benchmark's figures on its method pages too
     failed = (site / "tinyimagenet-crop" / "augerino.html").read_text()
@@ -70,6 +73,9 @@ def test_every_link_is_relative_and_resolves(site):
         assert "http://" not in text and "https://" not in text, page  # nothing from a CDN or a server
         for link in LINK.findall(text):
             if link.startswith("data:"):
+                continue
+            if link.startswith("#"):  # an anchor on the same page
+                assert f'id="{link[1:]}"' in text, (page, link)
                 continue
             assert not link.startswith("/") and "://" not in link, (page, link)
             assert (page.parent / link).resolve().is_file(), (page, link)
@@ -105,6 +111,45 @@ def test_several_roots_and_collected_files(tmp_path):
     path = write_frame(collect(GOLDEN_RUNS / "raw", report=_quiet), tmp_path / "raw.parquet")
     from_file, _ = collect_roots([path], _quiet)
     assert set(from_file["benchmark"]) == {"rawfoot-color"}
+
+
+def test_benchmark_page_shows_paired_comparisons_and_says_why_cells_are_empty(site):
+    tin = (site / "tinyimagenet-crop" / "index.html").read_text()
+    head = tin.split("</thead>")[0]
+    assert "tta_acc (%) vs none (paired)" in head and "tta_acc (%) vs random-crop (paired)" in head
+    row = tin.split('href="instaaug--lrp.html"')[1].split("</tr>")[0]
+    assert '<span class="verdict better">better</span> <span class="nowrap">+10.83' in row and "P(better)" in row
+    assert "not measured (no --bench)" in row and "none were passed" in tin  # throughput and memory: why empty
+    assert 'id="comparisons"' in tin and "Seeds for 80% power" in tin
+    assert "[0.00, 100.00]" not in tin.split('id="leaderboard"')[0]
+    assert "<h2>Made by</h2>" in tin and "no fingerprint recorded" in tin
+
+
+def test_index_ranks_methods_across_benchmarks(site):
+    index = (site / "index.html").read_text()
+    assert 'id="aggregate"' in index and "IQM of normalised scores" in index
+    assert "too few for the Friedman test and a critical-difference diagram" in index  # 3 benchmarks
+    assert 'id="improvement"' in index and "cd-diagram.png" not in index
+    assert 'id="provenance"' in index and "Environment 1" in index
+
+
+def test_a_critical_difference_diagram_with_enough_benchmarks(tmp_path):
+    from test_results_helpers import write_run
+
+    runs = tmp_path / "runs"
+    for b in range(6):
+        for seed in range(3):
+            for k, method in enumerate(("none", "instaaug", "augerino", "teachaugment")):
+                acc = 0.5 + 0.05 * k + 0.01 * ((b * 7 + seed * 3 + k) % 5)
+                write_run(runs, f"b{b}-{method}-{seed}", benchmark=f"bench{b}", method=method, seed=seed,
+                          test={"acc": acc})
+    frame, root = collect_roots([runs], _quiet)
+    build_site(frame, root, tmp_path / "site", report=_quiet, figures=False)
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "Friedman test over 6 benchmarks and 4 methods: p = " in index and "(the methods differ" in index
+    assert 'src="cd-diagram.png"' in index and (tmp_path / "site" / "cd-diagram.png").stat().st_size > 5000
+    ranks = index.split('id="aggregate"')[1].split("</table>")[0]
+    assert ranks.index("teachaugment") < ranks.index("none")  # the best-scoring method first
 
 
 def test_bench_measurements_fill_throughput_and_memory(tmp_path):

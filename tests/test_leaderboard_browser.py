@@ -1,9 +1,11 @@
 """The leaderboard in a real browser: headless Chromium opens the site from file:// and checks it.
 
-Every page renders without console errors, every image loads, a sortable table sorts when a
-header is clicked, and a screenshot is saved: of a site built from the golden runs
-(tmp_path), and of the committed demo leaderboard (results/leaderboard/), which is also
-copied to $AUGBENCH_SCREENSHOT when set (the README's picture, results/leaderboard.png).
+Every page renders without console errors, every image loads, nothing scrolls sideways at
+1400 px (the page, or any table in its box), a sortable table sorts when a header is clicked,
+and screenshots are saved: full pages of the index, each benchmark and a method page of a site
+built from the golden runs (into $AUGBENCH_SCREENSHOTS when set, else tmp_path), and the
+committed demo leaderboard (results/leaderboard/), which is also copied to $AUGBENCH_SCREENSHOT
+when set (the README's picture, results/leaderboard.png).
 Chromium is driven over the DevTools protocol on a pipe (tests/cdp_browser.py): no
 chromedriver, no network. Skipped, saying why, where no Chromium is installed (CI installs
 Debian's `chromium`).
@@ -43,11 +45,14 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_every_page_renders_without_errors_and_every_image_loads(site, tmp_path):
-    report = check_site(site, tmp_path / "leaderboard.png", CHROMIUM)
+    shots = Path(os.environ.get("AUGBENCH_SCREENSHOTS") or tmp_path / "shots")
+    report = check_site(site, tmp_path / "leaderboard.png", CHROMIUM, shots=shots)
     assert report["pages"] >= 15 and report["images"] > 20
     assert report["errors"] == {} and report["broken_images"] == {}
+    assert report["overflow"] == {}, "pages that scroll sideways at 1400 px"
     shot = Path(report["screenshot"])
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert len(report["shots"]) == 1 + 3 + 3 and all(Path(p).stat().st_size > 10_000 for p in report["shots"])
 
 
 def test_the_table_sorts_when_a_header_is_clicked(site):
@@ -74,6 +79,7 @@ def test_the_table_sorts_when_a_header_is_clicked(site):
 def test_the_committed_leaderboard_renders(tmp_path):
     report = check_site(COMMITTED, tmp_path / "leaderboard.png", CHROMIUM)
     assert report["errors"] == {} and report["broken_images"] == {}
+    assert report["overflow"] == {}, f"committed pages that scroll sideways at 1400 px: {sorted(report['overflow'])}"
     target = os.environ.get("AUGBENCH_SCREENSHOT")
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)

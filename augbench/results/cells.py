@@ -174,7 +174,8 @@ def provenance_lines(done: pd.DataFrame) -> list[str]:
     out = []
     for key, group in keys.groupby(list(PROVENANCE_KEYS), dropna=False, sort=True):
         commit, dirty, finger, device, isa, torch = (None if pd.isna(v) else v for v in key)
-        state = {True: " (dirty)", False: " (clean)"}.get(dirty, " (dirty flag not recorded)") if commit else ""
+        state = (" (dirty)" if dirty is True else " (clean)" if dirty is False else " (dirty flag not recorded)"
+                 ) if commit else ""
         parts = [f"commit {str(commit)[:12]}{state}" if commit else "no commit recorded",
                  f"fingerprint {finger}" if finger else "no fingerprint recorded",
                  " ".join(str(v) for v in (device, isa) if v) or "device not recorded", f"torch {torch or '?'}"]

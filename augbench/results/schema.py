@@ -147,8 +147,8 @@ def read_frame(path: Path | str, report: Callable[[str], None] | None = None) ->
         if report is not None:
             report(f"{path}: collect schema version {version}: provenance columns of later versions are empty "
                    "(collect the runs again to fill them)")
-        missing = {col: pd.Series(float("nan") if dtype == "float64" else pd.NA, index=frame.index, dtype=dtype)
+        absent = {col: pd.Series(float("nan") if dtype == "float64" else pd.NA, index=frame.index, dtype=dtype)
                    for col, (dtype, _) in PROVENANCE_COLUMNS.items() if col not in frame}
-        frame = pd.concat([frame, pd.DataFrame(missing, index=frame.index)], axis=1) if missing else frame
+        frame = pd.concat([frame, pd.DataFrame(absent, index=frame.index)], axis=1) if absent else frame
         frame["schema_version"] = SCHEMA_VERSION
     return apply_dtypes(frame)

@@ -60,7 +60,8 @@ def t_half_width(std: float, n: int, level: float = LEVEL) -> float:
     return float(st.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
 
 
-def t_interval(values: Sequence[float], bounds: tuple[float, float] = NO_RANGE, level: float = LEVEL) -> Interval:
+def t_interval(values: Sequence[float] | np.ndarray, bounds: tuple[float, float] = NO_RANGE,
+               level: float = LEVEL) -> Interval:
     """Mean, sample std (ddof 1) and the two-sided `level` t-interval, clipped to `bounds`."""
     xs = np.asarray([float(v) for v in values], dtype=float)
     n = len(xs)
@@ -81,7 +82,7 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] + 1e-9 and b[0] <= a[1] + 1e-9
 
 
-def bootstrap_mean(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
+def bootstrap_mean(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """Percentile-bootstrap interval of the mean of `values` (fixed seed: deterministic)."""
     xs = np.asarray(values, dtype=float)
     if len(xs) == 0:

@@ -1,10 +1,13 @@
 """What the leaderboard pages show, as plain data built from a collected frame (no HTML here).
 
 Per benchmark: the generic table's cells (`augbench.results.cells.auto_tables`: one row per
-method and variant, a configuration chosen by validation, 95% t-intervals, best and ties), the
-paper's number where a paper table has that row, the cost of a run (device-hours from the
-trainer's wall time) and, where `augbench bench` measured it, training throughput and peak
-memory. Per method: its configurations, hyperparameters and every run with its provenance.
+method and variant, a configuration chosen by validation, 95% t-intervals clipped to the
+metric's range, best and ties by paired comparisons), each method's paired comparison with
+`none` and the family's global augmentation on the headline metric, every paired comparison,
+the paper's number where a paper table has that row, the cost of a run (device-hours from the
+trainer's wall time) and training throughput and peak memory where `augbench bench` measured
+them (else why not). Per method: its configurations, hyperparameters, every run, and the
+environments (provenance) that made them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,21 @@ from augbench.results.cells import Cell, TableResult, auto_tables, paper_table
 from augbench.results.collect import derive_variant
 from augbench.results.paper import TABLES, paper_value
 from augbench.results.selection import TIE_RULE, TIE_TOLERANCE, choose_config, display_value, finished_runs, select
+from augbench.results.stats import Paired
+from augbench.results.tables import comparisons, seeds_text, verdict
 from augbench.results.units import is_percent, metric_kind
 
 HEADLINE = ("tta_acc", "acc")  # the index page's leaders: TTA accuracy where reported, else accuracy
-PROVENANCE = (("augbench", "augbench_version"), ("python", "python_version"), ("torch", "torch_version"),
-              ("torchvision", "torchvision_version"), ("CUDA", "cuda_version"), ("device", "device_name"),
-              ("threads", "threads"), ("identity", "identity_version"))
+#: What a run's environment is, in the order pages list it: (label, collected column).
+PROVENANCE = (("fingerprint", "fingerprint"), ("commit", "git_commit"), ("source dirty", "git_dirty"),
+              ("source SHA-256", "source_sha256"), ("augbench", "augbench_version"), ("python", "python_version"),
+              ("torch", "torch_version"), ("torchvision", "torchvision_version"), ("numpy", "numpy_version"),
+              ("device", "device"), ("device model", "device_name"), ("instruction set", "cpu_capability"),
+              ("BLAS", "blas"), ("LAPACK", "lapack"), ("MKL", "mkl_version"), ("oneDNN", "onednn_version"),
+              ("CUDA", "cuda_version"), ("cuDNN", "cudnn_version"), ("deterministic algorithms", "deterministic"),
+              ("threads", "threads"), ("platform", "platform"), ("identity version", "identity_version"))
+GPU_ONLY = ("cudnn_version",)  # empty on a CPU run by nature, not "not recorded"
+METRICS_PER_TABLE = 6  # metric columns per table of the other metrics: pages read at 1400 px without scrolling
 
 
 def slug(text: str) -> str:
@@ -61,6 +73,7 @@ class MetricCell:
     best: bool = False
     tied: bool = False
     sort: str = ""  # the number a sortable column orders by ("" sorts last)
+    clipped: bool = False  # the interval was cut at the metric's range
 
     @classmethod
     def of(cls, cell: Cell) -> MetricCell:
@@ -68,7 +81,30 @@ class MetricCell:
             return cls(cell.metric, cell.status)
         ci = f"[{format_number(cell.low)}, {format_number(cell.high)}]" if cell.n > 1 else ""
         return cls(cell.metric, "ok", format_number(cell.mean), ci, format_number(cell.half), format_number(cell.std),
-                   cell.n, cell.best, cell.tied, repr(round(cell.mean, 6)))
+                   cell.n, cell.best, cell.tied, repr(round(cell.mean, 6)), cell.clipped)
+
+
+@dataclass
+class PairedCell:
+    """A method against one reference on the headline metric, paired by seed, ready to print."""
+
+    reference: str
+    diff: str = ""  # "+5.30 [+1.20, +9.40]"
+    p_better: str = ""  # "1.00 [1.00, 1.00]"
+    verdict: str = ""
+    seeds: str = ""  # seeds for 80% power
+    n: int = 0
+    sort: str = ""
+    why: str = ""  # why there is no comparison (the reference itself, a missing cell)
+
+    @classmethod
+    def of(cls, reference: str, p: Paired | None, why: str = "") -> PairedCell:
+        if p is None:
+            return cls(reference, why=why)
+        ci = f" [{format_number(p.low, '+.2f')}, {format_number(p.high, '+.2f')}]" if p.n >= 2 else ""
+        return cls(reference, format_number(p.diff, "+.2f") + ci,
+                   f"{format_number(p.p_better)} [{format_number(p.p_low)}, {format_number(p.p_high)}]", verdict(p),
+                   seeds_text(p), p.n, repr(round(p.diff, 6)))
 
 
 @dataclass
@@ -83,6 +119,7 @@ class Cost:
     memory: str = ""
     memory_sort: str = ""
     measured_on: str = ""
+    not_measured: str = "not measured"  # what the throughput and memory cells say when empty
 
 
 @dataclass
@@ -99,8 +136,7 @@ class RunRow:
     result: str
     best_epoch: str
     wall: str
-    provenance: dict[str, str]
-    commit: str
+    environment: int  # its environment's number on the method page (1-based)
     grid: str
     run_dir: str
 
@@ -131,6 +167,8 @@ class MethodPage:
     cost: Cost
     counts: str
     curves: str = ""  # image file, relative to the benchmark folder
+    paired: list[PairedCell] = field(default_factory=list)  # against each reference, on the headline metric
+    environments: list[list[tuple[str, str]]] = field(default_factory=list)  # (label, value) per environment
 
 
 @dataclass
@@ -168,7 +206,11 @@ class BenchmarkPage:
     n_done: int = 0
     headline: str = ""  # the label of the metric the run lists show (TTA accuracy, else accuracy)
     lead: list[int] = field(default_factory=list)  # metric columns shown first (accuracies), by index
-    rest: list[int] = field(default_factory=list)  # the other metrics, shown after cost and runs
+    rest: list[list[int]] = field(default_factory=list)  # the other metrics, in tables of METRICS_PER_TABLE
+    references: list[str] = field(default_factory=list)  # the rows methods are compared with
+    comparisons: list[dict[str, str]] = field(default_factory=list)  # every paired comparison (tables.comparisons)
+    bench_note: str = ""  # where throughput and memory come from, or why they are missing
+    made_by: list[str] = field(default_factory=list)  # the environments of its runs (cells.provenance_lines)
 
 
 # --------------------------------------------------------------------------------- bench measurements
@@ -264,19 +306,27 @@ def _config_text(row: Mapping[str, Any], cols: Iterable[str]) -> str:
     return ", ".join(f"{c.split('.', 1)[1]}={text(row[c])}" for c in cols)
 
 
+def environments(runs: pd.DataFrame) -> tuple[list[list[tuple[str, str]]], list[int]]:
+    """The distinct environments (`PROVENANCE` values) of `runs` (one row per run), and each run's number."""
+    keys = [tuple("none (CPU run)" if col in GPU_ONLY and r.get("device") == "cpu" else text(r.get(col))
+                  for _, col in PROVENANCE) for r in runs.to_dict("records")]
+    distinct = sorted(set(keys))
+    return ([[(label, v) for (label, _), v in zip(PROVENANCE, key)] for key in distinct],
+            [distinct.index(k) + 1 for k in keys])
+
+
 def _run_rows(all_runs: pd.DataFrame, done: pd.DataFrame, chosen: set[str], metric: str) -> list[RunRow]:
     runs = all_runs.drop_duplicates("run_id", keep="last").sort_values(["seed", "run_id"], na_position="last")
+    _, env_of = environments(runs)
     cols = _differing(runs)
     test = done.set_index("run_id") if not done.empty else pd.DataFrame()
     out = []
-    for r in runs.to_dict("records"):
+    for r, env in zip(runs.to_dict("records"), env_of):
         t = test.loc[r["run_id"]] if r["run_id"] in test.index else None
         value = t[metric] if t is not None and metric in t and not pd.isna(t[metric]) else None
         val = t["val_acc"] if t is not None and "val_acc" in t and not pd.isna(t["val_acc"]) else None
         scale = 100.0 if is_percent(metric) else 1.0
         best_epoch = t["best_epoch"] if t is not None and "best_epoch" in t and not pd.isna(t["best_epoch"]) else None
-        dirty = r.get("git_dirty")
-        commit = text(r.get("git_commit"))[:12] + (" (dirty)" if dirty is True else "")
         grid = text(r.get("grid"))
         if grid and text(r.get("grid_sha256")):
             grid += f" sha256:{text(r.get('grid_sha256'))[:12]}"
@@ -289,9 +339,7 @@ def _run_rows(all_runs: pd.DataFrame, done: pd.DataFrame, chosen: set[str], metr
             reason=text(r.get("reason")), config=_config_text(r, cols), chosen=r["run_id"] in chosen,
             val=format_number(float(val), ".4f") if val is not None else "",
             result=format_number(float(value) * scale) if value is not None else "",
-            best_epoch=text(best_epoch), wall=wall_text,
-            provenance={label: text(r.get(col)) for label, col in PROVENANCE}, commit=commit, grid=grid,
-            run_dir=text(r.get("run_dir"))))
+            best_epoch=text(best_epoch), wall=wall_text, environment=env, grid=grid, run_dir=text(r.get("run_dir"))))
     return out
 
 
@@ -349,7 +397,7 @@ def _paper_table(res: TableResult, protocol: str = "") -> PaperTable:
         cells = []
         for j, c in enumerate(line):
             ours = MetricCell.of(c)
-            text = (f"{ours.mean} ± {ours.half}" if ours.half else ours.mean) if c.status == "ok" else \
+            text = (f"{ours.mean} {ours.ci}" if ours.ci else ours.mean) if c.status == "ok" else \
                 ("not reported" if c.status == "not-reported" else "—" + ("" if c.status == "missing"
                                                                              else f" ({c.status})"))
             paper = "" if math.isnan(c.paper_mean) else format_number(c.paper_mean) + (
@@ -362,21 +410,41 @@ def _paper_table(res: TableResult, protocol: str = "") -> PaperTable:
     return PaperTable(res.id, res.title, list(res.column_labels), list(res.extra_columns), rows, protocol)
 
 
+def bench_note(benchmark: str, measured: Mapping[tuple[str, str, str], Any], given: bool) -> str:
+    """Where a benchmark's throughput and memory come from, or why its cells say "not measured"."""
+    if not given:
+        return ("Train images/s and peak memory come from `augbench bench` CSVs passed with --bench; none were "
+                "passed, so they are not measured")
+    here = sorted({m for b, m, _ in measured if b == benchmark})
+    if here:
+        return (f"Train images/s and peak memory: `augbench bench` CSVs passed with --bench ({len(here)} method(s) "
+                "measured here; \"not measured\": no row for that method)")
+    others = sorted({b for b, _, _ in measured})
+    return (f"Train images/s and peak memory: the `augbench bench` CSVs passed with --bench measured "
+            f"{', '.join(others) or 'nothing'}, not {benchmark}: `augbench bench --benchmark {benchmark}` measures it "
+            "(pass its CSV with --bench)")
+
+
 def benchmark_pages(frame: pd.DataFrame, bench_measurements: Mapping[tuple[str, str, str], Mapping[str, Any]]
-                    | None = None) -> list[BenchmarkPage]:
-    """Every benchmark of the frame with its methods, sorted by name (methods as in the generic table)."""
+                    | None = None, tables: Sequence[TableResult] | None = None) -> list[BenchmarkPage]:
+    """Every benchmark of the frame with its methods, sorted by name (methods as in the generic table;
+    `tables`: the frame's `auto_tables`, when the caller has them). `bench_measurements` None: no
+    `augbench bench` results were given (the pages say so)."""
     if frame.empty:
         return []
+    given = bench_measurements is not None
     bench_measurements = bench_measurements or {}
     done_all = finished_runs(frame)
     pages = []
-    for res in auto_tables(frame):
+    for res in (auto_tables(frame) if tables is None else tables):
         bench = res.benchmark
         b_frame = frame[frame["benchmark"] == bench]
         b_done = done_all[done_all["benchmark"] == bench]
         metrics = [line.metric for line in res.cells[0]] if res.cells else []
         headline = next((m for m in HEADLINE if m in metrics), metrics[0] if metrics else "")
         methods = []
+        j_head = metrics.index(headline) if headline else -1
+        refs = res.references()
         for (method, variant), label, line in zip(res.rows_meta, res.row_labels, res.cells):
             m_all = select(b_frame, bench, method, variant, {})
             m_done = select(b_done, bench, method, variant, {})
@@ -395,13 +463,25 @@ def benchmark_pages(frame: pd.DataFrame, bench_measurements: Mapping[tuple[str, 
                                                                            bench_measurements.get((bench, method,
                                                                                                    variant))),
                 counts=counts))
+            cell = line[j_head] if j_head >= 0 else None
+            methods[-1].paired = [PairedCell.of(ref, cell.vs.get(ref) if cell is not None else None,
+                                                "the reference" if ref == label else "no result to compare")
+                                  for _, ref in refs]
+            methods[-1].environments = environments(m_all.drop_duplicates("run_id", keep="last").sort_values(
+                ["seed", "run_id"], na_position="last"))[0]
+            if not methods[-1].cost.img_s:
+                methods[-1].cost.not_measured = "not measured" if given else "not measured (no --bench)"
         description, paper = _describe(bench)
         page = BenchmarkPage(bench, description, paper, list(res.column_labels), methods,
                              paper_tables=_paper_tables(frame, bench),
                              n_runs=int(b_frame["run_id"].nunique()), n_done=int(b_done["run_id"].nunique()),
                              headline=res.column_labels[metrics.index(headline)] if headline else "",
                              lead=[j for j, m in enumerate(metrics) if m in ("acc", "tta_acc")],
-                             rest=[j for j, m in enumerate(metrics) if m not in ("acc", "tta_acc")])
+                             references=[ref for _, ref in refs],
+                             comparisons=comparisons(res).to_dict("records"),
+                             bench_note=bench_note(bench, bench_measurements, given), made_by=list(res.provenance))
+        rest = [j for j, m in enumerate(metrics) if m not in ("acc", "tta_acc")]
+        page.rest = [rest[i:i + METRICS_PER_TABLE] for i in range(0, len(rest), METRICS_PER_TABLE)]
         for j, metric in enumerate(metrics):
             if metric not in HEADLINE:
                 continue

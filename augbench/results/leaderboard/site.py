@@ -2,7 +2,8 @@
 
 Layout of OUT (every link relative, so it works from file:// and from any static host)::
 
-    index.html                      benchmarks, their leaders, the software the runs used
+    index.html                      benchmarks, their leaders, the ranking across benchmarks, the environments
+    cd-diagram.png                  the critical-difference diagram (with enough benchmarks)
     assets/style.css, sort.js       the only style and script (no CDN, nothing fetched)
     <benchmark>/index.html          the sortable table of methods, the paper's tables, figures
     <benchmark>/<method>.html       one method: results, configurations, hyperparameters, runs
@@ -28,10 +29,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from augbench.errors import DataError
+from augbench.results.aggregate import Aggregate, aggregate
+from augbench.results.cells import auto_tables
 from augbench.results.leaderboard.curves import method_curves
-from augbench.results.leaderboard.data import PROVENANCE, BenchmarkPage, benchmark_pages, read_bench, text
+from augbench.results.leaderboard.data import BenchmarkPage, benchmark_pages, environments, read_bench
 from augbench.results.selection import TIE_RULE
-from augbench.results.stats import INTERVAL_NAME
+from augbench.results.stats import IMPROVEMENT_NAME, INTERVAL_NAME, PAIRED_NAME, POWER
 
 MARKER = ".augbench-leaderboard"
 BENCHMARK_FIGURES = (("fig5-rotation", "Figure 5: learned rotation ranges per instance"),
@@ -43,26 +46,18 @@ Report = Callable[[str], None]
 
 
 @dataclass
-class Environment:
-    """One software environment the runs used, and how many runs used it."""
-
-    augbench: str
-    commit: str
-    python: str
-    torch: str
-    torchvision: str
-    CUDA: str
-    device: str
-    runs: int
-
-
-@dataclass
 class Site:
     version: str
     n_runs: int
     interval: str
     benchmarks: list[BenchmarkPage]
-    environments: list[Environment] = field(default_factory=list)
+    environments: list[list[tuple[str, str]]] = field(default_factory=list)  # (label, value) per environment
+    environment_runs: list[int] = field(default_factory=list)  # how many runs each environment made
+    aggregate: Aggregate | None = None
+    cd_diagram: str = ""  # file of the critical-difference diagram, when drawn
+    paired: str = PAIRED_NAME
+    improvement: str = IMPROVEMENT_NAME
+    power: str = f"{POWER:.0%}"
 
 
 class _Writer:
@@ -115,18 +110,10 @@ def _static(name: str) -> bytes:
     return importlib.resources.files("augbench.results.leaderboard").joinpath("static", name).read_bytes()
 
 
-def _environments(frame: pd.DataFrame) -> list[Environment]:
-    runs = frame.drop_duplicates("run_id")
-    cols = ["augbench_version", "git_commit", "git_dirty", "python_version", "torch_version", "torchvision_version",
-            "cuda_version", "device_name"]
-    runs = runs.reindex(columns=cols + ["run_id"])
-    keyed = pd.DataFrame({c: [text(v) for v in runs[c]] for c in cols})
-    out = []
-    for key, g in keyed.groupby(cols, sort=True, dropna=False):
-        a, commit, dirty, py, torch, tv, cuda, device = key
-        commit = commit[:12] + (" (dirty)" if dirty == "True" else "")
-        out.append(Environment(a, commit, py, torch, tv, cuda, device, len(g)))
-    return out
+def _environments(frame: pd.DataFrame) -> tuple[list[list[tuple[str, str]]], list[int]]:
+    """Every distinct environment of the frame's runs and how many runs each made."""
+    envs, of_run = environments(frame.drop_duplicates("run_id"))
+    return envs, [of_run.count(i + 1) for i in range(len(envs))]
 
 
 def _benchmark_figures(frame: pd.DataFrame, root: Path, bench: str, writer: _Writer, report: Report
@@ -156,11 +143,15 @@ def build_site(frame: pd.DataFrame, root: Path | str, out: Path | str, bench_fil
 
     root, out = Path(root), Path(out)
     writer = _Writer(out)
-    pages = benchmark_pages(frame, read_bench(bench_files))
-    site = Site(__version__, int(frame["run_id"].nunique()) if not frame.empty else 0, INTERVAL_NAME, pages,
-                _environments(frame) if not frame.empty else [])
+    tables = auto_tables(frame) if not frame.empty else []
+    pages = benchmark_pages(frame, read_bench(bench_files) if bench_files else None, tables)
+    envs, env_runs = _environments(frame) if not frame.empty else ([], [])
+    site = Site(__version__, int(frame["run_id"].nunique()) if not frame.empty else 0, INTERVAL_NAME, pages, envs,
+                env_runs, aggregate(tables) if not frame.empty else None)
+    if site.aggregate is not None and site.aggregate.cd_figure is not None:
+        writer.figure("cd-diagram.png", site.aggregate.cd_figure)
+        site.cd_diagram = "cd-diagram.png"
     env = _environment()
-    labels = [label for label, _ in PROVENANCE]
     for b in pages:
         if figures:
             b.figures = _benchmark_figures(frame, root, b.name, writer, report)
@@ -174,7 +165,7 @@ def build_site(frame: pd.DataFrame, root: Path | str, out: Path | str, bench_fil
         for m in b.methods:
             writer.write(f"{b.name}/{m.slug}.html", env.get_template("method.html.j2").render(
                 site=site, up="../", m=m, metrics=list(zip(b.metrics, m.metrics)), headline=b.headline,
-                provenance_labels=labels, figures=b.figures, tie_rule=TIE_RULE))
+                figures=b.figures, tie_rule=TIE_RULE))
         writer.write(f"{b.name}/index.html", env.get_template("benchmark.html.j2").render(site=site, up="../", b=b))
     writer.write("index.html", env.get_template("index.html.j2").render(site=site, up=""))
     for name in ("style.css", "sort.js"):
