@@ -162,6 +162,14 @@ def test_bench_measurements_fill_throughput_and_memory(tmp_path):
     row = (tmp_path / "site" / "glyphs-rotation" / "index.html").read_text().split('href="none.html"')[1]
     row = row.split("</tr>")[0]
     assert ">640<" in row and "40 MB" in row and "cpu AMD EPYC" in row and "CPU-h" in row
+    page = (tmp_path / "site" / "glyphs-rotation" / "index.html").read_text()
+    other = page.split('href="instaaug--uniform.html"')[1].split("</tr>")[0]
+    assert other.count('<span class="missing">not measured</span>') == 2  # no bench row for it: said, not blank
+    assert "(1 method(s) measured here" in page
+    frame_tin, root_tin = collect_roots([GOLDEN_RUNS / "tin"], _quiet)
+    build_site(frame_tin, root_tin, tmp_path / "site3", [bench], report=_quiet, figures=False)
+    assert ("measured glyphs-rotation, not tinyimagenet-crop: `augbench bench --benchmark tinyimagenet-crop` "
+            "measures it") in (tmp_path / "site3" / "tinyimagenet-crop" / "index.html").read_text()
 
 
 def test_leaderboard_command(tmp_path, capsys):
