@@ -42,7 +42,6 @@ from augbench.perf.configs import MEASURES, BenchConfig, get_config
 from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
 from augbench.perf.measure import PeakMemory, calls_for, clock_for, time_calls
 from augbench.perf.public import AUGBENCH, PUBLIC, PublicInstaAugHarness
-from augbench.provenance import device_name
 from augbench.rundir import failure_reason
 from augbench.runs import resolve
 from augbench.tasks.evaluate import to_float, views_evaluated

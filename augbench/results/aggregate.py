@@ -87,7 +87,8 @@ def _default_variants(benchmark: str) -> dict[str, str]:
     out = {}
     for name in METHODS.names():
         try:
-            hp = METHODS.get(name).spec().resolve(dict(bench.method_defaults.get(name, {})))
+            cls = METHODS.get(name)
+            hp = cls.spec().resolve(dict(cls.recipes.get(benchmark, {})))
         except AugbenchError:  # a method that refuses its defaults here has no default variant
             continue
         out[name] = derive_variant(name, hp, bench.family)
