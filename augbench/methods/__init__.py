@@ -12,10 +12,12 @@ from augbench.hparams import HParam
 from augbench.methods.base import (
     AugmentationMethod,
     MethodContext,
+    StepClassifier,
     StepContext,
     Views,
     build_param_optimizer,
     repeat_views,
+    step_classifier,
 )
 from augbench.registry import Registry
 
@@ -43,6 +45,7 @@ __all__ = [
     "HParam",
     "METHODS",
     "MethodContext",
+    "StepClassifier",
     "StepContext",
     "Views",
     "build_param_optimizer",
@@ -51,4 +54,5 @@ __all__ = [
     "list_methods",
     "register_method",
     "repeat_views",
+    "step_classifier",
 ]

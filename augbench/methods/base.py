@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +60,8 @@ class MethodContext:
     families: frozenset[str]  # the benchmark's transformation family
     steps_per_epoch: int = 1  # for schedules in fractional epochs (InstaAug's target rule)
     feature_dim: int | None = None  # size of the classifier's penultimate features, when it has them
+    epochs: int = 0  # training epochs of the run, for schedules over the whole run (AdaAugment's reward); 0: unknown
+    train_size: int = 0  # rows of the training split, for state kept per training image (EntAugment); 0: unknown
 
 
 @dataclass
@@ -68,8 +70,11 @@ class StepContext:
 
     `y` is given for label-conditioned methods (class-specific InstaAug) and is None at test
     time. `features` computes the classifier's penultimate features of [0, 1] images (AdaAug's
-    policy input) without the method having to know the model. `lr`: the classifier's current
-    learning rate during training (MADAug's look-ahead steps with it), None when nothing trains.
+    policy input) without the method having to know the model (`step_classifier` gives the
+    model itself). `lr`: the classifier's current learning rate during training (MADAug's
+    look-ahead steps with it), None when nothing trains. `index`: the batch's rows in the
+    training split (B,), on the device, during training only: state kept per training image
+    (EntAugment's magnitude of each image, set from its last prediction) is read and written there.
     """
 
     y: Tensor | None = None
@@ -78,6 +83,7 @@ class StepContext:
     epoch: int = 0
     step: int = 0
     lr: float | None = None
+    index: Tensor | None = None
 
 
 @dataclass
@@ -96,7 +102,37 @@ class Views:
     # changes other views' losses (contrastive): what REINFORCE credits that transformation with.
     # None: each view's own loss.
     credit: Tensor | None = None
+    # (V*B, ...) set by the trainer before `objective`: the model's outputs for `x` (logits, with their
+    # graph), for objectives that read the prediction itself (EntAugment's entropy). None outside it.
+    outputs: Tensor | None = None
     info: dict[str, Tensor] = field(default_factory=dict)  # logged/plotted parameters
+
+
+class StepClassifier(NamedTuple):
+    """The classifier a step trains, for methods that read its predictions (`step_classifier`).
+
+    `features` is `StepContext.features` itself (`augbench bench` times it as work the method
+    requires) and `head` maps them to the outputs; `model` is the module, for `eval_mode`.
+    """
+
+    model: nn.Module
+    features: Callable[[Tensor], Tensor]
+    head: Callable[[Tensor], Tensor]
+
+    def outputs(self, x: Tensor) -> Tensor:
+        """The classifier's outputs (logits) on [0, 1] images `x`."""
+        return self.head(self.features(x))
+
+
+def step_classifier(ctx: StepContext, method: str) -> StepClassifier:
+    """The classifier behind `ctx.features` (a bound method of it); `method` names the caller in the
+    one-line error raised when the step carries none."""
+    model = getattr(ctx.features, "__self__", None)
+    head = getattr(model, "head", None)
+    if not isinstance(model, nn.Module) or ctx.features is None or not callable(head):
+        raise ConfigError(f"{method} reads the classifier's predictions: it needs StepContext.features bound to "
+                          f"a classifier with a head (model.features), got {ctx.features!r}")
+    return StepClassifier(model, ctx.features, head)
 
 
 def repeat_views(x: Tensor, n_views: int) -> Tensor:
@@ -128,6 +164,9 @@ class AugmentationMethod(nn.Module):
       ``{"conditioning": "input-free"}``). `--set variant=NAME` (or ``variant = "NAME"`` in a
       grid's hparams) applies the preset over the recipe and under the other overrides;
       `variant_name` gives the name results group a configuration's runs by.
+    - `data_parallel`: False for a method whose state several data-parallel processes would each
+      update differently (a policy stepped inside `sample`, state per training image): such a
+      method runs in one process.
 
     Example, on one benchmark's recipe and a named variant::
 
@@ -153,6 +192,7 @@ class AugmentationMethod(nn.Module):
     tasks: ClassVar[frozenset[str]] = frozenset()
     recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    data_parallel: ClassVar[bool] = True
     explore_every: int = 1
 
     @property

@@ -208,9 +208,10 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
         if what == "augment":
             def fn() -> None:  # one block: `h.block` calls, one per step of the method's period
                 for offset in range(h.block):
-                    x, y = xs[c["augment"] % len(xs)]
+                    i = c["augment"] % len(xs)
+                    x, y = xs[i]
                     c["augment"] += 1
-                    h.augment(x, y, offset)
+                    h.augment(x, y, offset, idx[i])
         elif what == "step":
             def fn() -> None:  # one block: `h.block` consecutive steps on the cycled batches
                 for _ in range(h.block):

@@ -92,15 +92,16 @@ class MethodHarness:
         return self.trainer.global_step - int(self._start["global_step"])
 
     # ------------------------------------------------------------------ the timed calls
-    def augment(self, x: Tensor, y: Tensor, offset: int = 0) -> Views:
+    def augment(self, x: Tensor, y: Tensor, offset: int = 0, index: Tensor | None = None) -> Views:
         """`method.sample` alone on [0, 1] images, as inside a training step (autograd on).
 
         `offset`: the step within the method's period that the call plays (TeachAugment updates
-        its augmenter inside `sample` at one step of each period).
+        its augmenter inside `sample` at one step of each period). `index`: the images' rows in the
+        training split, as the trainer hands them (EntAugment reads its per-image magnitudes there).
         """
         t = self.trainer
         ctx = StepContext(y=y, features=self._features, training=True, epoch=t.epoch, step=t.global_step + offset,
-                          lr=t.classifier_lr())
+                          lr=t.classifier_lr(), index=index)
         return t.method.sample(x, ctx, t.task.n_views)
 
     def step(self, idx: Tensor) -> None:

@@ -189,6 +189,10 @@ def check_supported(task: str, method: AugmentationMethod, batch_size: int, n_tr
     if task not in PER_SAMPLE_TASKS:
         raise ConfigError(f"task {task} cannot run on {world} processes: its loss couples the images of a batch; "
                           f"run it in one process (run.distributed=off)")
+    if not method.data_parallel:
+        raise ConfigError(f"method {method.name} keeps state that processes would each update differently (a "
+                          f"policy stepped while augmenting, or state per training image); run it in one process "
+                          f"(run.distributed=off)")
     own_updates = method.explores or type(method).attach_classifier is not AugmentationMethod.attach_classifier
     if own_updates:
         raise ConfigError(f"method {method.name} updates parameters outside the trainer's backward pass "

@@ -163,7 +163,8 @@ class Trainer:
         torch.manual_seed(run_seed(seed, "method"))
         mctx = MethodContext(num_classes=dataset.num_classes, image_shape=dataset.image_shape,
                              families=frozenset({bench.family}), steps_per_epoch=self.steps_per_epoch,
-                             feature_dim=getattr(self.model, "feature_dim", None))
+                             feature_dim=getattr(self.model, "feature_dim", None), epochs=self.epochs,
+                             train_size=n)
         self.method: AugmentationMethod = create_method(method_name, mctx, **hparams).to(self.device)
         self.method.attach_classifier(self.model)  # a no-op unless the method is defined through it
         if self.replicas.active:
@@ -297,7 +298,7 @@ class Trainer:
         if self.s["train.hflip"]:
             x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
         ctx = StepContext(y=y, features=model_features(self.model), training=True, epoch=self.epoch,
-                          step=self.global_step, lr=self.classifier_lr())
+                          step=self.global_step, lr=self.classifier_lr(), index=idx)
         n_views = self.task.n_views
         views = self.method.sample(x, ctx, n_views)
         inputs = views.x.contiguous(memory_format=torch.channels_last) if self.s["run.channels_last"] else views.x
@@ -307,6 +308,7 @@ class Trainer:
             per_sample = self.task.per_sample_loss(out, y, n_views).float()
         if views.log_prob is not None:  # what each view's transformation is credited with (REINFORCE)
             views.credit = self.task.view_credit(out.detach(), per_sample.detach(), n_views)
+        views.outputs = out
         loss, logs = self.method.objective(per_sample, views)
         if loss.requires_grad:  # False when nothing learns (a fixed policy on a frozen classifier)
             self._optimize(loss)
