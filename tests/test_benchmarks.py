@@ -89,7 +89,8 @@ def test_real_data_benchmark_on_fake_official_tree(bench, tmp_path):
 # the newer learned methods on every paper benchmark of their family, with that benchmark's
 # method defaults; FlowInv's 10 burn-in epochs would leave its flow untouched in one epoch
 NEWER_ON_PAPER = [("flowinv", b, {"method.burnin_epochs": 0}) for b in ("tinyimagenet-crop", "cifar10-crop")] + [
-    (m, b, {}) for m in ("madaug", "teachaugment") for b in ("tinyimagenet-crop", "cifar10-crop", "rawfoot-color")]
+    (m, b, {}) for m in ("madaug", "teachaugment", "entaugment", "adaaugment", "sra")
+    for b in ("tinyimagenet-crop", "cifar10-crop", "rawfoot-color")]
 
 
 @pytest.mark.parametrize("method,bench,extra", NEWER_ON_PAPER, ids=[f"{m}-{b}" for m, b, _ in NEWER_ON_PAPER])
@@ -101,6 +102,15 @@ def test_newer_methods_run_on_the_paper_benchmarks_of_their_family(method, bench
             assert cfg.hparams[name] == value, (name, cfg.hparams[name])  # the benchmark's recipe is in force
     metrics = execute(cfg, tmp_path / "run")
     assert 0.0 <= metrics["tta_acc"] <= 1.0
+
+
+def test_the_cifar_recipes_of_the_per_sample_magnitude_methods_are_in_force():
+    """Their CIFAR pipelines' Cutout: 16 px on CIFAR-10; EntAugment and AdaAugment 8 px on CIFAR-100."""
+    cutout = {(m, b): resolve(b, m).hparams["cutout"] for m in ("entaugment", "adaaugment", "sra")
+              for b in ("cifar10-crop", "cifar100-crop")}
+    assert cutout == {("entaugment", "cifar10-crop"): 16, ("entaugment", "cifar100-crop"): 8,
+                      ("adaaugment", "cifar10-crop"): 16, ("adaaugment", "cifar100-crop"): 8,
+                      ("sra", "cifar10-crop"): 16, ("sra", "cifar100-crop"): 16}
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"),

@@ -142,6 +142,11 @@ def test_refused_configurations():
                                                    families=frozenset({"policy", "crop"})))
         with pytest.raises(ConfigError, match="outside the trainer's backward"):
             check_supported("classification", method, 16, 100, 2)
+    for name in ("entaugment", "adaaugment"):  # a magnitude per training image; a policy stepped while augmenting
+        method = create_method(name, ctx)
+        with pytest.raises(ConfigError, match="run it in one process"):
+            check_supported("classification", method, 16, 100, 2)
+    check_supported("classification", create_method("sra", ctx), 16, 100, 2)  # stateless: data-parallel
 
 
 def test_one_process_is_the_identity():

@@ -6,7 +6,7 @@ merges in the settings of the benchmark's task.
 
 from __future__ import annotations
 
-from augbench.benchmarks.base import COMMON_SETTINGS, Benchmark, accuracy_by_group
+from augbench.benchmarks.base import COMMON_SETTINGS, Benchmark, accuracy_by_group, magnitude_metrics
 from augbench.registry import Registry
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", "augbench.benchmarks", "augbench.benchmarks")
@@ -24,4 +24,4 @@ def list_benchmarks(pattern: str = "*") -> list[str]:
 
 
 __all__ = ["BENCHMARKS", "COMMON_SETTINGS", "Benchmark", "accuracy_by_group", "get_benchmark", "list_benchmarks",
-           "register_benchmark"]
+           "magnitude_metrics", "register_benchmark"]

@@ -114,3 +114,28 @@ def accuracy_by_group(correct: Tensor, group: Tensor, groups: Mapping[str, list[
         if mask.any():
             out[f"{prefix}{name}"] = correct[mask].float().mean().item()
     return out
+
+
+def magnitude_metrics(y: Tensor, inspect: Mapping[str, Tensor], fragile: Tensor) -> dict[str, float]:
+    """Where a per-image magnitude method augments hard: its mean magnitude overall
+    (`magnitude`), on the images whose label strong ops destroy (`magnitude_fragile`, by the
+    stand-in's ground truth `fragile`, (N,) bool) and on the others (`magnitude_robust`).
+
+    The magnitude is the method's "magnitude" (N,), or its "magnitude_per_class" (N, K) at the
+    true label `y` (a method whose magnitude depends on the label, as SRA's). {} when it reports
+    neither. A method that follows the instance has the fragile mean below the robust one.
+    """
+    if "magnitude" in inspect:
+        m = inspect["magnitude"].float()
+    elif "magnitude_per_class" in inspect:
+        per_class = inspect["magnitude_per_class"].float()
+        m = per_class.gather(1, y[: len(per_class)].to(per_class.device).long().unsqueeze(1)).squeeze(1)
+    else:
+        return {}
+    fragile = fragile[: len(m)].to(m.device)
+    out = {"magnitude": m.mean().item()}
+    if fragile.any():
+        out["magnitude_fragile"] = m[fragile].mean().item()
+    if (~fragile).any():
+        out["magnitude_robust"] = m[~fragile].mean().item()
+    return out

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from augbench.benchmarks import Benchmark, accuracy_by_group, register_benchmark
+from augbench.benchmarks import Benchmark, accuracy_by_group, magnitude_metrics, register_benchmark
 from augbench.benchmarks.base import STAND_IN_SCHEDULE
 from augbench.benchmarks.crop import ROOT, require_root
 from augbench.datasets.base import Dataset, Split
@@ -93,7 +94,9 @@ class TextureColor(Benchmark):
     instance's label-preserving arc of hue shifts they cover (`hue_coverage`) and how much of
     them lies outside it (`hue_violation`). A global range that leaves no hue class's arc lies
     within +-0.065 turns (where lemon's and lime's arcs overlap): it covers at most 13% of a
-    pattern class's circle and 26% of a hue class's half-turn arc.
+    pattern class's circle and 26% of a hue class's half-turn arc. For methods with a per-image
+    magnitude: its mean on the hue-defined classes, whose label desaturation and other colour ops
+    destroy (`magnitude_fragile`), and on the pattern classes (`magnitude_robust`).
     """
 
     family = "color"
@@ -132,4 +135,5 @@ class TextureColor(Benchmark):
             out.update({"hue_width_defined": m["hue_defined"], "hue_width_free": m["hue_free"]})
             safe = interval_metrics(hue.float().cpu(), hue_safe_shifts(split.meta["hue"][: len(hue)].cpu(), y))
             out.update(hue_coverage=safe["coverage"].mean().item(), hue_violation=safe["violation"].mean().item())
+        out.update(magnitude_metrics(split.y, inspect, torch.isin(split.y, torch.tensor(HUE_DEFINED_CLASSES))))
         return out

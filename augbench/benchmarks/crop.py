@@ -12,13 +12,16 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from augbench.benchmarks import Benchmark, register_benchmark
+from augbench.benchmarks import Benchmark, magnitude_metrics, register_benchmark
 from augbench.benchmarks.base import STAND_IN_SCHEDULE
 from augbench.datasets.base import Dataset, Split
 from augbench.errors import DataError
 from augbench.hparams import HParam
 
 ROOT = HParam("", str, identity=False, help="dataset folder (official layout)")
+#: clutter-crop's fragile images: the object within an eighth of the side of a border (4 px of 32, as far
+#: as the 4-px pad-and-crop alone moves the content), where shifts, shears and rotations cut it
+EDGE_MARGIN = 1 / 8
 
 # Paper D.1: PreActResNet-18 width 1, SGD lr 0.2 momentum 0.9 wd 1e-4, batch 100, lr x0.9 after
 # 10 epochs without validation improvement, at most 150 epochs, flips for every method, TTA 50.
@@ -147,6 +150,9 @@ class ClutterCrop(CropBenchmark):
     Besides accuracy: the fraction of the method's sampled test crops that keep at least half of
     the object (`keeps_object`), from the known object boxes, and the fraction the same crops
     would keep at uniformly random positions (`keeps_object_chance`, the matched-area reference).
+    For methods with a per-image magnitude: its mean on images whose object lies within
+    `EDGE_MARGIN` of the side from a border, which shifts, shears and rotations push out of view
+    (`magnitude_fragile`), and on the others (`magnitude_robust`).
     """
 
     paper = "Table 1 (embedded stand-in)"
@@ -197,4 +203,8 @@ class ClutterCrop(CropBenchmark):
             cy, cx = bh / 2 + ry * (1 - bh).clamp_min(0), bw / 2 + rx * (1 - bw).clamp_min(0)
             px = boxes_to_pixels(cy, cx, bh, bw, image_hw=hw)
             out["keeps_object_chance"] = crop_keeps_object(px, obj).float().mean().item()
+        box = split.meta["box"].float()
+        size = torch.tensor([split.x.shape[-1], split.x.shape[-2]], dtype=box.dtype, device=box.device)  # (W, H)
+        margin = torch.minimum(box[:, :2], size - box[:, 2:]).amin(dim=1)
+        out.update(magnitude_metrics(split.y, inspect, margin < EDGE_MARGIN * split.x.shape[-1]))
         return out

@@ -1,7 +1,8 @@
 """What a metric's name says about it: shown in percent or not, which direction is better, its range.
 
 Our metrics are fractions, the paper's percentages: fraction metrics (accuracies, coverage,
-violation, kept-object rates) are shown in percent everywhere. A name may carry a prefix
+violation, kept-object rates, per-image magnitudes as a fraction of the ops' full strength) are
+shown in percent everywhere. A name may carry a prefix
 ("resnet18/tta_acc@10"): only its last part decides.
 """
 
@@ -11,7 +12,7 @@ import fnmatch
 import math
 from collections.abc import Iterable
 
-PERCENT_METRICS = ("*acc*", "*coverage", "*violation", "*keeps*", "*frac*")
+PERCENT_METRICS = ("*acc*", "*coverage", "*violation", "*keeps*", "*frac*", "magnitude*")
 HIGHER_IS_BETTER = ("*acc*", "*coverage", "*keeps*")
 LOWER_IS_BETTER = ("*loss*", "*violation", "*error*")
 #: Neither better nor worse: what a method's own choices would score at random (`*_chance`), and
@@ -22,9 +23,10 @@ REFERENCE_METRICS = ("*_chance", "keeps_object")
 #: crops at random positions; positive only when crops are placed on the object.
 DERIVED_METRICS = {"keeps_object_gain": ("keeps_object", "keeps_object_chance")}
 #: Test metrics that score a learned distribution against a stand-in's known invariance (and the
-#: out-of-distribution accuracy the colour stand-in is about), in the order figures show them.
+#: out-of-distribution accuracy the colour stand-in is about), in the order figures show them;
+#: `magnitude_fragile` / `magnitude_robust`: a per-image magnitude where the label is fragile or not.
 GROUND_TRUTH_METRICS = ("coverage", "violation", "keeps_object", "keeps_object_chance", "keeps_object_gain",
-                        "hue_coverage", "hue_violation", "acc_ood")
+                        "hue_coverage", "hue_violation", "acc_ood", "magnitude_fragile", "magnitude_robust")
 
 
 #: The values a metric can take, in display units (first matching pattern wins): intervals are
