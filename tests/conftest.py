@@ -47,6 +47,33 @@ def slurm_available() -> bool:
         return False
 
 
+@pytest.fixture
+def resumed_run(tmp_path, monkeypatch):
+    """`resumed_run(cfg, stop_epoch)`: the metrics of `cfg` run uninterrupted, after asserting that a
+    run stopped right after its checkpoint at the start of `stop_epoch` and then resumed ends with
+    exactly the same metrics (what a method keeps in its state survives the checkpoint)."""
+    from augbench.runs import execute
+    from augbench.train.trainer import Trainer
+
+    def run(cfg, stop_epoch: int) -> dict:
+        reference = execute(cfg, tmp_path / "ref")
+        original = Trainer.save
+
+        def save_then_stop(self):
+            original(self)
+            if self.epoch == stop_epoch:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(Trainer, "save", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            execute(cfg, tmp_path / "victim")
+        monkeypatch.setattr(Trainer, "save", original)
+        assert execute(cfg, tmp_path / "victim") == reference
+        return reference
+
+    return run
+
+
 def pytest_collection_modifyitems(config, items):
     if slurm_available():
         return

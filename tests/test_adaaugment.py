@@ -10,7 +10,7 @@ from torch.distributions import Beta
 from augbench.methods import MethodContext, StepContext, create_method
 from augbench.methods.adaaugment import balance_factor
 from augbench.models import build_model
-from augbench.runs import execute, resolve
+from augbench.runs import resolve
 
 K = 4
 
@@ -100,23 +100,9 @@ def test_the_policy_reads_each_image():
     assert m.shape == (8,) and m.std() > 0 and ((m > 0) & (m < 1)).all()
 
 
-def test_resume_from_an_epoch_checkpoint_is_exact(tiny, tmp_path, monkeypatch):
+def test_resume_from_an_epoch_checkpoint_is_exact(tiny, resumed_run):
     """Actor, critic and their Adam state survive a checkpoint: an interrupted run ends with the same numbers."""
-    from augbench.train.trainer import Trainer
-
     cfg = resolve("clutter-crop", "adaaugment", 0, {**tiny, "model.width": 0.25, "run.device": "cpu",
                                                      "train.epochs": 2})
-    reference = execute(cfg, tmp_path / "ref")
-    original = Trainer.save
-
-    def save_then_stop(self):
-        original(self)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        execute(cfg, tmp_path / "victim")
-    monkeypatch.setattr(Trainer, "save", original)
-    assert execute(cfg, tmp_path / "victim") == reference
+    reference = resumed_run(cfg, stop_epoch=1)
     assert 0.0 < reference["magnitude"] < 1.0 and "magnitude_robust" in reference

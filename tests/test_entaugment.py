@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from augbench.methods import MethodContext, StepContext, Views, create_method
 from augbench.methods.entaugment import LEVELS, normalized_entropy
 from augbench.models import build_model
-from augbench.runs import execute, resolve
+from augbench.runs import resolve
 
 K = 4
 
@@ -103,22 +103,8 @@ def clutter_tiny(tiny: dict) -> dict:
     return {**tiny, "model.width": 0.25, "run.device": "cpu", "method.warmup_epochs": 1}
 
 
-def test_resume_from_an_epoch_checkpoint_is_exact(tiny, tmp_path, monkeypatch):
+def test_resume_from_an_epoch_checkpoint_is_exact(tiny, resumed_run):
     """The per-image magnitudes survive a checkpoint: an interrupted run ends with the same numbers."""
-    from augbench.train.trainer import Trainer
-
     cfg = resolve("clutter-crop", "entaugment", 0, {**clutter_tiny(tiny), "train.epochs": 3})
-    reference = execute(cfg, tmp_path / "ref")
-    original = Trainer.save
-
-    def save_then_stop(self):
-        original(self)
-        if self.epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        execute(cfg, tmp_path / "victim")
-    monkeypatch.setattr(Trainer, "save", original)
-    assert execute(cfg, tmp_path / "victim") == reference
+    reference = resumed_run(cfg, stop_epoch=2)
     assert 0.0 <= reference["magnitude"] <= 1.0 and "magnitude_fragile" in reference

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -236,22 +235,7 @@ def test_cpu_smoke_run_end_to_end(tiny, tmp_path):
     assert again == metrics  # deterministic for a seed
 
 
-def test_resume_from_an_epoch_checkpoint_is_exact(tiny, tmp_path, monkeypatch):
+def test_resume_from_an_epoch_checkpoint_is_exact(tiny, resumed_run):
     """EMA teacher, augmentation model, its AdamW state and a grown replay buffer survive a checkpoint."""
-    from augbench.train.trainer import Trainer
-
     overrides = {**texture_tiny(tiny), "train.epochs": 2, "method.replay_every": 1, "method.update_every": 1}
-    cfg = resolve("texture-color", "teachaugment", 0, overrides)
-    reference = execute(cfg, tmp_path / "ref")
-    original = Trainer.save
-
-    def save_then_stop(self):
-        original(self)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        execute(cfg, tmp_path / "victim")
-    monkeypatch.setattr(Trainer, "save", original)
-    assert execute(cfg, tmp_path / "victim") == reference
+    resumed_run(resolve("texture-color", "teachaugment", 0, overrides), stop_epoch=1)
