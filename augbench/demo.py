@@ -22,7 +22,7 @@ from augbench.sweep.grid import load_grid
 
 DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
 DEMO_SEEDS = 2
-# `--full`: the stand-ins at their benchmarks' own sizes and schedules, 5 seeds (about 2 hours
+# `--full`: the stand-ins at their benchmarks' own sizes and schedules, 5 seeds (over 2 hours
 # on 2 cores): where learned crops and colour ranges have the steps to show input dependence
 FULL: dict[str, Any] = {"grid": "demo_full", "root": "runs/demo-full", "out": "results/full", "seeds": 5}
 QUICK: dict[str, Any] = {"grid": DEMO_GRID, "root": "runs/demo", "out": "results", "seeds": DEMO_SEEDS}
@@ -109,7 +109,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="run a small grid on the embedded benchmarks, write tables and figures")
     p.add_argument("--full", action="store_true",
                    help="the stand-ins at their own sizes and 15-epoch schedules, 5 seeds (grid demo_full; "
-                        "about 2 hours on 2 cores; defaults --root runs/demo-full --out results/full)")
+                        "over 2 hours on 2 cores; defaults --root runs/demo-full --out results/full)")
     p.add_argument("--root", default=None, help="run directories (default: runs/demo; resumes)")
     p.add_argument("--out", default=None, help="tables and figures (default: results)")
     p.add_argument("--max-parallel", type=int, default=DEMO_PARALLEL,

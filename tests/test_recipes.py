@@ -148,27 +148,29 @@ def test_the_documented_defaults_are_the_resolved_ones(grid_name):
         _check(grid_name, setting, key, cell)
 
 
-NEWER = "## The methods that followed the paper"
+NEWER = ("## The methods that followed the paper", "## The per-sample magnitude methods")
 
 
 def _newer_rows() -> list[tuple[str, str, str]]:
-    """(setting, key, augbench cell) of the section on FlowInv, MADAug and TeachAugment."""
+    """(setting, key, augbench cell) of the sections on the methods that followed the paper."""
     lines = DOC.read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(NEWER))
     rows = []
-    for line in lines[start + 1:]:
-        if line.startswith("#"):
-            break
-        if line.startswith("| ") and not line.startswith("| Setting |"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            assert len(cells) == 5, f"{NEWER}: a row needs 5 cells: {line}"
-            rows.append((cells[0], cells[1].strip("`"), cells[3]))
+    for title in NEWER:
+        start = next(i for i, line in enumerate(lines) if line.startswith(title))
+        for line in lines[start + 1:]:
+            if line.startswith("#"):
+                break
+            if line.startswith("| ") and not line.startswith("| Setting |"):
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                assert len(cells) == 5, f"{title}: a row needs 5 cells: {line}"
+                rows.append((cells[0], cells[1].strip("`"), cells[3]))
     return rows
 
 
 def test_the_newer_methods_documented_defaults_are_the_resolved_ones():
     rows = _newer_rows()
-    assert {key.split(" / ")[1] for _, key, _ in rows} == {"flowinv", "madaug", "teachaugment"}
+    assert {key.split(" / ")[1] for _, key, _ in rows} == {"flowinv", "madaug", "teachaugment", "entaugment",
+                                                           "adaaugment", "sra"}
     for setting, key, cell in rows:
         benchmark, method, name = key.split(" / ")
         (shown,) = [_value(v) for v in re.findall(r"`([^`]*)`", cell)]
