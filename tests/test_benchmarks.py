@@ -132,3 +132,19 @@ def test_missing_or_broken_data_root_is_one_line_exit_2(bench, tmp_path, capsys)
     errors = [line for line in err.splitlines() if line.startswith("augbench: error")]
     assert len(errors) == 1 and str(tmp_path / "nowhere") in errors[0] and "Traceback" not in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_clutter_crop_scores_magnitudes_by_the_objects_distance_to_the_border():
+    """Objects within an eighth of the side of a border are the fragile ones (shifts push them out)."""
+    import torch
+
+    from augbench.benchmarks import create_benchmark
+    from augbench.datasets.base import Split
+
+    boxes = torch.tensor([[0.0, 10, 8, 18], [12, 12, 20, 20], [26, 5, 32, 11], [10, 9, 18, 17]])
+    split = Split(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), {"box": boxes})
+    bench = create_benchmark("clutter-crop", {})
+    m = bench.metrics(split, torch.ones(4, dtype=torch.bool), None, {"magnitude": torch.tensor([0.2, 0.9, 0.4, 0.7])})
+    assert m["magnitude_fragile"] == pytest.approx(0.3) and m["magnitude_robust"] == pytest.approx(0.8)
+    assert m["magnitude"] == pytest.approx(0.55)
+    assert "magnitude" not in bench.metrics(split, torch.ones(4, dtype=torch.bool), None, {})
