@@ -138,8 +138,8 @@ def test_clutter_crop_scores_magnitudes_by_the_objects_distance_to_the_border():
     """Objects within an eighth of the side of a border are the fragile ones (shifts push them out)."""
     import torch
 
-    from augbench.benchmarks import create_benchmark
     from augbench.datasets.base import Split
+    from augbench.settings import create_benchmark
 
     boxes = torch.tensor([[0.0, 10, 8, 18], [12, 12, 20, 20], [26, 5, 32, 11], [10, 9, 18, 17]])
     split = Split(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), {"box": boxes})

@@ -58,7 +58,7 @@ from augbench.methods import (
 from augbench.methods.adaaug import random_pad_crop
 from augbench.methods.auto_augment import POLICY_FAMILIES
 from augbench.models.modes import eval_mode
-from augbench.transforms.magnitude import TA_STANDARD, base_pad, cutout_pixels, level_of
+from augbench.transforms.magnitude import TA_STANDARD, base_pad, cutout_pixels, level_of, pipeline_hparams
 
 LEVELS = 29  # AdaAugment's PARAMETER_MAX (organize_transform.py: set_augmentation_space('standard', 30))
 ACTION_EPS = 1e-6
@@ -114,11 +114,7 @@ class AdaAugment(AugmentationMethod):
         "lr": HParam(3e-4, float, low=0.0, help="Adam learning rate of actor and critic (code: 3e-4)"),
         "weight_decay": HParam(5e-4, float, low=0.0, help="Adam weight decay of actor and critic (code: 5e-4)"),
         "gamma": HParam(0.99, float, low=0.0, high=1.0, help="discount of V(s') in the TD target (code: 0.99)"),
-        "base_pad": HParam(None, int, low=0, nullable=True,
-                           help="pad-and-crop after the op (and the none view), in pixels; None: 4 on crop "
-                                "benchmarks, 0 elsewhere"),
-        "cutout": HParam(0, int, low=0, help="Cutout square after the op, in pixels (code: 16 on CIFAR-10, 8 on "
-                                             "CIFAR-100); 0: none"),
+        **pipeline_hparams("after the op (and the none view's)", "16 on CIFAR-10, 8 on CIFAR-100"),
     }
     #: per-benchmark defaults: the code's CIFAR pipelines
     recipes: ClassVar[dict[str, dict[str, Any]]] = {

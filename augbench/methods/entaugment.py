@@ -51,7 +51,7 @@ from augbench.methods import (
 from augbench.methods.adaaug import random_pad_crop
 from augbench.methods.auto_augment import POLICY_FAMILIES
 from augbench.models.modes import eval_mode
-from augbench.transforms.magnitude import TA_STANDARD, base_pad, cutout_pixels, level_of
+from augbench.transforms.magnitude import TA_STANDARD, base_pad, cutout_pixels, level_of, pipeline_hparams
 
 LEVELS = 30  # EntAugment's PARAMETER_MAX (augmentation/entaugment.py: set_augmentation_space(31))
 WARMUP_LEVELS = 29  # TrivialAugment's during the warm-up (set_augmentation_space('standard', 30))
@@ -74,10 +74,7 @@ class EntAugment(AugmentationMethod):
         "entloss": HParam(False, bool, help="add EntLoss: + H(prediction) / log K to each image's loss"),
         "warmup_epochs": HParam(10, int, low=0, help="epochs of TrivialAugment before the entropy sets magnitudes "
                                                      "(EntAugment's code: 10 of 300)"),
-        "base_pad": HParam(None, int, low=0, nullable=True,
-                           help="pad-and-crop after the op, in pixels; None: 4 on crop benchmarks, 0 elsewhere"),
-        "cutout": HParam(0, int, low=0, help="Cutout square after the op, in pixels (code: 16 on CIFAR-10, 8 on "
-                                             "CIFAR-100); 0: none"),
+        **pipeline_hparams("after the op", "16 on CIFAR-10, 8 on CIFAR-100"),
     }
     #: per-benchmark defaults: the code's CIFAR pipelines; on the 15-epoch stand-ins one warm-up epoch
     #: (the code's 10 of 300 is a third of one; one epoch gives every image its first magnitude)

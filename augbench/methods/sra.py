@@ -49,7 +49,7 @@ from augbench.methods import (
 from augbench.methods.adaaug import random_pad_crop
 from augbench.methods.auto_augment import POLICY_FAMILIES
 from augbench.models.modes import eval_mode
-from augbench.transforms.magnitude import SRA_SPACE, base_pad, cutout_pixels
+from augbench.transforms.magnitude import SRA_SPACE, base_pad, cutout_pixels, pipeline_hparams
 
 
 def class_scores(logits: Tensor) -> Tensor:
@@ -71,9 +71,7 @@ class SampleAwareRandAugment(AugmentationMethod):
                                                             "(CIFAR: 1.0)"),
         "p_max": HParam(1.0, float, low=0.0, high=1.0, help="upper bound of each op's application probability "
                                                             "(CIFAR: 1.0)"),
-        "base_pad": HParam(None, int, low=0, nullable=True,
-                           help="pad-and-crop before the ops, in pixels; None: 4 on crop benchmarks, 0 elsewhere"),
-        "cutout": HParam(0, int, low=0, help="Cutout square after the ops, in pixels (code: 16 on CIFAR); 0: none"),
+        **pipeline_hparams("before the ops", "16 on CIFAR"),
     }
     #: per-benchmark defaults: the code's CIFAR pipeline
     recipes: ClassVar[dict[str, dict[str, Any]]] = {

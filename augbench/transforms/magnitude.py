@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from augbench.errors import DataError
+from augbench.hparams import HParam
 from augbench.transforms.ops import apply_ops, cutout, draw_uniform, get_op, group_sizes
 
 
@@ -151,6 +152,16 @@ SRA_SPACE = MagnitudeSpace((
 ))
 
 
+def pipeline_hparams(where: str, cutout_code: str) -> dict[str, HParam]:
+    """The base pipeline's hyperparameters of the three methods (`base_pad`, `cutout`): `where` says
+    where the pad-and-crop sits relative to the ops, `cutout_code` the public code's Cutout sizes."""
+    return {
+        "base_pad": HParam(None, int, low=0, nullable=True,
+                           help=f"pad-and-crop {where}, in pixels; None: 4 on crop benchmarks, 0 elsewhere"),
+        "cutout": HParam(0, int, low=0, help=f"Cutout square after the ops, in pixels (code: {cutout_code}); 0: none"),
+    }
+
+
 def base_pad(value: int | None, families: frozenset[str]) -> int:
     """Pixels of the pad-and-crop around the ops: `value`, or when None 4 on crop benchmarks and 0
     elsewhere (the three methods' CIFAR pipelines' RandomCrop(32, padding=4), kept off colour data)."""
@@ -177,4 +188,5 @@ def level_of(magnitude: Tensor, parameter_max: int) -> Tensor:
     return torch.clamp(level, max=parameter_max).to(torch.float32)
 
 
-__all__ = ["MagnitudeSpace", "SRA_SPACE", "StrengthOp", "TA_STANDARD", "base_pad", "cutout_pixels", "level_of"]
+__all__ = ["MagnitudeSpace", "SRA_SPACE", "StrengthOp", "TA_STANDARD", "base_pad", "cutout_pixels", "level_of",
+           "pipeline_hparams"]
