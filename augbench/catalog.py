@@ -12,7 +12,6 @@ is always complete. Regenerate the file with `python -m augbench.catalog`.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import pkgutil
 import sys
@@ -20,11 +19,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from augbench.atomic import atomic_write_text
+from augbench.catalog_file import FORMAT, RESOURCE, committed
+
 #: Section of the catalog -> the package its classes are discovered in (also their entry-point group).
 PACKAGES: dict[str, str] = {"methods": "augbench.methods", "benchmarks": "augbench.benchmarks"}
-RESOURCE = "data/catalog.json"
 REGENERATE = "python -m augbench.catalog"
-FORMAT = 1
 
 
 def discovered_modules() -> dict[str, list[str]]:
@@ -41,7 +41,7 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
     `builtin_only` keeps classes defined inside augbench, so the committed file never depends on
     which plugins were installed, or registered by the caller, when it was generated.
     """
-    from augbench.benchmarks import BENCHMARKS
+    from augbench.benchmarks import BENCHMARKS  # the registries import torch: only to rebuild
     from augbench.methods import METHODS
     from augbench.settings import settings_spec
 
@@ -92,23 +92,13 @@ def dumps(catalog: dict[str, Any]) -> str:
     return json.dumps(catalog, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def committed() -> dict[str, Any] | None:
-    """The catalog shipped with the package, or None when it is missing or of another format."""
-    try:
-        text = importlib.resources.files("augbench").joinpath(RESOURCE).read_text(encoding="utf-8")
-        data = json.loads(text)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
-
-
 def _may_hold_more(catalog: dict[str, Any]) -> bool:
     """Whether the live registries could differ from `catalog`: plugins, new modules, or in-process registrations."""
     if any(package in sys.modules for package in PACKAGES.values()):
         return True  # registries in use here: a caller may have registered its own classes
     if catalog.get("modules") != discovered_modules():
         return True
-    from importlib.metadata import entry_points
+    from importlib.metadata import entry_points  # slow to import: only when the file may be stale
 
     return any(entry_points(group=group) for group in PACKAGES.values())
 
@@ -169,8 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if current != text:
-        from augbench.atomic import atomic_write_text
-
         atomic_write_text(path, text)
         print(f"wrote {path}")
     else:

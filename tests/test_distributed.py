@@ -12,15 +12,16 @@ import torch.multiprocessing as mp
 from test_streaming import make_tree
 from torch import nn
 
+from augbench import distenv
 from augbench.device import process_device
+from augbench.distenv import DistEnv, launch_env
 from augbench.errors import ConfigError
 from augbench.methods import AugmentationMethod, Views, create_method, register_method, repeat_views
 from augbench.methods.base import MethodContext
 from augbench.rundir import read_records
 from augbench.runs import execute, resolve
-from augbench.train import distributed
 from augbench.train import trainer as trainer_module
-from augbench.train.distributed import DistEnv, Replicas, check_supported, convert_batchnorm, launch_env
+from augbench.train.distributed import Replicas, check_supported, convert_batchnorm
 
 SETS = {"data.n_train": 96, "data.n_test": 32, "train.epochs": 2, "train.batch_size": 16, "eval.tta_views": 2,
         "run.progress": False, "run.log_every": 1, "run.threads": 1}
@@ -106,8 +107,8 @@ def test_launch_environment(monkeypatch):
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert launch_env() == DistEnv(3, 4, 1) and launch_env("off") == DistEnv()
-    assert distributed.is_follower({"run.distributed": "auto"})
-    assert not distributed.is_follower({"run.distributed": "off"})
+    assert distenv.is_follower({"run.distributed": "auto"})
+    assert not distenv.is_follower({"run.distributed": "off"})
     env = launch_env()
     assert process_device("cpu", env.world_size, env.local_rank) == "cpu"
     with pytest.raises(ConfigError, match="LOCAL_RANK"):

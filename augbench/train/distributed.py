@@ -28,22 +28,19 @@ the others train with it, write nothing, and return the metrics it broadcasts.
 from __future__ import annotations
 
 import atexit
-import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from augbench.distenv import DistEnv
 from augbench.errors import ConfigError
+from augbench.methods import AugmentationMethod
 from augbench.rundir import RecordWriter
-
-if TYPE_CHECKING:
-    from augbench.methods import AugmentationMethod
 
 #: Rank 0 evaluates alone (a final test-time augmentation pass over ImageNet takes minutes)
 #: while the other processes wait in a collective; a process that died is noticed after this.
@@ -51,53 +48,6 @@ TIMEOUT = timedelta(hours=1)
 #: Tasks whose loss of an image depends on that image alone (a contrastive loss takes its
 #: negatives from the batch, so a share of the batch is not a share of the loss).
 PER_SAMPLE_TASKS = frozenset({"classification", "fixed-classifier"})
-
-
-@dataclass(frozen=True)
-class DistEnv:
-    """This process's place among the processes of one run (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def _export_submitit() -> None:
-    """Inside a submitit SLURM job of several tasks, the variables torchrun would have set."""
-    env = os.environ
-    if "WORLD_SIZE" in env or env.get("SUBMITIT_EXECUTOR") != "slurm" or int(env.get("SLURM_NTASKS", "1")) < 2:
-        return
-    from submitit.helpers import TorchDistributedEnvironment
-
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # each process picks cuda:LOCAL_RANK
-
-
-def launch_env(mode: str = "auto") -> DistEnv:
-    """`run.distributed`: "auto" reads the launcher's variables, "off" ignores them (one process)."""
-    if mode not in ("auto", "off"):
-        raise ConfigError(f"run.distributed {mode!r}: expected auto or off")
-    if mode == "off":
-        return DistEnv()
-    _export_submitit()
-    env = os.environ
-    try:
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local = int(env.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers") from None
-    if world > 1 and not 0 <= rank < world:
-        raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={world}")
-    return DistEnv(rank, world, local) if world > 1 else DistEnv()
-
-
-def is_follower(settings: dict[str, Any]) -> bool:
-    """True in a process of a data-parallel run other than rank 0 (it writes nothing)."""
-    return launch_env(settings.get("run.distributed", "auto")).rank > 0
 
 
 # ----------------------------------------------------------------------------- BatchNorm over the global batch
@@ -184,8 +134,6 @@ def convert_batchnorm(module: nn.Module) -> int:
 # ----------------------------------------------------------------------------- the trainer's side
 def check_supported(task: str, method: AugmentationMethod, batch_size: int, n_train: int, world: int) -> None:
     """Refuse what data parallelism would silently change, in one line."""
-    from augbench.methods import AugmentationMethod
-
     if task not in PER_SAMPLE_TASKS:
         raise ConfigError(f"task {task} cannot run on {world} processes: its loss couples the images of a batch; "
                           f"run it in one process (run.distributed=off)")

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from augbench.catalog import committed
+from augbench.catalog_file import committed
 from augbench.results.figures.common import META, MissingRuns, PlotContext, new_figure, pick_benchmark, run_label
 from augbench.results.selection import SEED_RULE, representatives
 
