@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augbench import provenance, rundir
+from augbench import provenance
+from augbench.catalog import listing, render
+from augbench.distenv import is_follower
 from augbench.errors import AugbenchError
 from augbench.overrides import parse_sets
+from augbench.rundir import RunDir, to_jsonable
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
 COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo",
@@ -51,14 +54,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from augbench.catalog import listing, render
-
     print(*render(listing(), args.what, args.verbose), sep="\n")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from augbench.runs import execute, resolve
+    from augbench.runs import execute, resolve  # torch and the registries: not to build the parser
 
     overrides = parse_sets(args.set)
     if args.device:
@@ -69,13 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out) if args.out else Path("runs") / cfg.run_id
     what = f"run {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed}"
-    finished = rundir.is_done(rundir.read_status(out)) and (rundir.read_config(out) or {}).get("run_id") == cfg.run_id
-    if finished:
+    if RunDir(out).finished(cfg.run_id) is not None:
         print(f"{what}: already done in {out}", file=sys.stderr)
     metrics = execute(cfg, out, announce=lambda trainer: print(f"{what} -> {out}\n{describe_run(trainer)}",
                                                                file=sys.stderr, flush=True))
-    from augbench.train.distributed import is_follower
-
     if is_follower(cfg.settings):  # another process of a data-parallel run: rank 0 prints the metrics
         return 0
     print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics))
@@ -94,7 +92,8 @@ def describe_config(cfg: Any) -> str:
     declared = method_cls.hparams
     sources = {k: "benchmark default" if k in bench_defaults and v == bench_defaults[k]
                else "method default" if v == declared[k].default else "set" for k, v in cfg.hparams.items()}
-    return json.dumps({"run_id": cfg.run_id, **rundir.to_jsonable(cfg.to_json()), "sources": sources}, indent=1)
+    body = {k: v for k, v in cfg.to_json().items() if k != "identity"}  # the identity repeats settings and hparams
+    return json.dumps({"run_id": cfg.run_id, **to_jsonable(body), "sources": sources}, indent=1)
 
 
 def build_parser() -> argparse.ArgumentParser:

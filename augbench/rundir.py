@@ -1,41 +1,48 @@
 """The run directory: the only database augbench has, and the one module that knows its schema.
 
-    <run>/config.json       resolved config, identity, versions (written first)
+    <run>/config.json       resolved config, identity, family, task, variant, versions (written first)
     <run>/records.jsonl     append-only metric records, one JSON object a line
     <run>/checkpoint.pt     latest checkpoint (atomic replace)
     <run>/checkpoint.prev.pt  the one before it (a damaged latest one falls back to it)
     <run>/heartbeat         touched while the run is alive (its mtime is the beat)
     <run>/inspect.pt        per-sample distribution parameters of the first test images, for figures
     <run>/final_weights.pt  the reported model and method weights
-    <run>/attempts.jsonl    one line per start by a sweep job (scheduler job id, resumed position)
+    <run>/attempts.jsonl    one line per start by a sweep job (scheduler job id, resumed position, launch)
     <run>/tensorboard/      TensorBoard event files of the records' scalars (only with run.tensorboard)
     <run>/.lock             held (flock) by the one process that trains the run
-    <run>/status.json       written last: {"state": "done", "metrics": ...} or
-                            {"state": "failed", "reason": ..., "traceback": ...}
+    <run>/status.json       written last: {"state": "done", "run_id", "metrics": ...} or
+                            {"state": "failed", "run_id", "reason": ..., "traceback": ...}
 
 A record line: {"run_id", "benchmark", "method", "seed", "step", "epoch", "split", "time", "metrics"}.
 Readers tolerate a truncated last line (a killed writer) and report it instead of failing.
 
-Run state has one vocabulary (`STATES`). From the directory alone (`run_state`): done / failed
-(status.json), running (no status, a write within `ALIVE_SECONDS`), stalled (no status, nothing
-recent: killed, preempted, crashed without a traceback) or absent. A sweep adds what only its
-manifest and scheduler know: pending (submitted, not started) and cancelled.
+`RunDir` owns one directory: its files, its `RunState`, whose run it holds (`claims`: every file
+that names a run id), whether it holds a finished run of a given config (`finished`), the failure
+record, the heartbeat, the lock, records and attempts. Run state has one vocabulary (`RunState`):
+from the directory alone, done / failed (status.json), running (no status, a write within
+`ALIVE_SECONDS`), stalled (no status, nothing recent: killed, preempted, crashed without a
+traceback) or absent. A sweep adds what only its manifest and scheduler know: pending
+(submitted, not started) and cancelled.
 
-This module imports neither torch nor pandas, so light commands (`sweep status`) stay fast.
+This module imports neither torch, pandas nor any registry, so light commands (`sweep status`,
+`collect`) stay fast: `augbench.runs.resolve` writes into config.json what readers need.
 """
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import hashlib
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from augbench.atomic import atomic_write_text
 from augbench.errors import ConfigError
@@ -55,16 +62,40 @@ LOCK = ".lock"
 HEARTBEAT_SECONDS = 30.0  # how often a live run touches its heartbeat
 ALIVE_SECONDS = 120.0  # no write for this long (4 missed beats): nothing runs the run any more
 
-STATES = ("absent", "pending", "running", "done", "failed", "stalled", "cancelled")
+
+class RunState(enum.StrEnum):
+    """The one vocabulary of run states (a `str`, so it compares and serialises as its value)."""
+
+    ABSENT = "absent"
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STALLED = "stalled"
+    CANCELLED = "cancelled"
+
+
+STATES = tuple(RunState)
 
 IDENTITY_VERSION = 2  # bump when a change alters the results of existing configurations (2: paper network,
 #                      AdaAug base crop, imagenet-tta phi lr and prior, new declared settings)
 
 
 # --------------------------------------------------------------------------------- config
+class _Spec(Protocol):
+    """What `RunConfig.of` needs of a benchmark's or method's declared parameters (`augbench.hparams.Spec`)."""
+
+    def identity_items(self, resolved: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """A fully resolved, validated run: (benchmark, method, settings, hyperparameters, seed)."""
+    """A fully resolved, validated run: (benchmark, method, settings, hyperparameters, seed).
+
+    `augbench.runs.resolve` builds it (through `of`) with what readers of a run directory need and
+    must not compute from the registries: which settings and hyperparameters make up the
+    identity, the benchmark's family and task, and the method's variant name.
+    """
 
     benchmark: str
     method: str
@@ -72,18 +103,33 @@ class RunConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
     task: str = ""  # '' = the benchmark's task; set by prerequisite runs (e.g. pretraining a classifier)
+    family: str = ""  # the benchmark's transformation family
+    benchmark_task: str = ""  # the benchmark's own task
+    variant: str = ""  # the method's name for this configuration (`AugmentationMethod.variant_name`)
+    identity_keys: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (settings, hparams) in the identity
+
+    @classmethod
+    def of(cls, benchmark: str, method: str, seed: int, settings: dict[str, Any], hparams: dict[str, Any], *,
+           bench_spec: _Spec, method_spec: _Spec, task: str = "", family: str = "", benchmark_task: str = "",
+           variant: str = "") -> RunConfig:
+        """A config whose identity is fixed now, from the benchmark's and the method's declared parameters."""
+        keys = (tuple(bench_spec.identity_items(settings)), tuple(method_spec.identity_items(hparams)))
+        return cls(benchmark, method, int(seed), settings, hparams, task, family, benchmark_task, variant, keys)
+
+    @property
+    def effective_task(self) -> str:
+        return self.task or self.benchmark_task
 
     def identity(self) -> dict[str, Any]:
         """What determines the result (never paths, devices or cluster settings): the input of `run_id`."""
-        # the registries import torch; only computing an identity needs them (not `sweep status`)
-        from augbench.methods import get_method
-        from augbench.settings import settings_spec
-
-        bench_spec = settings_spec(self.benchmark)
-        method_spec = get_method(self.method).spec()
+        if self.identity_keys is None:
+            raise ConfigError(f"the config of {self.benchmark} / {self.method} / seed {self.seed} carries no "
+                              f"identity (written by an older augbench, or not built by augbench.runs.resolve); "
+                              f"relaunch it")
+        s_keys, h_keys = self.identity_keys
         ident = {"version": IDENTITY_VERSION, "benchmark": self.benchmark, "method": self.method,
-                 "seed": self.seed, "settings": bench_spec.identity_items(self.settings),
-                 "hparams": method_spec.identity_items(self.hparams)}
+                 "seed": self.seed, "settings": {k: v for k, v in self.settings.items() if k in s_keys},
+                 "hparams": {k: v for k, v in self.hparams.items() if k in h_keys}}
         if self.task:
             ident["task"] = self.task
         return ident
@@ -94,36 +140,31 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
-        out = {"benchmark": self.benchmark, "method": self.method, "seed": self.seed,
-               "settings": self.settings, "hparams": self.hparams}
+        """The config as JSON (with its identity when it has one): `from_json` rebuilds it."""
+        out: dict[str, Any] = {"benchmark": self.benchmark, "method": self.method, "seed": self.seed,
+                               "settings": self.settings, "hparams": self.hparams}
         if self.task:
             out["task"] = self.task
+        out.update(family=self.family, benchmark_task=self.benchmark_task, variant=self.variant)
+        if self.identity_keys is not None:
+            out["identity"] = self.identity()
         return out
 
     @classmethod
     def from_json(cls, entry: dict[str, Any], expect_id: str | None = None) -> RunConfig:
         """Rebuild a resolved config; with `expect_id`, refuse one whose identity changed since."""
+        ident = entry.get("identity")
+        keys = None
+        if isinstance(ident, dict) and isinstance(ident.get("settings"), dict) and isinstance(ident.get("hparams"),
+                                                                                              dict):
+            keys = (tuple(ident["settings"]), tuple(ident["hparams"]))
         cfg = cls(entry["benchmark"], entry["method"], int(entry["seed"]), dict(entry.get("settings") or {}),
-                  dict(entry.get("hparams") or {}), str(entry.get("task") or ""))
+                  dict(entry.get("hparams") or {}), str(entry.get("task") or ""), str(entry.get("family") or ""),
+                  str(entry.get("benchmark_task") or ""), str(entry.get("variant") or ""), keys)
         if expect_id is not None and cfg.run_id != expect_id:
             raise ConfigError(f"run {expect_id} now hashes to {cfg.run_id} (augbench changed since it was "
                               f"planned); relaunch it")
         return cfg
-
-
-def write_config(run_dir: Path, config: RunConfig, versions: dict[str, Any]) -> None:
-    """config.json: the resolved config with its identity and the software that ran it."""
-    atomic_write_text(Path(run_dir) / CONFIG, json.dumps(
-        {"run_id": config.run_id, "identity": config.identity(), **config.to_json(), "versions": versions},
-        indent=1))
-
-
-def read_config(run_dir: Path) -> dict[str, Any] | None:
-    """config.json as written by `write_config`, or None when missing, unreadable or not a run's."""
-    cfg = read_json(Path(run_dir) / CONFIG)
-    if cfg is None or not all(k in cfg for k in ("run_id", "benchmark", "method")):
-        return None
-    return cfg
 
 
 # --------------------------------------------------------------------------------- JSON files
@@ -163,7 +204,51 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+@dataclass
+class ReadResult:
+    """The readable objects of a JSON-lines file and what could not be read."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_jsonl(path: Path, required: str, what: str = "line") -> ReadResult:
+    """Every JSON object of a JSON-lines file that has the key `required`; bad lines are reported, never fatal.
+
+    The one tolerant reader of records, attempts and sweep manifests: an unreadable line is a
+    problem (`<path>:<line>: unreadable <what>, skipped`; a last line without its newline is
+    called truncated: a killed writer), and so is an unreadable file.
+    """
+    out = ReadResult()
+    path = Path(path)
+    if not path.exists():
+        return out
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        out.problems.append(f"{path}: unreadable ({exc.strerror})")
+        return out
+    lines = text.split("\n")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict) or required not in obj:
+                raise ValueError(f"not a {what}")
+            out.records.append(obj)
+        except ValueError:
+            torn = i == len(lines) and not text.endswith("\n")
+            out.problems.append(f"{path}:{i}: {'truncated last line' if torn else f'unreadable {what}'}, skipped")
+    return out
+
+
 # --------------------------------------------------------------------------------- records
+def read_records(path: Path) -> ReadResult:
+    """All readable records of a records file; bad lines are reported, never fatal."""
+    return read_jsonl(path, "metrics")
+
+
 class RecordWriter:
     """Appends records; `truncate(offset)` rewinds to a checkpoint so a resume never duplicates."""
 
@@ -174,6 +259,28 @@ class RecordWriter:
     def offset(self) -> int:
         """Current size in bytes, stored in checkpoints."""
         return self.path.stat().st_size if self.path.exists() else 0
+
+    def covers(self, offset: int) -> bool:
+        """Whether the file holds whole records up to `offset` (a checkpoint's position): resumable from there."""
+        if offset == 0:
+            return True
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(offset - 1)
+                return fh.read(1) == b"\n"
+        except OSError:
+            return False
+
+    def sync(self) -> None:
+        """Make the records durable: a checkpoint written after this never points past them (power loss)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def truncate(self, offset: int) -> None:
         """Drop everything written after `offset` (records of steps that will be replayed).
@@ -197,138 +304,50 @@ class RecordWriter:
             fh.flush()
 
 
-@dataclass
-class ReadResult:
-    """Records of one file and what could not be read."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-def read_records(path: Path) -> ReadResult:
-    """All readable records of a records file; bad lines are reported, never fatal."""
-    out = ReadResult()
-    path = Path(path)
-    if not path.exists():
-        return out
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        out.problems.append(f"{path}: unreadable ({exc.strerror})")
-        return out
-    lines = text.split("\n")
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "metrics" not in rec:
-                raise ValueError("not a record")
-            out.records.append(rec)
-        except ValueError:
-            last = i == len(lines) or (i == len(lines) - 1 and lines[-1] == "")
-            kind = "truncated last line" if last and not text.endswith("\n") else "unreadable line"
-            out.problems.append(f"{path}:{i}: {kind}, skipped")
-    return out
-
-
-def epochs_done(run_dir: Path, problems: list[str] | None = None) -> int:
-    """Epochs with a validation record (bad lines go to `problems`)."""
-    res = read_records(Path(run_dir) / RECORDS)
-    if problems is not None:
-        problems.extend(res.problems)
-    epochs = [r["epoch"] for r in res.records if r.get("split") == "val" and isinstance(r.get("epoch"), int)]
-    return max(epochs) + 1 if epochs else 0
-
-
 # --------------------------------------------------------------------------------- status
 def failure_reason(exc: BaseException) -> str:
     """The one-line reason a failed run records: `Type: first line of the message`."""
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def write_status(run_dir: Path, state: str, **fields: Any) -> None:
-    """The final status file; written last so its presence means the run ended."""
-    atomic_write_text(Path(run_dir) / STATUS, json.dumps({"state": state, "time": time.time(),
-                                                          **to_jsonable(fields)}, indent=1, allow_nan=True))
-
-
-def read_status(run_dir: Path) -> dict[str, Any] | None:
-    return read_json(Path(run_dir) / STATUS)
-
-
-def is_done(status: dict[str, Any] | None) -> bool:
-    """Whether a status (from `read_status`) is a finished run's."""
-    return status is not None and status.get("state") == "done"
-
-
-def clear_status(run_dir: Path) -> None:
-    """Remove the status of a failed run that is retried: it must not outlive the retry."""
-    (Path(run_dir) / STATUS).unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------------- liveness
-def touch_heartbeat(run_dir: Path) -> None:
-    """Mark the run alive (mtime is the heartbeat)."""
-    (Path(run_dir) / HEARTBEAT).touch()
+class Heartbeat:
+    """Touches `<run>/heartbeat` from a daemon thread until stopped (dies with the process).
 
-
-def last_write_age(run_dir: Path, now: float | None = None) -> float:
-    """Seconds since a live run last showed itself (heartbeat, records, checkpoint); inf if never.
-
-    The run's process touches the heartbeat as soon as it starts (`augbench.runs.execute`) and
-    every HEARTBEAT_SECONDS while it trains, so a recent mtime means something runs it.
+    The one writer of the heartbeat: a run's process starts it as soon as it owns the directory
+    (dataset loading included), so `status` and relaunches can tell a live run from a dead one.
     """
-    now = time.time() if now is None else now
-    latest = None
-    for name in (HEARTBEAT, RECORDS, CHECKPOINT):
-        try:
-            mtime = (Path(run_dir) / name).stat().st_mtime
-        except OSError:
-            continue
-        latest = mtime if latest is None else max(latest, mtime)
-    return float("inf") if latest is None else now - latest
+
+    def __init__(self, run_dir: RunDir, every: float = HEARTBEAT_SECONDS) -> None:
+        self.run_dir, self.every = run_dir, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="augbench-heartbeat", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.run_dir.touch_heartbeat()
+            except OSError:
+                pass
+
+    def __enter__(self) -> Heartbeat:
+        self.run_dir.touch_heartbeat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
 
 
 @dataclass(frozen=True)
-class RunState:
-    """What a run directory says about its run (see the module docstring for the states)."""
+class Snapshot:
+    """What a run directory says about its run at one moment (see the module docstring for the states)."""
 
-    state: str
+    state: RunState
     config: dict[str, Any] | None
     status: dict[str, Any] | None
     age: float  # seconds since the last write
     problems: tuple[str, ...] = ()
-
-
-def run_state(run_dir: Path, now: float | None = None, alive_seconds: float = ALIVE_SECONDS) -> RunState:
-    """done / failed / running / stalled / absent, from the directory alone.
-
-    An unreadable status is a problem (the run counts as unfinished); an unreadable config is
-    `config=None`, which callers report in their own terms.
-    """
-    run_dir = Path(run_dir)
-    problems = []
-    config = read_config(run_dir)
-    status = read_status(run_dir)
-    if status is None and (run_dir / STATUS).exists():
-        problems.append(f"{run_dir / STATUS}: unreadable, run treated as unfinished")
-    age = last_write_age(run_dir, now)
-    if status is not None:
-        state = str(status.get("state", "failed"))
-    elif age <= alive_seconds:
-        state = "running"
-    elif (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT).exists():
-        state = "stalled"
-    else:
-        state = "absent"
-    return RunState(state, config, status, age, tuple(problems))
-
-
-def iter_run_dirs(root: Path) -> Iterator[Path]:
-    """Every run directory below `root` (a folder holding a config.json)."""
-    for cfg in sorted(Path(root).rglob(CONFIG)):
-        yield cfg.parent
 
 
 # --------------------------------------------------------------------------------- the lock
@@ -372,3 +391,188 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+# --------------------------------------------------------------------------------- the directory
+class RunDir:
+    """One run directory: its files, its state, whose run it holds, its failure record, heartbeat and lock.
+
+        run = RunDir("runs/0123456789abcdef")
+        run.state().state          # RunState.DONE, .RUNNING, ...
+        run.finished(cfg.run_id)   # the metrics when it holds a finished run of cfg, else None
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        """The path of one of the directory's files (a name from this module: CONFIG, RECORDS, ...)."""
+        return self.path / name
+
+    # ---------------------------------------------------------------- config
+    def config(self) -> dict[str, Any] | None:
+        """config.json as written by `write_config`, or None when missing, unreadable or not a run's."""
+        cfg = read_json(self.file(CONFIG))
+        if cfg is None or not all(k in cfg for k in ("run_id", "benchmark", "method")):
+            return None
+        return cfg
+
+    def write_config(self, config: RunConfig, versions: dict[str, Any]) -> None:
+        """config.json: the resolved config with its identity, family, task, variant and the software that ran it."""
+        body = config.to_json()
+        body.pop("identity", None)
+        atomic_write_text(self.file(CONFIG), json.dumps(
+            {"run_id": config.run_id, "identity": config.identity(), **body, "versions": versions}, indent=1))
+
+    # ---------------------------------------------------------------- status
+    def status(self) -> dict[str, Any] | None:
+        return read_json(self.file(STATUS))
+
+    def write_status(self, state: RunState, **fields: Any) -> None:
+        """The final status file; written last so its presence means the run ended."""
+        atomic_write_text(self.file(STATUS), json.dumps({"state": state, "time": time.time(),
+                                                         **to_jsonable(fields)}, indent=1, allow_nan=True))
+
+    def record_failure(self, run_id: str, exc: BaseException) -> None:
+        """status.json of a run that failed: the one-line reason and the traceback being handled."""
+        self.write_status(RunState.FAILED, run_id=run_id, reason=failure_reason(exc),
+                          traceback=traceback.format_exc())
+
+    def clear_status(self) -> None:
+        """Remove the status of a failed run that is retried: it must not outlive the retry."""
+        self.file(STATUS).unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- identity
+    def claims(self, checkpoint_id: Callable[[Path], str | None] | None = None) -> dict[str, str]:
+        """The run id each file that carries one names: config.json, status.json, records.jsonl, the checkpoints.
+
+        Checkpoints need torch to read: the caller that has it passes `checkpoint_id` (path -> id).
+        """
+        out: dict[str, str] = {}
+        for name, body in ((CONFIG, self.config()), (STATUS, self.status())):
+            if body is not None and isinstance(body.get("run_id"), str):
+                out[name] = body["run_id"]
+        first = self._first_record_id()
+        if first is not None:
+            out[RECORDS] = first
+        for name in (CHECKPOINT, CHECKPOINT_PREVIOUS):
+            found = checkpoint_id(self.file(name)) if checkpoint_id is not None and self.file(name).exists() else None
+            if found is not None:
+                out[name] = found
+        return out
+
+    def _first_record_id(self) -> str | None:
+        """The run id of the first readable record (one run writes a records file; reading on would cost)."""
+        try:
+            with open(self.file(RECORDS), "rb") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict) and isinstance(rec.get("run_id"), str):
+                        return str(rec["run_id"])
+        except OSError:
+            pass
+        return None
+
+    def foreign_claim(self, run_id: str, checkpoint_id: Callable[[Path], str | None] | None = None) -> str | None:
+        """Why this directory holds another run than `run_id` (one line naming it); None: it may be this run's."""
+        others = {name: rid for name, rid in self.claims(checkpoint_id).items() if rid != run_id}
+        if others:
+            name, other = next(iter(others.items()))
+            cfg = self.config() or {}
+            what = (f"{other}: {cfg.get('benchmark')} / {cfg.get('method')} / seed {cfg.get('seed')}"
+                    if cfg.get("run_id") == other else f"{other}, named by its {name}")
+            return f"{self.path} holds another run ({what})"
+        status = self.status()
+        if status is not None and status.get("state") == RunState.DONE and not self.claims(checkpoint_id):
+            return f"{self.path} holds a finished run that names no run id (its config.json and records are gone)"
+        return None
+
+    def finished(self, run_id: str) -> dict[str, Any] | None:
+        """The metrics when this directory holds a finished run of `run_id`, else None.
+
+        Finished: status.json says done. Of `run_id`: no file names another run, and at least one
+        names this one (a config.json deleted afterwards is restored by re-running the command).
+        """
+        status = self.status()
+        if status is None or status.get("state") != RunState.DONE or not isinstance(status.get("metrics"), dict):
+            return None
+        claims = self.claims()
+        if not claims or any(rid != run_id for rid in claims.values()):
+            return None
+        return dict(status["metrics"])
+
+    # ---------------------------------------------------------------- liveness and state
+    def touch_heartbeat(self) -> None:
+        """Mark the run alive (mtime is the heartbeat)."""
+        self.file(HEARTBEAT).touch()
+
+    def heartbeat(self, every: float = HEARTBEAT_SECONDS) -> Heartbeat:
+        return Heartbeat(self, every)
+
+    def last_write_age(self, now: float | None = None) -> float:
+        """Seconds since a live run last showed itself (heartbeat, records, checkpoint); inf if never."""
+        now = time.time() if now is None else now
+        latest = None
+        for name in (HEARTBEAT, RECORDS, CHECKPOINT):
+            try:
+                mtime = self.file(name).stat().st_mtime
+            except OSError:
+                continue
+            latest = mtime if latest is None else max(latest, mtime)
+        return float("inf") if latest is None else now - latest
+
+    def state(self, now: float | None = None, alive_seconds: float = ALIVE_SECONDS) -> Snapshot:
+        """done / failed / running / stalled / absent, from the directory alone.
+
+        An unreadable status is a problem (the run counts as unfinished); an unreadable config is
+        `config=None`, which callers report in their own terms.
+        """
+        problems = []
+        config, status = self.config(), self.status()
+        if status is None and self.file(STATUS).exists():
+            problems.append(f"{self.file(STATUS)}: unreadable, run treated as unfinished")
+        age = self.last_write_age(now)
+        if status is not None:
+            state = RunState(status["state"]) if status.get("state") in STATES else RunState.FAILED
+        elif age <= alive_seconds:
+            state = RunState.RUNNING
+        elif self.file(CONFIG).exists() or self.file(CHECKPOINT).exists():
+            state = RunState.STALLED
+        else:
+            state = RunState.ABSENT
+        return Snapshot(state, config, status, age, tuple(problems))
+
+    def lock(self) -> RunLock:
+        return RunLock(self.path)
+
+    # ---------------------------------------------------------------- records and attempts
+    def records(self) -> ReadResult:
+        return read_records(self.file(RECORDS))
+
+    def epochs_done(self, problems: list[str] | None = None) -> int:
+        """Epochs with a validation record (bad lines go to `problems`)."""
+        res = self.records()
+        if problems is not None:
+            problems.extend(res.problems)
+        epochs = [r["epoch"] for r in res.records if r.get("split") == "val" and isinstance(r.get("epoch"), int)]
+        return max(epochs) + 1 if epochs else 0
+
+    def add_attempt(self, attempt: dict[str, Any]) -> None:
+        """One line per start of the run by a sweep job: who ran it, from where it resumed, which launch."""
+        append_jsonl(self.file(ATTEMPTS), attempt)
+
+    def attempts(self) -> ReadResult:
+        return read_jsonl(self.file(ATTEMPTS), "time", "attempt")
+
+
+def iter_run_dirs(root: Path) -> Iterator[RunDir]:
+    """Every run directory below `root`: a folder holding a config.json, or a status.json (its config lost)."""
+    found = {p.parent for name in (CONFIG, STATUS) for p in Path(root).rglob(name)}
+    for path in sorted(found):
+        yield RunDir(path)

@@ -8,24 +8,26 @@ runs (e.g. the classifier a fixed-classifier task freezes) first.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import traceback
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from augbench import provenance, rundir
+from augbench import provenance
 from augbench.benchmarks import get_benchmark
+from augbench.distenv import is_follower
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method
 from augbench.overrides import VARIANT, split_overrides
-from augbench.rundir import RunConfig, RunLock
+from augbench.rundir import RunConfig, RunDir, RunState
 from augbench.settings import create_benchmark, settings_spec
 from augbench.tasks import get_task
 from augbench.threads import apply_threads
-from augbench.train.distributed import is_follower
+from augbench.train.checkpoint import checkpoint_position, checkpoint_run_id
 
 
 class RunBusy(AugbenchError):
@@ -38,7 +40,9 @@ def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, 
     Settings: the benchmark's and its task's declarations (`augbench.settings`), then the
     overrides. Hyperparameters, each layer over the one before: the method's declared defaults,
     its recipe for the benchmark (`AugmentationMethod.recipes`), the named variant
-    (`variant=NAME`), the other overrides.
+    (`variant=NAME`), the other overrides. The config carries what readers of its run directory
+    need and must not compute from the registries: its identity, the benchmark's family and
+    task, the method's variant name.
     """
     bench_cls = get_benchmark(benchmark)
     method_cls = get_method(method)
@@ -54,7 +58,9 @@ def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, 
     check_family(benchmark, method, hp)
     resolved = bench_spec.resolve(settings)
     method_cls.check(hp, resolved)
-    return RunConfig(benchmark, method, int(seed), resolved, hp)
+    return RunConfig.of(benchmark, method, int(seed), resolved, hp, bench_spec=bench_spec, method_spec=method_spec,
+                        family=bench_cls.family or "", benchmark_task=bench_cls.task,
+                        variant=method_cls.variant_name(hp, bench_cls.family or ""))
 
 
 def check_family(benchmark: str, method: str, hp: Mapping[str, Any]) -> None:
@@ -105,51 +111,60 @@ def check_run_dir(run_dir: Path) -> None:
 
 
 def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False, wait_for_lock: bool = False,
-            announce: Callable[[Any], None] | None = None) -> dict[str, Any]:
+            announce: Callable[[Any], None] | None = None, attempt: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run to completion in `run_dir`: resumes an interrupted run, returns a finished one's metrics.
 
-    Everything that can refuse a configuration (device, data, model, method) is checked by
-    building the trainer before the directory is created, so a refused run leaves nothing on
-    disk. The run's lock is taken here unless the caller holds it (`locked`, a sweep job); a
-    second process raises `RunBusy` naming the holder (or waits, with `wait_for_lock`).
+    A directory that any file names another run in (config.json, status.json, records,
+    checkpoints) is refused before anything is written. Everything that can refuse a
+    configuration (device, data, model, method) is checked by building the trainer before the
+    directory is created, so a refused run leaves nothing on disk. The run's lock is taken here
+    unless the caller holds it (`locked`, a sweep job, whose directory exists: its heartbeat
+    starts at once, dataset loading included); a second process raises `RunBusy` naming the
+    holder (or waits, with `wait_for_lock`). `attempt` (a sweep job's scheduler job and launch)
+    becomes a line of the run's attempts.jsonl with the checkpoint it resumes from.
     `announce(trainer)` is called once the run is about to train (what it loaded, for the CLI). A
     failure while training writes status "failed" with the reason and traceback, then re-raises.
     """
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir)
-    existing = rundir.read_config(run_dir)
-    if existing is not None and existing.get("run_id") != config.run_id:
-        raise ConfigError(f"{run_dir} holds another run ({existing.get('run_id')}: {existing.get('benchmark')} / "
-                          f"{existing.get('method')} / seed {existing.get('seed')}); choose another --out")
-    status = rundir.read_status(run_dir)
-    if rundir.is_done(status) and existing is not None:
-        return dict(status["metrics"])  # type: ignore[index]
+    run = RunDir(run_dir)
+    check_run_dir(run.path)
+    refusal = run.foreign_claim(config.run_id, checkpoint_run_id)
+    if refusal is not None:
+        raise ConfigError(f"{refusal}; choose another --out")
+    existing = run.config()
+    finished = run.finished(config.run_id)
+    if finished is not None and existing is not None:
+        return finished
     if is_follower(config.settings):  # a data-parallel process other than rank 0: trains, writes nothing
         run_prerequisites(config)
         apply_threads(config.settings.get("run.threads", 0))
-        return dict(build_trainer(config, run_dir).fit())
-    try:
-        run_prerequisites(config)
-        apply_threads(config.settings.get("run.threads", 0))  # before the trainer builds anything
-        trainer = build_trainer(config, run_dir)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:
-        if locked or existing is not None:  # the run already has a directory (a sweep's, a retry): say why
-            if existing is None:
-                rundir.write_config(run_dir, config, versions())
-            rundir.write_status(run_dir, "failed", reason=rundir.failure_reason(exc),
-                                traceback=traceback.format_exc())
-        raise
-    lock = RunLock(run_dir)
-    if not locked and not lock.acquire(blocking=wait_for_lock):
-        raise RunBusy(f"{run_dir} is being trained by {lock.holder()}; wait for it or choose another --out")
-    try:
+        return dict(build_trainer(config, run.path).fit())
+    with contextlib.ExitStack() as held:
+        if locked:
+            held.enter_context(run.heartbeat())
+        if attempt is not None:
+            run.add_attempt({"time": time.time(), "run_id": config.run_id,
+                             "resumed_from": checkpoint_position(run.path), **attempt})
+        try:
+            run_prerequisites(config)
+            apply_threads(config.settings.get("run.threads", 0))  # before the trainer builds anything
+            trainer = build_trainer(config, run.path)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            if locked or existing is not None:  # the run already has a directory (a sweep's, a retry): say why
+                if existing is None:
+                    run.write_config(config, versions())
+                run.record_failure(config.run_id, exc)
+            raise
+        if not locked:
+            lock = run.lock()
+            if not lock.acquire(blocking=wait_for_lock):
+                raise RunBusy(f"{run.path} is being trained by {lock.holder()}; wait for it or choose another --out")
+            held.callback(lock.release)
+            held.enter_context(run.heartbeat())  # alive from the start, not only from the first step
         if announce is not None:
             announce(trainer)
-        return _train_locked(config, run_dir, trainer)
-    finally:
-        lock.release()
+        return _train_locked(config, run, trainer)
 
 
 def build_trainer(config: RunConfig, run_dir: Path) -> Any:
@@ -161,21 +176,20 @@ def build_trainer(config: RunConfig, run_dir: Path) -> Any:
     return Trainer(bench, config.method, config.hparams, config.seed, run_dir, header, task=config.task)
 
 
-def _train_locked(config: RunConfig, run_dir: Path, trainer: Any) -> dict[str, Any]:
-    status = rundir.read_status(run_dir)  # again: another process may have finished it meanwhile
-    if rundir.read_config(run_dir) is None:
-        rundir.write_config(run_dir, config, versions(trainer.device))
-    rundir.touch_heartbeat(run_dir)  # alive from the start, not only from the first step
-    if rundir.is_done(status):
-        return dict(status["metrics"])  # type: ignore[index]
-    if status is not None:  # a failed run retried
-        rundir.clear_status(run_dir)
+def _train_locked(config: RunConfig, run: RunDir, trainer: Any) -> dict[str, Any]:
+    if run.config() is None:
+        run.write_config(config, versions(trainer.device))
+    finished = run.finished(config.run_id)  # again: another process may have finished it meanwhile
+    if finished is not None:
+        return finished
+    if run.status() is not None:  # a failed run retried
+        run.clear_status()
     try:
         metrics: dict[str, Any] = trainer.fit()
     except (KeyboardInterrupt, SystemExit):  # interrupted, not failed: resumable
         raise
     except BaseException as exc:
-        rundir.write_status(run_dir, "failed", reason=rundir.failure_reason(exc), traceback=traceback.format_exc())
+        run.record_failure(config.run_id, exc)
         raise
-    rundir.write_status(run_dir, "done", metrics=metrics, wall_time=trainer.elapsed())
+    run.write_status(RunState.DONE, run_id=config.run_id, metrics=metrics, wall_time=trainer.elapsed())
     return metrics

@@ -261,7 +261,7 @@ def test_pretraining_is_a_prerequisite_run_done_once_that_leaves_the_rng_alone(t
     run_prerequisites(cfg)
     assert torch.equal(torch.get_rng_state(), state)
     path = pres[0].run_dir / FINAL_WEIGHTS
-    assert rundir.is_done(rundir.read_status(pres[0].run_dir)) and path.is_file()
+    assert rundir.RunDir(pres[0].run_dir).finished(pres[0].config.run_id) is not None and path.is_file()
     mtime = path.stat().st_mtime_ns
     run_prerequisites(cfg)  # done: reused, not retrained
     assert path.stat().st_mtime_ns == mtime

@@ -12,7 +12,7 @@ from augbench.errors import ConfigError
 from augbench.methods import MethodContext, StepContext, create_method
 from augbench.methods.flowinv.controller import EntropyController
 from augbench.methods.flowinv.flow import ConditionalFlow
-from augbench.rundir import run_state
+from augbench.rundir import RunDir
 from augbench.runs import execute, resolve
 from augbench.transforms.geometry import crop, rotate
 
@@ -264,7 +264,7 @@ def test_pid_rule_uses_the_previous_steps_alpha_and_needs_a_band():
 def test_glyphs_rotation_end_to_end_reports_coverage(tmp_path, tiny):
     cfg = resolve("glyphs-rotation", "flowinv", 0, tiny)
     metrics = execute(cfg, tmp_path / "run")
-    assert run_state(tmp_path / "run").state == "done"
+    assert RunDir(tmp_path / "run").state().state == "done"
     assert metrics["steps"] >= 1 and 0.0 <= metrics["coverage"] <= 1.0 and 0.0 <= metrics["violation"] <= 1.0
     saved = torch.load(tmp_path / "run" / "inspect.pt")
     assert saved["rotation_range"].shape == (32, 2)

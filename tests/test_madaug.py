@@ -15,7 +15,7 @@ from augbench.methods import MethodContext, StepContext, create_method, get_meth
 from augbench.methods.adaaug import ImageOps
 from augbench.methods.madaug import curriculum_ratio, curriculum_rows, mix_ops, window_boxes
 from augbench.models import build_model
-from augbench.rundir import read_records, run_state
+from augbench.rundir import RunDir, read_records
 from augbench.runs import execute, resolve
 from augbench.transforms.geometry import crop
 from augbench.transforms.ops import translate_x, translate_y
@@ -308,7 +308,7 @@ def test_runs_end_to_end_on_clutter_crop(tmp_path, tiny):
     cfg = resolve("clutter-crop", "madaug", 0, {**tiny, "run.device": "cpu"})
     assert cfg.hparams["curriculum_epochs"] == 2.5
     metrics = execute(cfg, tmp_path / "run")
-    assert run_state(tmp_path / "run").state == "done"
+    assert RunDir(tmp_path / "run").state().state == "done"
     assert metrics["steps"] >= 1 and 0.0 <= metrics["acc"] <= 1.0 and 0.0 <= metrics["tta_acc"] <= 1.0
     assert 0.0 <= metrics["keeps_object"] <= 1.0 and math.isfinite(metrics["crop_area"])
     val = [r for r in read_records(tmp_path / "run" / "records.jsonl").records if r["split"] == "val"]

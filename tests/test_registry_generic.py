@@ -15,7 +15,7 @@ from augbench.benchmarks import get_benchmark, list_benchmarks
 from augbench.methods import MethodContext, StepContext, create_method, get_method, list_methods
 from augbench.models import build_model
 from augbench.overrides import VARIANT
-from augbench.rundir import run_state
+from augbench.rundir import RunDir
 from augbench.runs import execute, resolve
 from augbench.settings import settings_spec
 
@@ -82,7 +82,7 @@ def test_trains_and_evaluates_with_tta(method, bench, tmp_path):
     frozen_ok = {"allow_frozen_phi": True} if method == "instaaug" else {}  # 1 epoch: within pretraining
     cfg = resolve(bench, method, seed=0, overrides={**tiny_overrides(bench), **frozen_ok})
     metrics = execute(cfg, tmp_path / "run")
-    assert run_state(tmp_path / "run").state == "done"
+    assert RunDir(tmp_path / "run").state().state == "done"
     frozen = get_benchmark(bench).task == "fixed-classifier"
     learns = any(p.requires_grad for p in create_method_for(cfg).parameters())
     assert metrics["steps"] >= 1 or (frozen and not learns)  # nothing to train: report only

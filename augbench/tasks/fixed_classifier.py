@@ -32,10 +32,10 @@ from augbench.benchmarks.base import COMMON_SETTINGS
 from augbench.datasets.base import Split, cache_root
 from augbench.errors import ConfigError, DataError
 from augbench.hparams import HParam, Spec
-from augbench.methods import AugmentationMethod, StepContext
+from augbench.methods import AugmentationMethod, StepContext, get_method
 from augbench.models.modes import eval_mode
 from augbench.models.pretrained import ClassifierSpec, load_classifier, parse_classifier_spec
-from augbench.rundir import FINAL_WEIGHTS, RunConfig, is_done, read_status
+from augbench.rundir import FINAL_WEIGHTS, RunConfig, RunDir
 from augbench.tasks import register_task
 from augbench.tasks.base import Evaluation, Prerequisite, inspect_means
 from augbench.tasks.classification import Classification
@@ -118,7 +118,10 @@ def pretraining(config: RunConfig, spec: ClassifierSpec, declared: Spec) -> Prer
     for key in ("model.weights", "model.transfer", "eval.tta_samples"):
         settings[key] = FIXED_CLASSIFIER_SETTINGS[key].default
     settings = declared.resolve(settings)
-    pre = RunConfig(config.benchmark, "none", int(s["model.pretrain_seed"]), settings, {}, task="classification")
+    none = get_method("none")
+    pre = RunConfig.of(config.benchmark, "none", int(s["model.pretrain_seed"]), settings, {}, bench_spec=declared,
+                       method_spec=none.spec(), task="classification", family=config.family,
+                       benchmark_task=config.benchmark_task, variant=none.variant_name({}, config.family))
     return Prerequisite(pre, cache_root() / "pretrained" / f"{config.benchmark}-{spec.arch}-{pre.run_id}")
 
 
@@ -228,7 +231,7 @@ class FixedClassifier(Classification):
                 else:
                     pre = pretraining(RunConfig(self.bench.name, "none", 0, dict(s)), e.spec, self.bench.spec)
                     path = pre.run_dir / FINAL_WEIGHTS
-                    if not (is_done(read_status(pre.run_dir)) and path.is_file()):
+                    if RunDir(pre.run_dir).finished(pre.config.run_id) is None or not path.is_file():
                         raise ConfigError(f"classifier {e.spec} is not pretrained yet ({pre.run_dir}): start the "
                                           f"run with `augbench run` (augbench.runs.execute runs prerequisites first)")
                 resolved.append(ClassifierEntry(e.tag, e.spec, str(path)))

@@ -13,7 +13,7 @@ import torch
 
 from augbench.atomic import atomic_torch_save
 from augbench.errors import DataError
-from augbench.rundir import failure_reason
+from augbench.rundir import CHECKPOINT, CHECKPOINT_PREVIOUS, RecordWriter, failure_reason
 
 
 class CorruptCheckpoint(DataError):
@@ -72,19 +72,62 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
         raise CorruptCheckpoint(f"{path.name} is unreadable ({failure_reason(exc)})") from None
 
 
-def load_latest(paths: list[Path], warn: Callable[[str], None]) -> dict[str, Any] | None:
-    """The first readable checkpoint of `paths` (newest first); each damaged one is one warning line."""
+def load_latest(paths: list[Path], warn: Callable[[str], None],
+                usable: Callable[[dict[str, Any]], str | None] | None = None) -> dict[str, Any] | None:
+    """The first readable checkpoint of `paths` (newest first) that `usable` accepts; one warning line each skipped.
+
+    `usable(ck)` returns why a readable checkpoint cannot be resumed from (None: it can), e.g.
+    records that end before the checkpoint's position.
+    """
     for i, path in enumerate(paths):
         try:
             ck = load_checkpoint(path)
+            why = usable(ck) if ck is not None and usable is not None else None
         except CorruptCheckpoint as exc:
+            why = str(exc)
+            ck = None
+        else:
+            if why is not None:
+                why = f"{path.name} cannot be resumed: {why}"
+        if why is not None:
             rest = [p for p in paths[i + 1:] if p.exists()]
-            warn(f"{exc}; " + (f"resuming from {rest[0].name}" if rest else "no other checkpoint: restarting "
-                                                                            "the run from scratch"))
+            warn(f"{why}; " + (f"resuming from {rest[0].name}" if rest else "no other checkpoint: restarting "
+                                                                           "the run from scratch"))
             continue
         if ck is not None:
             return ck
     return None
+
+
+def peek_checkpoint(path: Path) -> dict[str, Any] | None:
+    """Run id, epoch, step and records position of a checkpoint, read without loading its tensors (mmap).
+
+    None when the file is missing or unreadable (the trainer then falls back and says so).
+    """
+    if not Path(path).exists():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return {"run_id": ck.get("run_id"), "epoch": int(ck["epoch"]), "step": int(ck["global_step"]),
+                "records_offset": int(ck["records_offset"])}
+    except Exception:  # noqa: BLE001 - unreadable: the trainer falls back and says so
+        return None
+
+
+def checkpoint_position(run_dir: Path) -> dict[str, int] | None:
+    """Epoch and step of the checkpoint a run in `run_dir` will resume from (the trainer's order and rule)."""
+    records = RecordWriter(run_dir, {})
+    for name in (CHECKPOINT, CHECKPOINT_PREVIOUS):
+        peek = peek_checkpoint(Path(run_dir) / name)
+        if peek is not None and records.covers(peek["records_offset"]):
+            return {"epoch": peek["epoch"], "step": peek["step"]}
+    return None
+
+
+def checkpoint_run_id(path: Path) -> str | None:
+    """The run id a checkpoint names (None: unreadable, or written before checkpoints named their run)."""
+    peek = peek_checkpoint(path)
+    return peek.get("run_id") if peek is not None else None
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import math
 import sys
-import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -34,20 +33,12 @@ from augbench.benchmarks import Benchmark
 from augbench.datasets.base import Dataset, Split
 from augbench.datasets.stream import FileSplit
 from augbench.device import process_device, resolve_device
+from augbench.distenv import launch_env
 from augbench.errors import TrainingDiverged
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, create_method
-from augbench.rundir import (
-    CHECKPOINT,
-    CHECKPOINT_PREVIOUS,
-    FINAL_WEIGHTS,
-    HEARTBEAT_SECONDS,
-    INSPECT,
-    RECORDS,
-    RecordWriter,
-    read_records,
-    touch_heartbeat,
-)
+from augbench.rundir import CHECKPOINT, CHECKPOINT_PREVIOUS, FINAL_WEIGHTS, INSPECT, RECORDS, RecordWriter, read_records
 from augbench.seeds import run_generator, run_seed
+from augbench.stop import STOP
 from augbench.tasks import Task, get_task
 from augbench.tasks.evaluate import model_features, to_float
 from augbench.train.checkpoint import load_latest, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
@@ -57,17 +48,11 @@ from augbench.train.distributed import (
     SilentRecords,
     check_supported,
     convert_batchnorm,
-    launch_env,
 )
 from augbench.train.tensorboard import TensorBoardRecords
 from augbench.transforms.geometry import hflip
 
 STATUS_SECONDS = 60.0  # off a terminal, a progress line at most this often
-
-#: Set by a termination signal (`augbench.sweep.job`): the trainer checkpoints after the current step
-#: and exits, so a grace period (SLURM's KillWait) saves the work instead of losing it.
-STOP = threading.Event()
-
 
 class _StatusLines:
     """tqdm's interface as plain lines for log files: one at most every STATUS_SECONDS, one at the end."""
@@ -182,7 +167,6 @@ class Trainer:
         self.global_step = 0
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "model": None, "method": None}
         self._last_ckpt_time = time.monotonic()
-        self._last_heartbeat = 0.0
         self._elapsed_before, self._started = 0.0, time.monotonic()  # wall time of earlier attempts; this one's start
 
     # ------------------------------------------------------------------ setup helpers
@@ -216,6 +200,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(), "explore_rng": self.explore_gen.get_state(),
             "records_offset": self.records.offset(), "best": self.best, "elapsed": self.elapsed(),
+            "run_id": self.records.header.get("run_id"),
         }
 
     def save(self) -> None:
@@ -224,6 +209,7 @@ class Trainer:
             state = self._state()
             if self.replicas.active:
                 state.update(world_size=self.replicas.world, rng_ranks=rngs)
+            self.records.sync()  # durable before the checkpoint that points at them (a power loss tears neither)
             save_checkpoint(self.run_dir / CHECKPOINT, state, previous=self.run_dir / CHECKPOINT_PREVIOUS)
         self._last_ckpt_time = time.monotonic()
 
@@ -232,7 +218,7 @@ class Trainer:
         if self.replicas.main:
             remove_stale_temporaries(self.run_dir)
         ck = load_latest([self.run_dir / CHECKPOINT, self.run_dir / CHECKPOINT_PREVIOUS],
-                         warn=_warn if self.replicas.main else lambda _: None)
+                         warn=_warn if self.replicas.main else lambda _: None, usable=self._records_cover)
         if ck is None:
             self.records.truncate(0)  # records of an attempt that left no readable checkpoint are replayed
             return False
@@ -240,6 +226,15 @@ class Trainer:
         self._elapsed_before = float(ck.get("elapsed", 0.0))
         self.records.truncate(ck["records_offset"])
         return True
+
+    def _records_cover(self, ck: dict[str, Any]) -> str | None:
+        """Why the records cannot resume from `ck` (they end before its position: torn or lost), or None."""
+        offset, size = int(ck["records_offset"]), self.records.offset()
+        if self.records.covers(offset):
+            return None
+        if size < offset:
+            return f"{RECORDS} ends at byte {size}, before its position {offset} (records were torn or lost)"
+        return f"{RECORDS} has no record boundary at its position {offset}"
 
     def load_state(self, ck: dict[str, Any]) -> None:
         """Put the training state of `ck` (`_state`'s dict) back: weights, optimizers, RNGs, counters."""
@@ -388,7 +383,6 @@ class Trainer:
                 if self.global_step % self.s["run.log_every"] == 0 or self.step_in_epoch == self.steps_per_epoch:
                     self.records.write(step=self.global_step, epoch=self.epoch, split="train", metrics=stats)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats.get('acc', float('nan')):.3f}")
-                self._heartbeat()
                 if mid and self.step_in_epoch in self._check_steps:
                     self._validation_check()  # before any checkpoint of this step, so a resume skips it
                 if mid and (due or stop):
@@ -418,14 +412,6 @@ class Trainer:
         if STOP.is_set():
             bar.close()
             raise SystemExit(143)
-
-    def _heartbeat(self) -> None:
-        if not self.replicas.main:
-            return
-        now = time.monotonic()
-        if now - self._last_heartbeat > HEARTBEAT_SECONDS:
-            touch_heartbeat(self.run_dir)
-            self._last_heartbeat = now
 
     def _validation_check(self) -> None:
         """The validation statistics of the current state, for the method's controllers only
