@@ -80,7 +80,7 @@ def test_demo_grid_is_a_grid_file_and_unregistered_entries_are_skipped(tmp_path)
     notes: list[str] = []
     with pytest.MonkeyPatch.context() as mp:  # no training: only the expansion and its notes matter here
         mp.setattr("augbench.demo.write_outputs", lambda root, out, report: [])
-        mp.setattr("augbench.sweep.launch.SweepJob.__call__", lambda self, config: {"acc": 0.0})
+        mp.setattr("augbench.sweep.job.SweepJob.__call__", lambda self, config: {"acc": 0.0})
         run_demo(tmp_path / "runs", tmp_path / "results", max_parallel=1, seeds=2, grid=grid, report=notes.append)
     skipped = [n for n in notes if "skipping" in n]
     assert len(skipped) == 2

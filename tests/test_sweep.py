@@ -26,8 +26,8 @@ from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, list_grids, load_grid
 from augbench.sweep.cli import parse_seeds
 from augbench.sweep.grid import Resources, parse_grid, parse_time_minutes
-from augbench.sweep.layout import MANIFEST, run_dir
 from augbench.sweep.status import format_status
+from augbench.sweeproot import MANIFEST, run_dir
 
 TINY_SETTINGS = {"data.n_train": 64, "data.n_test": 32, "train.epochs": 1, "train.batch_size": 16,
                  "eval.tta_views": 2}
@@ -398,7 +398,7 @@ def test_status_tells_pending_running_stalled_and_cancelled_apart(tmp_path: Path
         assert {r.state for r in collect_status(root).runs} == {"pending"}  # the supervisor lives
         d = run_dir(root, first)
         d.mkdir(parents=True)
-        rec.touch_heartbeat(d)
+        rec.RunDir(d).touch_heartbeat()
         append_jsonl(root / MANIFEST, {"event": "start", "time": time.time(), "run_id": first})
         assert collect_status(root).by_id()[first].state == "running"
         (d / rec.CONFIG).write_text(json.dumps({"run_id": first, "benchmark": "glyphs-rotation",
@@ -450,10 +450,11 @@ def test_slurm_arrays_split_below_max_array_size_one_per_resource_group(tmp_path
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import submitit
 
+    import augbench.sweep.executors as executors_mod
     import augbench.sweep.launch as launch_mod
 
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeExecutor)
-    monkeypatch.setattr(launch_mod, "max_array_size", lambda default=1001: 2)
+    monkeypatch.setattr(executors_mod, "max_array_size", lambda default=1001: 2)
     monkeypatch.setattr(launch_mod, "collect_status",
                         lambda root, scheduler=True: collect_status(root, scheduler=False))
     _FakeExecutor.arrays = []
@@ -511,3 +512,44 @@ def test_a_grid_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
     assert main(["sweep", "launch", str(bad), "--root", str(tmp_path / "r"), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert "not UTF-8" in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------ executors
+def test_a_new_executor_is_one_class_that_launch_status_and_cancel_ask(tmp_path: Path, grid_two: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from augbench.rundir import append_jsonl
+    from augbench.sweep import executors
+    from augbench.sweep.launch import cancel
+
+    cancelled: list[str] = []
+
+    class Queue(executors.Executor):
+        name = "queue"
+
+        def submit(self, runs, launch):  # type: ignore[no-untyped-def]
+            for i, run in enumerate(runs):
+                append_jsonl(launch.manifest, self.submit_event(run, launch, job_id=f"q{i}"))
+            return executors.Submitted({r.run_id: f"q{i}" for i, r in enumerate(runs)})
+
+        def poll(self, subs):  # type: ignore[no-untyped-def]
+            return {s["job_id"]: "CANCELLED" if s["job_id"] in cancelled else "WAITING" for s in subs}
+
+        def liveness(self, sub, worker, polled):  # type: ignore[no-untyped-def]
+            state = polled[sub["job_id"]]
+            return executors.Liveness(alive=state == "WAITING", running=False, note=f"queue: {state}",
+                                      cancelled=state == "CANCELLED")
+
+        def cancel(self, subs, log):  # type: ignore[no-untyped-def]
+            cancelled.extend(s["job_id"] for s in subs)
+            return len(subs)
+
+    monkeypatch.setitem(executors.EXECUTORS, "queue", Queue)
+    root = tmp_path / "sweep"
+    rep = launch_sweep(grid_two, root, executor="queue", log=lambda m: None)
+    assert rep.job_ids == {r.run_id: f"q{i}" for i, r in enumerate(rep.runs)}
+    st = collect_status(root)
+    assert [(r.state, r.detail, r.executor) for r in st.runs] == [("pending", "queue: WAITING", "queue")] * 2
+    assert launch_sweep(grid_two, root, executor="queue", log=lambda m: None).submitted == []  # alive: skipped
+    assert sorted(cancel(root, log=lambda m: None)) == sorted(r.run_id for r in rep.runs)
+    assert sorted(cancelled) == ["q0", "q1"]
+    assert [r.state for r in collect_status(root).runs] == ["cancelled"] * 2

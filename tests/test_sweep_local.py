@@ -18,11 +18,10 @@ import pytest
 from augbench import rundir as rec
 from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
-from augbench.sweep.job import checkpoint_position
 from augbench.sweep.launch import cancel
-from augbench.sweep.layout import run_dir
 from augbench.sweep.process import pid_alive
-from augbench.sweep.status import read_manifest
+from augbench.sweeproot import read_manifest, run_dir
+from augbench.train.checkpoint import checkpoint_position
 
 pytestmark = pytest.mark.slow
 
@@ -129,14 +128,14 @@ def test_sigterm_checkpoints_after_the_current_step_then_resumes_to_identical_nu
     rep = launch_sweep(grid, root, executor="local", log=quiet)
     (run,) = rep.runs
     d = run_dir(root, run.run_id)
-    before = wait_until(lambda: rec.epochs_done(d) >= 1 and checkpoint_position(d), 120, "the first epoch")
+    before = wait_until(lambda: rec.RunDir(d).epochs_done() >= 1 and checkpoint_position(d), 120, "the first epoch")
     (start,) = events(root, "start")
     os.kill(start["pid"], signal.SIGTERM)
     wait_until(lambda: events(root, "exit"), 60, "the worker to stop")
     assert events(root, "exit")[0]["rc"] == 143  # an interruption, not a failure
     saved = checkpoint_position(d)
     assert saved is not None and saved["step"] > before["step"]  # saved when told to stop, not at an epoch end
-    assert rec.read_status(d) is None
+    assert rec.RunDir(d).status() is None
     launch_sweep(grid, ref_root, executor="inline", log=quiet)
     rep = launch_sweep(grid, root, executor="inline", log=quiet)
     assert rec.read_json(d / rec.STATUS)["metrics"] == rec.read_json(run_dir(ref_root, run.run_id) / rec.STATUS)[

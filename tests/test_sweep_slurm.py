@@ -19,10 +19,10 @@ import pytest
 from augbench import rundir as rec
 from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
-from augbench.sweep.job import checkpoint_position
+from augbench.sweep.executors import slurm_states
 from augbench.sweep.launch import cancel
-from augbench.sweep.layout import MANIFEST, run_dir
-from augbench.sweep.status import read_manifest, slurm_states
+from augbench.sweeproot import MANIFEST, read_manifest, run_dir
+from augbench.train.checkpoint import checkpoint_position
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -70,9 +70,9 @@ def finish(root: Path, rep: Any, timeout: float = 300) -> Any:
 
 def test_grid_through_job_arrays_runs_each_run_once_and_relaunch_submits_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import augbench.sweep.launch as launch_mod
+    import augbench.sweep.executors as executors_mod
 
-    monkeypatch.setattr(launch_mod, "max_array_size", lambda default=1001: 2)  # 3 runs -> arrays of 2 + 1
+    monkeypatch.setattr(executors_mod, "max_array_size", lambda default=1001: 2)  # 3 runs -> arrays of 2 + 1
     root = tmp_path / "sweep"
     grid = grid_of([{"method": "none"}, {"method": "random-rotation", "hparams": {"max_angle": [20.0, 40.0]}}])
     rep = launch_sweep(grid, root, executor="slurm", max_parallel=2, log=quiet)

@@ -13,7 +13,7 @@ from augbench import threads
 from augbench.benchmarks.base import COMMON_SETTINGS
 from augbench.errors import ConfigError
 from augbench.runs import execute, resolve
-from augbench.sweep import launch
+from augbench.sweep import executors
 
 
 @pytest.fixture
@@ -84,6 +84,6 @@ def test_local_sweep_workers_get_the_same_rule(tmp_path, monkeypatch, eight_cpus
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(launch.subprocess, "Popen", FakeProcess)
-    launch._submit_local([], tmp_path, "launch-1", max_parallel=3)
+    monkeypatch.setattr(executors.subprocess, "Popen", FakeProcess)
+    executors.LocalExecutor().submit([], executors.Launch(tmp_path, "launch-1", max_parallel=3))
     assert seen["OMP_NUM_THREADS"] == str(threads.default_threads(3)) == "2"

@@ -18,7 +18,7 @@ _EXPORTS = {
     **dict.fromkeys(("Grid", "PlannedRun", "Resources", "find_grid", "list_grids", "load_grid", "parse_grid"),
                     "augbench.sweep.grid"),
     "SweepJob": "augbench.sweep.job",
-    "run_dir": "augbench.sweep.layout",
+    "run_dir": "augbench.sweeproot",
     **dict.fromkeys(("LaunchReport", "cancel", "launch_sweep", "wait_for"), "augbench.sweep.launch"),
     **dict.fromkeys(("RunStatus", "SweepStatus", "collect_status", "format_status"), "augbench.sweep.status"),
 }

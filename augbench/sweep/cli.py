@@ -9,6 +9,7 @@ from typing import Any
 
 from augbench.errors import ConfigError
 from augbench.overrides import parse_sets
+from augbench.rundir import RunState
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -29,7 +30,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
 
 
 def _resources(args: argparse.Namespace) -> Any:
-    from augbench.sweep.grid import Resources
+    from augbench.sweep.grid import Resources  # the sweep package loads with its commands, not the parser
 
     return Resources.parse({"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem": args.mem,
                             "time": args.time, "account": args.account, "qos": args.qos,
@@ -37,7 +38,7 @@ def _resources(args: argparse.Namespace) -> Any:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from augbench.sweep.grid import load_grid
+    from augbench.sweep.grid import load_grid  # the sweep package loads with its commands, not the parser
     from augbench.sweep.launch import launch_sweep
 
     grid = load_grid(args.grid)
@@ -49,9 +50,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     print(f"grid {grid.name}{paper}: {len(rep.runs)} runs -> {root}, executor {rep.executor}")
     if rep.runs:
         print(rep.summary().to_string(index=False))
-    if rep.executor == "slurm":
-        for bench, res in sorted(rep.resources.items()):
-            print(f"resources {bench}: {res.describe()}")
+    for line in rep.plan:
+        print(line)
     if rep.failed:
         print(f"{len(rep.failed)} failed runs not retried (--retry-failed to retry them)")
     if args.dry_run:
@@ -60,24 +60,20 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if not rep.submitted:
         print("nothing to submit")
         return 0
-    if rep.executor == "slurm":
-        arrays = sorted({j.split("_")[0] for j in rep.job_ids.values()})
-        print(f"submitted {len(rep.submitted)} runs as SLURM job(s) {', '.join(arrays)}")
-    elif rep.executor == "local":
-        print(f"submitted {len(rep.submitted)} runs to local supervisor pid {rep.supervisor_pid} "
-              f"(at most {args.max_parallel or 1} at a time)")
+    if rep.submission:
+        print(rep.submission)
     if rep.final is None:
         print(f"follow with: augbench sweep status {root}")
         return 0
-    from augbench.sweep.status import format_status
+    from augbench.sweep.status import format_status  # pandas: only to print a status
 
     print(format_status(rep.final))
     submitted = {r.run_id for r in rep.submitted}
-    return 0 if all(r.state == "done" for r in rep.final.runs if r.run_id in submitted) else 1
+    return 0 if all(r.state == RunState.DONE for r in rep.final.runs if r.run_id in submitted) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from augbench.sweep.status import collect_status, format_status
+    from augbench.sweep.status import collect_status, format_status  # pandas: only to print a status
 
     root = Path(args.root)
     if not root.is_dir():
@@ -91,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from augbench.sweep.launch import cancel
+    from augbench.sweep.launch import cancel  # the sweep package loads with its commands, not the parser
 
     root = Path(args.root)
     if not root.is_dir():
@@ -101,7 +97,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_grids(args: argparse.Namespace) -> int:
-    from augbench.sweep.grid import list_grids, load_grid
+    from augbench.sweep.grid import list_grids, load_grid  # the sweep package loads with its commands, not the parser
 
     for name in list_grids():
         grid = load_grid(name)
@@ -130,8 +126,9 @@ def register(subparsers: Any) -> None:
                        description="Runs live in ROOT/runs/<run id> (identity hash), so relaunching is safe: "
                                    "done and alive runs are skipped, interrupted ones resume from their checkpoint.")
     q.add_argument("grid", help="grid file (TOML) or the name of a shipped grid (augbench sweep grids)")
-    q.add_argument("--executor", default="auto", choices=("auto", "inline", "local", "slurm"),
-                   help="auto: slurm when sinfo answers, else local (default)")
+    q.add_argument("--executor", default="auto",
+                   help="inline, local or slurm (augbench.sweep.executors); auto: slurm when sinfo answers, "
+                        "else local (default)")
     q.add_argument("--root", help="sweep folder (default: sweeps/<grid name>)")
     q.add_argument("--dry-run", action="store_true", help="validate and show the plan; submit nothing")
     q.add_argument("--set", action="append", metavar="KEY=VALUE",

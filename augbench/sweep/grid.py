@@ -276,7 +276,7 @@ class Grid:
         With `skip_unregistered`, entries whose method or benchmark is not registered (yet) are
         listed in `Expansion.skipped` instead of failing; other errors still raise.
         """
-        from augbench.benchmarks import BENCHMARKS
+        from augbench.benchmarks import BENCHMARKS  # torch: parsing a grid needs no registry, expanding it does
         from augbench.methods import METHODS
         from augbench.runs import resolve
 
@@ -307,7 +307,7 @@ class Grid:
 
 def _declared_hparams(method: str) -> frozenset[str] | None:
     """The names `--set` may give the method, or None when it is not registered (expand reports it)."""
-    from augbench.methods import METHODS, get_method
+    from augbench.methods import METHODS, get_method  # torch: only to check an entry's method
 
     return get_method(method).settable() if method in METHODS else None
 

@@ -1,13 +1,12 @@
 """The job every executor runs: one run of a sweep, resumable, safe to start twice.
 
-`SweepJob(root)(config)` runs `augbench.runs.execute` in ROOT/runs/<run_id>. Around it:
+`SweepJob(root, launch)(config)` runs `augbench.runs.execute` in ROOT/runs/<run_id>. Around it:
 - a lock (`flock` on the run's `.lock`): a second process given the same run (two launches,
   a requeue racing a stale job) returns at once instead of training the run twice;
-- a heartbeat thread touching `<run>/heartbeat` every HEARTBEAT_SECONDS from the very start
-  (dataset loading included, where the trainer's own heartbeat is silent), so `status` and
-  relaunches can tell a live run from a dead one;
-- `start`/`end` events in the sweep manifest, and `<run>/attempts.jsonl`: one line per start
-  with the scheduler's job id, the restart count and the checkpoint it resumed from.
+- `start`/`end` events in the sweep manifest; `execute` starts the run's heartbeat at once
+  (dataset loading included) and writes `<run>/attempts.jsonl`: one line per start with the
+  scheduler's job id, the restart count, the checkpoint it resumed from and the launch (grid
+  name, file and hash), so a run directory carries its own provenance.
 
 Preemption and time limits (SLURM): the job is a `submitit.helpers.Checkpointable`. On the
 USR2 signal submitit calls `checkpoint()`, which resubmits the same callable and config, and
@@ -32,16 +31,19 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import submitit
 
-from augbench import rundir
-from augbench.rundir import ATTEMPTS, HEARTBEAT_SECONDS, RunConfig, RunLock, append_jsonl
-from augbench.sweep.layout import MANIFEST, run_dir
+from augbench.distenv import is_follower
+from augbench.rundir import RunConfig, RunDir, RunState, append_jsonl, failure_reason
+from augbench.stop import STOP
 from augbench.sweep.process import process_start
+from augbench.sweeproot import MANIFEST, run_dir
+
+INTERRUPTED = "interrupted"  # the outcome an end event records for a job stopped before the run ended (resumable)
 
 
 def scheduler_job() -> dict[str, Any]:
@@ -57,45 +59,6 @@ def scheduler_job() -> dict[str, Any]:
     return info
 
 
-def checkpoint_position(directory: Path) -> dict[str, int] | None:
-    """Epoch and step of the checkpoint the run will resume from, read without loading tensors (mmap)."""
-    import torch  # only a job that starts a run needs it
-
-    for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREVIOUS):  # the trainer's order of preference
-        path = directory / name
-        if not path.exists():
-            continue
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            return {"epoch": int(ck["epoch"]), "step": int(ck["global_step"])}
-        except Exception:  # noqa: BLE001 - unreadable: the trainer falls back and says so
-            continue
-    return None
-
-
-class _Heartbeat:
-    """Touches `<run>/heartbeat` from a daemon thread until stopped (dies with the process)."""
-
-    def __init__(self, directory: Path, every: float = HEARTBEAT_SECONDS) -> None:
-        self.directory, self.every = directory, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="augbench-heartbeat", daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                rundir.touch_heartbeat(self.directory)
-            except OSError:
-                pass
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> _Heartbeat:
-        rundir.touch_heartbeat(self.directory)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
 
 
 @contextlib.contextmanager
@@ -105,8 +68,6 @@ def _stop_at_checkpoint_on_sigterm() -> Iterator[None]:
     SLURM sends SIGTERM on scancel, preemption and requeue, then SIGKILL after KillWait;
     submitit ignores SIGTERM, so without this the grace period trains on and loses that work.
     """
-    from augbench.train.trainer import STOP  # imports torch: only a job that trains needs it
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -122,47 +83,44 @@ def _stop_at_checkpoint_on_sigterm() -> Iterator[None]:
 class SweepJob(submitit.helpers.Checkpointable):
     """Run one config of a sweep in ROOT/runs/<run_id>; returns its final metrics.
 
-    Picklable (only the root path is state), so submitit can ship it to a job and resubmit it
-    from `checkpoint()` (inherited: the same callable with the same config).
+    Picklable (the root path and the launch's provenance are its state), so submitit can ship it
+    to a job and resubmit it from `checkpoint()` (inherited: the same callable with the same config).
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, launch: Mapping[str, Any] | None = None) -> None:
         self.root = str(root)
+        self.launch = dict(launch or {})  # launch_id, grid, grid_file, grid_sha256: into each attempt
 
     def __call__(self, config: RunConfig) -> dict[str, Any]:
         from augbench.runs import execute  # imports torch: only the job itself needs it
-        from augbench.train.distributed import is_follower
 
         root = Path(self.root)
-        directory = run_dir(root, config.run_id)
-        status = rundir.read_status(directory)
-        if rundir.is_done(status):  # e.g. a requeue racing the end
-            return dict(status["metrics"])  # type: ignore[index]
+        run = RunDir(run_dir(root, config.run_id))
+        finished = run.finished(config.run_id)
+        if finished is not None:  # e.g. a requeue racing the end
+            return finished
         if is_follower(config.settings):  # another task of a data-parallel job: rank 0 keeps the books
             with _stop_at_checkpoint_on_sigterm():
-                return execute(config, directory, locked=True)
-        directory.mkdir(parents=True, exist_ok=True)
+                return execute(config, run.path, locked=True)
+        run.path.mkdir(parents=True, exist_ok=True)
         who = scheduler_job()
         manifest = root / MANIFEST
-        with RunLock(directory) as lock:
+        with run.lock() as lock:
             if not lock.acquire():
                 append_jsonl(manifest, {"event": "skip", "time": time.time(), "run_id": config.run_id,
                                         "reason": f"already running in {lock.holder()}", **who})
                 return {"skipped": "already running in another process"}
-            resumed = checkpoint_position(directory)
-            start = {"time": time.time(), "run_id": config.run_id, "resumed_from": resumed, **who}
-            append_jsonl(directory / ATTEMPTS, start)
-            append_jsonl(manifest, {"event": "start", **start})
-            state, reason = "interrupted", None
+            append_jsonl(manifest, {"event": "start", "time": time.time(), "run_id": config.run_id, **who})
+            state, reason = INTERRUPTED, None
             try:
-                with _Heartbeat(directory), _stop_at_checkpoint_on_sigterm():
-                    metrics = execute(config, directory, locked=True)
-                state = "done"
+                with _stop_at_checkpoint_on_sigterm():
+                    metrics = execute(config, run.path, locked=True, attempt={**who, **self.launch})
+                state = RunState.DONE
                 return metrics
             except (KeyboardInterrupt, SystemExit):
                 raise  # preempted, requeued or cancelled: resumable, not failed
             except BaseException as exc:
-                state, reason = "failed", rundir.failure_reason(exc)
+                state, reason = RunState.FAILED, failure_reason(exc)
                 raise
             finally:
                 append_jsonl(manifest, {"event": "end", "time": time.time(), "run_id": config.run_id,
@@ -188,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     launch = load_launch(args[0])
     entry = launch["runs"][int(args[1])]
     try:
-        SweepJob(launch["root"])(RunConfig.from_json(entry, expect_id=entry["run_id"]))
+        SweepJob(launch["root"], launch.get("provenance"))(RunConfig.from_json(entry, expect_id=entry["run_id"]))
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else 1
     except Exception:  # noqa: BLE001 - also in the run's status.json when execute got that far
