@@ -18,6 +18,7 @@ from typing import Any
 
 from augbench.atomic import write_if_changed
 from augbench.overrides import parse_sets
+from augbench.rundir import RunState
 from augbench.sweep.grid import load_grid
 
 DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
@@ -36,7 +37,7 @@ Report = Callable[[str], None]
 def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
     """Collect ROOT; write results.csv, every table that has runs (md, tex, csv), every figure and the
     HTML leaderboard (OUT/leaderboard, with OUT/perf's `augbench bench` measurements)."""
-    from augbench.results.cells import auto_tables, paper_table
+    from augbench.results.cells import auto_tables, paper_table  # pandas, matplotlib: not to build the parser
     from augbench.results.collect import collect
     from augbench.results.figures.registry import FIGURES, render_all
     from augbench.results.leaderboard import build_site
@@ -72,7 +73,7 @@ def run_demo(root: Path | str = "runs/demo", out: Path | str = "results", max_pa
              report: Report | None = None) -> int:
     """Run the grid (inline, or `max_parallel` local processes), write tables and figures, print the
     generic tables; returns the number of runs that did not finish."""
-    from augbench.results.cells import auto_tables
+    from augbench.results.cells import auto_tables  # pandas, matplotlib: not to build the parser
     from augbench.results.collect import collect
     from augbench.results.tables import to_markdown
     from augbench.sweep import launch_sweep
@@ -90,7 +91,7 @@ def run_demo(root: Path | str = "runs/demo", out: Path | str = "results", max_pa
     for res in auto_tables(frame) if not frame.empty else []:
         print(to_markdown(res))
     states = frame.drop_duplicates("run_id")["state"] if not frame.empty else []
-    return int(sum(s != "done" for s in states))
+    return int(sum(s != RunState.DONE for s in states))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

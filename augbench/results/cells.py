@@ -28,9 +28,10 @@ from augbench.results.schema import PROVENANCE_COLUMNS
 from augbench.results.selection import Choice, choose_config, finished_runs, select
 from augbench.results.stats import Paired, t_interval
 from augbench.results.units import direction, is_percent, metric_kind, metric_range
+from augbench.rundir import RunState
 
 BOOKKEEPING = ("best_epoch", "steps", "time", "step", "epoch", "lr")  # numbers in records that are not results
-UNFINISHED = ("running", "stalled")  # run states (augbench.rundir.STATES) of started runs without a result
+UNFINISHED = (RunState.RUNNING, RunState.STALLED)  # started runs without a result
 NON_METRICS = ("benchmark", "method", "variant", "seed", "run_id", "state", "reason", "split", "step", "epoch",
                "time", "run_dir", "val_acc", *PROVENANCE_COLUMNS)
 NOT_REPORTED = "not-reported"  # finished runs exist, none reports the metric
@@ -95,7 +96,7 @@ def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str, choic
     (`choice`: the choice already made for these runs, when a row reuses it for every metric)."""
     cell = Cell(metric)
     states = runs_of_cell.drop_duplicates("run_id")["state"] if not runs_of_cell.empty else pd.Series(dtype=str)
-    cell.n_failed = int((states == "failed").sum())
+    cell.n_failed = int((states == RunState.FAILED).sum())
     cell.n_unfinished = int(states.isin(UNFINISHED).sum())
     if not done.empty:
         choice = choice or choose_config(done)
@@ -106,9 +107,9 @@ def summarise(done: pd.DataFrame, runs_of_cell: pd.DataFrame, metric: str, choic
             cell.diagnoses = ",".join(sorted({f for d in flagged for f in d.split(",")}))
     values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
     if values.empty:
-        cell.status = (NOT_REPORTED if not done.empty else "failed" if cell.n_failed
-                       else "running" if (states == "running").any() else "partial" if cell.n_unfinished
-                       else "missing")
+        cell.status = (NOT_REPORTED if not done.empty else RunState.FAILED.value if cell.n_failed
+                       else RunState.RUNNING.value if (states == RunState.RUNNING).any()
+                       else "partial" if cell.n_unfinished else "missing")
         return cell
     seeds = done.loc[values.index, "seed"] if "seed" in done else pd.Series(range(len(values)))
     values = values.astype(float) * (100.0 if is_percent(metric) else 1.0)

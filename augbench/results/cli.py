@@ -23,10 +23,10 @@ def _frame(root: str, running_within: float | None = None) -> Any:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from augbench.results.collect import runs, write_frame
+    from augbench.results.collect import runs, write_frame  # pandas: only commands that build a frame
 
     if args.schema:
-        from augbench.results.schema import describe
+        from augbench.results.schema import describe  # pandas: only with --schema
 
         print(describe(), end="")
         return 0
@@ -45,7 +45,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from augbench.results.cells import build_tables
+    from augbench.results.cells import build_tables  # pandas: only commands that build a frame
     from augbench.results.paper import get_table
     from augbench.results.tables import SUFFIX, render
 
@@ -67,7 +67,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from augbench.results.figures.common import MissingRuns
+    from augbench.results.figures.common import MissingRuns  # matplotlib: only when plotting
     from augbench.results.figures.registry import FIGURES, render, render_all
 
     if args.figure != "all" and args.figure not in FIGURES:

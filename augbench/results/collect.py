@@ -9,12 +9,18 @@ reported (one line each) and skipped, never fatal: one damaged run must not hide
 
 Each row also carries its run's provenance (`augbench.results.schema.PROVENANCE_COLUMNS`):
 the software and device recorded in config.json's `versions`, the identity version, the
-trainer's wall time (status.json), and, for a run under a sweep root (ROOT/runs/<run_id> next
-to ROOT/manifest.jsonl), the launch that last submitted it with its grid file and hash. The
-fixed columns and their dtypes are documented and versioned in `augbench.results.schema`.
+trainer's wall time (status.json), and, for a run of a sweep, the launch that last started it
+with its grid file and hash (the run's attempts.jsonl; for sweeps launched before attempts
+recorded it, the sweep root's manifest). The fixed columns and their dtypes are documented and
+versioned in `augbench.results.schema`.
 
-`state` is the run directory's own (`augbench.rundir.run_state`): done / failed (status.json),
-running (no status, a write within `running_within` seconds: the trainer's heartbeat) or stalled
+The variant and the benchmark's family come from config.json (`augbench.runs.resolve` writes
+them), so results import no registry; run directories written before that derive the variant by
+`LEGACY_VARIANT_RULES` from the family in the committed catalog. A finished run whose config.json
+is gone is reported, not collected (re-running its command restores the file).
+
+`state` is the run directory's own (`augbench.rundir.RunDir.state`): done / failed (status.json),
+running (no status, a write within `running_within` seconds: the run's heartbeat) or stalled
 (no status, nothing recent: killed, preempted or crashed without a traceback).
 """
 
@@ -31,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from augbench import rundir
+from augbench.catalog_file import benchmark_entry
 from augbench.errors import DataError
 from augbench.results.schema import (
     IDENTITY_COLUMNS,
@@ -40,12 +47,14 @@ from augbench.results.schema import (
     apply_dtypes,
 )
 from augbench.results.units import DERIVED_METRICS
+from augbench.rundir import RunDir
+from augbench.sweeproot import grid_copy, read_manifest, sweep_root_of
 
-#: Derived variant labels, first matching rule wins: method -> [(hyperparameter values, label)].
-#: The labels are those of the paper's tables (augbench/data/paper_results.csv, column `variant`).
-#: The key "@family" matches the benchmark's transformation family (instaaug's parameterization
-#: None means "from the family": LRP on crop benchmarks).
-VARIANT_RULES: dict[str, list[tuple[dict[str, Any], str]]] = {
+#: The variant labels of run directories (and bench rows) that do not record their variant,
+#: as `AugmentationMethod.variant_name` gave them then; first matching rule wins: method ->
+#: [(hyperparameter values, label)]. The key "@family" matches the benchmark's transformation
+#: family (instaaug's parameterization None means "from the family": LRP on crop benchmarks).
+LEGACY_VARIANT_RULES: dict[str, list[tuple[dict[str, Any], str]]] = {
     "instaaug": [({"conditioning": "input-free"}, "input-free"), ({"conditioning": "class"}, "class-specific"),
                  ({"parameterization": "lrp"}, "lrp"), ({"parameterization": None, "@family": "crop"}, "lrp"),
                  ({}, "uniform")],
@@ -58,19 +67,25 @@ SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 def derive_variant(method: str, hparams: Mapping[str, Any], family: str | None = None) -> str:
-    """The paper's name for a configuration of `method` ("lrp", "input-free", ...), or ""."""
+    """The paper's name for a configuration of `method` ("lrp", "input-free", ...), or "", by the legacy rules."""
     values = {**hparams, "@family": family}
-    for match, label in VARIANT_RULES.get(method, []):
+    for match, label in LEGACY_VARIANT_RULES.get(method, []):
         if all(values.get(k) == v for k, v in match.items()):
             return label
     return ""
 
 
-def _family(benchmark: str) -> str | None:
-    """The benchmark's transformation family, or None when it is not registered here."""
-    from augbench.benchmarks import BENCHMARKS  # imports torch: only when a frame is built
+def family_of(benchmark: str) -> str | None:
+    """A built-in benchmark's transformation family from the committed catalog (None: not built in)."""
+    return benchmark_entry(benchmark).get("family")
 
-    return BENCHMARKS.get(benchmark).family if benchmark in BENCHMARKS else None
+
+def variant_of(config: Mapping[str, Any]) -> str:
+    """The variant a run's config.json records; derived by the legacy rules where it records none."""
+    if isinstance(config.get("variant"), str):
+        return str(config["variant"])
+    family = config.get("family") if isinstance(config.get("family"), str) else family_of(config["benchmark"])
+    return derive_variant(config["method"], config.get("hparams") or {}, family)
 
 
 def _cell(value: Any) -> Any:
@@ -112,21 +127,20 @@ def _sha256(path: Path) -> str | None:
 def sweep_provenance(sweep_root: Path, report: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Per run id of a sweep: the launch that last submitted it, its grid name, grid file and hash.
 
-    The hash is the launch event's (the grid as launched); launches written before it was
-    recorded hash the copy the launcher kept under ROOT/grids/.
+    For sweeps launched before runs recorded their launch in attempts.jsonl. The hash is the
+    launch event's (the grid as launched); launches written before it was recorded hash the copy
+    the launcher kept under ROOT/grids/.
     """
-    from augbench.sweep.status import read_manifest  # the sweep package: only for folders that hold one
-
     manifest = read_manifest(sweep_root)
     for problem in manifest.problems:
         report(problem)
-    launches = {ev.get("launch_id"): ev for ev in manifest.events if ev.get("event") == "launch"}
+    launches = manifest.launches()
     out = {}
     for run_id, sub in manifest.submissions().items():
         launch = launches.get(sub.get("launch_id"), {})
         digest = launch.get("grid_sha256")
         if digest is None and launch.get("grid") and launch.get("grid_path"):
-            digest = _sha256(sweep_root / "grids" / f"{launch.get('launch_id')}-{launch['grid']}.toml")
+            digest = _sha256(grid_copy(sweep_root, str(launch.get("launch_id")), launch["grid"]))
         out[run_id] = {"launch_id": sub.get("launch_id"), "grid": launch.get("grid"),
                        "grid_file": launch.get("grid_path"), "grid_sha256": digest}
     return out
@@ -154,43 +168,61 @@ def _provenance(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _sweep_of(run_dir: Path, cache: dict[Path, dict[str, dict[str, Any]]],
-              report: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """The sweep provenance of the sweep root holding `run_dir` (ROOT/runs/<run_id>), or {}."""
-    from augbench.sweep.layout import MANIFEST, RUNS_DIR  # names only (no scheduler code)
-
-    sweep_root = run_dir.parent.parent
-    if run_dir.parent.name != RUNS_DIR or not (sweep_root / MANIFEST).is_file():
+def _sweep_of(run: RunDir, run_id: str, cache: dict[Path, dict[str, dict[str, Any]]],
+              report: Callable[[str], None]) -> dict[str, Any]:
+    """The launch that last started `run`: its latest attempt's, else its sweep root's manifest's, else {}."""
+    attempts = run.attempts()
+    for problem in attempts.problems:
+        report(problem)
+    launched = [a for a in attempts.records if a.get("launch_id")]
+    if launched:
+        return {k: launched[-1].get(k) for k in ("launch_id", "grid", "grid_file", "grid_sha256")}
+    sweep_root = sweep_root_of(run.path)
+    if sweep_root is None:
         return {}
     if sweep_root not in cache:
         cache[sweep_root] = sweep_provenance(sweep_root, report)
-    return cache[sweep_root]
+    return cache[sweep_root].get(run_id, {})
 
 
-def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: float,
+def _orphan(run: RunDir, report: Callable[[str], None]) -> None:
+    """Report a run directory without a readable config.json (finished or not): never dropped silently."""
+    if run.file(rundir.CONFIG).exists():
+        report(f"{run.file(rundir.CONFIG)}: unreadable or not a run config, run skipped")
+        return
+    status = run.status() or {}
+    first = next(iter(run.records().records), {})
+    who = (f" (run {first.get('run_id')}: {first.get('benchmark')} / {first.get('method')} / seed "
+           f"{first.get('seed')})" if first else "")
+    report(f"{run.path}: a {status.get('state', 'run')} run{who} without {rundir.CONFIG}, not collected; "
+           f"re-run its command to restore {rundir.CONFIG}")
+
+
+def _run_rows(root: Path, run: RunDir, report: Callable[[str], None], now: float,
               running_within: float, sweeps: dict[Path, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    disk = rundir.run_state(run_dir, now, running_within)
+    disk = run.state(now, running_within)
     config, status = disk.config, disk.status
-    if config is None:  # (iter_run_dirs only yields folders that hold a config.json)
-        report(f"{run_dir / rundir.CONFIG}: unreadable or not a run config, run skipped")
+    if config is None:  # (iter_run_dirs only yields folders that hold a config.json or a status.json)
+        _orphan(run, report)
         return []
     for problem in disk.problems:
         report(problem)
     state = disk.state
     hparams = config.get("hparams") or {}
     settings = (config.get("identity") or {}).get("settings") or {}
+    run_dir = run.path
     base: dict[str, Any] = {
         "benchmark": config["benchmark"], "method": config["method"],
-        "variant": derive_variant(config["method"], hparams, _family(config["benchmark"])), "seed": config.get("seed"),
-        "run_id": config["run_id"], "state": state,
-        "reason": status.get("reason") if status and state == "failed" else None,
+        "variant": variant_of(config), "seed": config.get("seed"),
+        "run_id": config["run_id"], "state": state.value,
+        "reason": status.get("reason") if status and state == rundir.RunState.FAILED else None,
         "run_dir": run_dir.relative_to(root).as_posix() if run_dir != root else ".",
     }
-    read = rundir.read_records(run_dir / rundir.RECORDS)
+    read = run.records()
     for problem in read.problems:
         report(problem)
     base["wall_time"], base["wall_time_source"] = _wall_time(status, read.records)
-    base.update(_provenance(config, _sweep_of(run_dir, sweeps, report).get(config["run_id"], {})))
+    base.update(_provenance(config, _sweep_of(run, config["run_id"], sweeps, report)))
     base.update({f"set.{k}": _cell(v) for k, v in settings.items()})
     base.update({f"hp.{k}": _cell(v) for k, v in hparams.items()})
 
@@ -206,7 +238,7 @@ def _run_rows(root: Path, run_dir: Path, report: Callable[[str], None], now: flo
         row = {**base, "split": r.get("split"), "step": r.get("step"), "epoch": r.get("epoch"), "time": r.get("time")}
         row.update(_metrics(metrics))
         rows.append(row)
-    if state == "done" and not any(r["split"] == "test" for r in rows):
+    if state == rundir.RunState.DONE and not any(r["split"] == "test" for r in rows):
         final = (status or {}).get("metrics")
         if isinstance(final, dict):  # status.json is written atomically, after the test record
             report(f"{run_dir}: no test record, final metrics taken from {rundir.STATUS}")
@@ -248,8 +280,8 @@ def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
     now = time.time() if now is None else now
     rows: list[dict[str, Any]] = []
     sweeps: dict[Path, dict[str, dict[str, Any]]] = {}
-    for run_dir in rundir.iter_run_dirs(root):
-        rows.extend(_run_rows(root, run_dir, report, now, running_within, sweeps))
+    for run in rundir.iter_run_dirs(root):
+        rows.extend(_run_rows(root, run, report, now, running_within, sweeps))
     if not rows:
         return apply_dtypes(pd.DataFrame(columns=META_COLUMNS + RUN_COLUMNS))
     frame = pd.DataFrame(rows)

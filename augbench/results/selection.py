@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from augbench.rundir import RunState
+
 VAL_SCORE = (("acc", 1.0), ("score", 1.0), ("loss", -1.0))  # validation criterion, as the trainer's
 TIE_RULE = "more seeds, then the first in sorted order of the configuration's values"
 TIE_TOLERANCE = 1e-9  # mean validation scores closer than this are equal
@@ -32,7 +34,7 @@ def finished_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per finished run: its test record plus `val_acc`, the validation score it is selected by."""
     if frame.empty or "split" not in frame:
         return frame.iloc[0:0].assign(val_acc=pd.Series(dtype=float))
-    test = frame[(frame["split"] == "test") & (frame["state"] == "done")].drop_duplicates("run_id", keep="last")
+    test = frame[(frame["split"] == "test") & (frame["state"] == RunState.DONE)].drop_duplicates("run_id", keep="last")
     test = test.reset_index(drop=True)
     val = frame[frame["split"] == "val"]
     score = pd.Series(np.nan, index=val.index)

@@ -22,9 +22,10 @@ from typing import Any
 
 import pandas as pd
 
+from augbench.catalog_file import benchmark_entry
 from augbench.numformat import format_number
 from augbench.results.cells import Cell, TableResult, auto_tables, paper_table
-from augbench.results.collect import derive_variant
+from augbench.results.collect import derive_variant, family_of
 from augbench.results.paper import TABLES, paper_value
 from augbench.results.selection import TIE_RULE, TIE_TOLERANCE, choose_config, display_value, finished_runs, select
 from augbench.results.stats import Paired
@@ -227,7 +228,7 @@ def read_bench(files: Sequence[Path | str]) -> dict[tuple[str, str, str], dict[s
                 hp = json.loads(r.get("hparams") or "{}")
             except (TypeError, ValueError):
                 hp = {}
-            family = _family(r["benchmark"])
+            family = family_of(r["benchmark"])  # bench rows record no variant: the legacy rules name it
             key = (r["benchmark"], r["method"], derive_variant(r["method"], hp, family))
             entry = out.setdefault(key, {})
             for k, v in r.items():
@@ -236,19 +237,13 @@ def read_bench(files: Sequence[Path | str]) -> dict[tuple[str, str, str], dict[s
     return out
 
 
-def _family(benchmark: str) -> str | None:
-    from augbench.benchmarks import BENCHMARKS
-
-    return BENCHMARKS.get(benchmark).family if benchmark in BENCHMARKS else None
-
-
 def _describe(benchmark: str) -> tuple[str, str]:
-    from augbench.benchmarks import BENCHMARKS
-
-    if benchmark not in BENCHMARKS:
+    """A built-in benchmark's description and paper, from the committed catalog (no registry)."""
+    entry = benchmark_entry(benchmark)
+    if not entry:
         return "", ""
-    cls = BENCHMARKS.get(benchmark)
-    return f"{cls.description} ({cls.family} family, {cls.task} task)", cls.paper
+    return f"{entry.get('description')} ({entry.get('family')} family, {entry.get('task')} task)", \
+        str(entry.get("paper") or "")
 
 
 def _cost(runs: pd.DataFrame, bench: Mapping[str, Any] | None) -> Cost:

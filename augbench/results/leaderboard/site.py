@@ -17,6 +17,7 @@ change is not rewritten (its mtime stays).
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import json
 import os
@@ -25,14 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 
+from augbench import __version__
 from augbench.errors import DataError
 from augbench.results.aggregate import Aggregate, aggregate
 from augbench.results.cells import auto_tables
+from augbench.results.collect import collect
+from augbench.results.figures.common import MissingRuns, PlotContext
+from augbench.results.figures.registry import FIGURES
 from augbench.results.leaderboard.curves import method_curves
-from augbench.results.leaderboard.data import BenchmarkPage, benchmark_pages, environments, read_bench
+from augbench.results.leaderboard.data import BenchmarkPage, benchmark_pages, environments, read_bench, text
+from augbench.results.schema import apply_dtypes, read_frame
 from augbench.results.selection import TIE_RULE
 from augbench.results.stats import IMPROVEMENT_NAME, INTERVAL_NAME, PAIRED_NAME, POWER
 
@@ -97,16 +105,12 @@ class _Writer:
 
 
 def _environment() -> Any:
-    import jinja2
-
     return jinja2.Environment(loader=jinja2.PackageLoader("augbench.results.leaderboard", "templates"),
                               autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
                               lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 def _static(name: str) -> bytes:
-    import importlib.resources
-
     return importlib.resources.files("augbench.results.leaderboard").joinpath("static", name).read_bytes()
 
 
@@ -118,11 +122,6 @@ def _environments(frame: pd.DataFrame) -> tuple[list[list[tuple[str, str]]], lis
 
 def _benchmark_figures(frame: pd.DataFrame, root: Path, bench: str, writer: _Writer, report: Report
                        ) -> list[tuple[str, str]]:
-    import seaborn as sns
-
-    from augbench.results.figures.common import MissingRuns, PlotContext
-    from augbench.results.figures.registry import FIGURES
-
     ctx = PlotContext(frame, root)
     out = []
     with sns.axes_style("whitegrid"):
@@ -139,8 +138,6 @@ def _benchmark_figures(frame: pd.DataFrame, root: Path, bench: str, writer: _Wri
 def build_site(frame: pd.DataFrame, root: Path | str, out: Path | str, bench_files: Sequence[Path | str] = (),
                report: Report = print, figures: bool = True) -> list[Path]:
     """Write the leaderboard of `frame` (collected from `root`, where figures find inspect.pt) under `out`."""
-    from augbench import __version__
-
     root, out = Path(root), Path(out)
     writer = _Writer(out)
     tables = auto_tables(frame) if not frame.empty else []
@@ -177,9 +174,6 @@ def build_site(frame: pd.DataFrame, root: Path | str, out: Path | str, bench_fil
 def collect_roots(roots: Sequence[Path | str], report: Report) -> tuple[pd.DataFrame, Path]:
     """One frame from several folders of runs (or files written by `augbench collect --out`), and the
     folder their `run_dir`s are relative to. A run found twice (same run id) counts once."""
-    from augbench.results.collect import collect
-    from augbench.results.schema import apply_dtypes, read_frame
-
     paths = [Path(r).resolve() for r in roots]
     if not paths:
         raise DataError("no results given: name at least one folder of runs")
