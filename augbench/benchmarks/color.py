@@ -64,15 +64,13 @@ class RawFootColor(Benchmark):
         if s["data.train_lightings"]:
             return sorted(s["data.train_lightings"])
         if s["data.random_lightings"]:
-            import torch
-
             g = torch.Generator().manual_seed(s["data.lighting_seed"])
             return sorted((torch.randperm(46, generator=g)[: s["data.random_lightings"]] + 1).tolist())
         return [s["data.d45"]]
 
     def load(self) -> Dataset:
         """RawFooT patches: upper halves for training, lower halves of every lighting for testing."""
-        from augbench.datasets.rawfoot import load_rawfoot
+        from augbench.datasets.rawfoot import load_rawfoot  # dataset code loads with the benchmark that runs
 
         s = self.s
         return load_rawfoot(require_root(self, "RawFooT"), self.train_lightings(), s["data.patches_per_image"],
@@ -114,7 +112,7 @@ class TextureColor(Benchmark):
 
     def load(self) -> Dataset:
         """Generated textures (deterministic in data.seed, cached)."""
-        from augbench.datasets.texture import make_texture
+        from augbench.datasets.texture import make_texture  # dataset code loads with the benchmark that runs
 
         s = self.s
         ds = make_texture(s["data.n_train_per_class"], s["data.n_test_per_class"], s["data.image_size"], s["data.seed"])
@@ -123,7 +121,7 @@ class TextureColor(Benchmark):
 
     def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
                 inspect: Mapping[str, Tensor]) -> dict[str, float]:
-        from augbench.datasets.glyphs import interval_metrics
+        from augbench.datasets.glyphs import interval_metrics  # the generators' ground truth, with the run
         from augbench.datasets.texture import HUE_DEFINED_CLASSES, hue_range_narrowness, hue_safe_shifts, make_texture
 
         info = getattr(self, "_info", None) or make_texture(1, 1, self.s["data.image_size"], self.s["data.seed"]).info

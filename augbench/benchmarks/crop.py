@@ -91,7 +91,7 @@ class TinyImageNetCrop(CropBenchmark):
 
     def load(self) -> Dataset:
         """Tiny-ImageNet-200 from data.root (wnids.txt order = label order)."""
-        from augbench.datasets.tinyimagenet import load_tinyimagenet
+        from augbench.datasets.tinyimagenet import load_tinyimagenet  # dataset code loads with the benchmark that runs
 
         return sized(load_tinyimagenet(require_root(self, "Tiny-ImageNet-200")), self.s)
 
@@ -105,7 +105,7 @@ class _CifarCrop(CropBenchmark):
 
     def load(self) -> Dataset:
         """CIFAR in torchvision's python format from data.root."""
-        from augbench.datasets.cifar import load_cifar
+        from augbench.datasets.cifar import load_cifar  # dataset code loads with the benchmark that runs
 
         return sized(load_cifar(require_root(self, self.which.upper()), self.which), self.s)
 
@@ -138,7 +138,7 @@ class FashionMnistCrop(CropBenchmark):
 
     def load(self) -> Dataset:
         """Fashion-MNIST IDX files (the Debian package's folder unless data.root is given)."""
-        from augbench.datasets.fashion_mnist import load_fashion_mnist
+        from augbench.datasets.fashion_mnist import load_fashion_mnist  # loads with the benchmark that runs
 
         return sized(load_fashion_mnist(self.s["data.root"] or None), self.s)
 
@@ -175,7 +175,7 @@ class ClutterCrop(CropBenchmark):
 
     def load(self) -> Dataset:
         """Generated clutter images with object boxes (deterministic in data.seed, cached)."""
-        from augbench.datasets.clutter import make_clutter
+        from augbench.datasets.clutter import make_clutter  # dataset code loads with the benchmark that runs
 
         s = self.s
         return make_clutter(s["data.n_train"], s["data.n_test"], s["data.image_size"], s["data.num_classes"],
@@ -183,7 +183,7 @@ class ClutterCrop(CropBenchmark):
 
     def metrics(self, split: Split, correct: Tensor, tta_correct: Tensor | None,
                 inspect: Mapping[str, Tensor]) -> dict[str, float]:
-        from augbench.datasets.clutter import crop_keeps_object
+        from augbench.datasets.clutter import crop_keeps_object  # the generator's ground truth, with the run
         from augbench.transforms.geometry import boxes_to_pixels
 
         out = crop_metrics(split, inspect)

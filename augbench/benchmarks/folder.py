@@ -66,7 +66,7 @@ def interleave_by_class(labels: Tensor) -> Tensor:
 
 def load_folder(bench: Benchmark) -> Dataset:
     """The tree at data.root in either layout, cut to data.n_train / data.n_test, test interleaved by class."""
-    from augbench.datasets.imagefolder import load_imagefolder
+    from augbench.datasets.imagefolder import load_imagefolder  # dataset code loads with the benchmark that runs
 
     s = bench.s
     # subclasses with settings of their own (imagenet-tta) may leave the one-tree options out

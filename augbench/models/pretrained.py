@@ -71,7 +71,7 @@ def parse_classifier_spec(text: str, default_width: float = 1.0) -> ClassifierSp
             raise ConfigError(f"classifier {text!r}: augbench backbones are {', '.join(sorted(BACKBONES))} "
                               f"with a positive width")
     elif source == "torchvision":
-        import torchvision
+        import torchvision  # its model zoo loads only for torchvision classifiers
 
         names = torchvision.models.list_models(module=torchvision.models)
         if arch not in names:
@@ -92,7 +92,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise DataError(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional: only for .safetensors files
         except ImportError:
             raise ConfigError(f"{path} is a safetensors file: pip install safetensors to read it") from None
         state: Any = load_file(str(path))
@@ -122,14 +122,14 @@ def build_architecture(spec: ClassifierSpec, num_classes: int) -> nn.Module:
         return build_model(spec.arch, num_classes, width=spec.width)
     if spec.source == "timm":
         try:
-            import timm
+            import timm  # optional dependency: only for timm classifiers
         except ImportError:
             raise ConfigError(f"classifier {spec}: timm is not installed (pip install 'augbench[timm]')") from None
         try:
             return timm.create_model(spec.arch, pretrained=False, num_classes=num_classes)
         except RuntimeError as exc:  # timm's "Unknown model"
             raise ConfigError(f"classifier {spec}: {(str(exc).splitlines() or [''])[0]}") from None
-    import torchvision
+    import torchvision  # its model zoo loads only for torchvision classifiers
 
     return torchvision.models.get_model(spec.arch, weights=None, num_classes=num_classes)
 

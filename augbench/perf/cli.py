@@ -35,7 +35,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(format_report(df))
     print(f"\nwrote {out}", file=sys.stderr)
     if args.figure:
-        from augbench.perf.figure import save_step_figure
+        from augbench.perf.figure import save_step_figure  # matplotlib: only with --figure
 
         print(f"wrote {save_step_figure(df, args.figure)}", file=sys.stderr)
     return 1 if (df["status"] == "failed").any() else 0

@@ -38,7 +38,7 @@ class TensorBoardRecords(RecordWriter):
     def write(self, *, step: int, epoch: int, split: str, metrics: dict[str, Any]) -> None:
         super().write(step=step, epoch=epoch, split=split, metrics=metrics)
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # optional dependency: only with run.tensorboard
 
             self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=step)
         for name, value in metrics.items():
