@@ -534,7 +534,7 @@ def test_a_new_executor_is_one_class_that_launch_status_and_cancel_ask(tmp_path:
         def poll(self, subs):  # type: ignore[no-untyped-def]
             return {s["job_id"]: "CANCELLED" if s["job_id"] in cancelled else "WAITING" for s in subs}
 
-        def liveness(self, sub, worker, polled):  # type: ignore[no-untyped-def]
+        def alive(self, sub, worker, polled):  # type: ignore[no-untyped-def]
             state = polled[sub["job_id"]]
             return executors.Liveness(alive=state == "WAITING", running=False, note=f"queue: {state}",
                                       cancelled=state == "CANCELLED")

@@ -9,9 +9,20 @@
 
 An `Executor` has its runtime settings (`runtime_settings`: bookkeeping settings outside the
 identity), `submit` (writes one submit event per run into the manifest), `poll` (what its
-scheduler says about submitted jobs, in one call), `liveness` (whether a submitted run is alive,
+scheduler says about submitted jobs, in one call), `alive` (whether a submitted run is alive,
 from its submit event, the worker events since and the poll) and `cancel`. `sweep status`,
 `launch` and `cancel` ask the executor named in a run's submit event and never branch on names.
+A new one:
+
+    class MyQueue(Executor):
+        name = "myqueue"
+        def submit(self, runs, launch):      # run SweepJob(launch.root, launch.provenance)(run.config)
+            ...                              # somewhere; append self.submit_event(run, launch, job_id=...)
+        def alive(self, sub, worker, polled):
+            ...                              # Liveness(alive=..., running=...), None if it cannot tell
+        def cancel(self, subs, log):
+            ...
+    EXECUTORS[MyQueue.name] = MyQueue        # `sweep launch --executor myqueue`
 
 `main(["supervise", LAUNCH_FILE])` is the local supervisor (started as `python -c ...`).
 """
@@ -159,7 +170,7 @@ class Executor:
         """The scheduler's state of each submitted job it knows, by job id (one query for all)."""
         return {}
 
-    def liveness(self, sub: Mapping[str, Any], worker: WorkerEvents, polled: Mapping[str, str]) -> Liveness | None:
+    def alive(self, sub: Mapping[str, Any], worker: WorkerEvents, polled: Mapping[str, str]) -> Liveness | None:
         """Whether the run of submit event `sub` is alive; None when this executor cannot tell from here."""
         return None
 
@@ -178,7 +189,7 @@ class Executor:
 class _ThisHost(Executor):
     """Processes on the launching host: their pids (with start times) say whether a run is alive."""
 
-    def liveness(self, sub: Mapping[str, Any], worker: WorkerEvents, polled: Mapping[str, str]) -> Liveness | None:
+    def alive(self, sub: Mapping[str, Any], worker: WorkerEvents, polled: Mapping[str, str]) -> Liveness | None:
         if sub.get("host") != socket.gethostname():
             return None  # on another host only the heartbeat can tell
         # the processes decide: a killed worker's heartbeat would look alive for minutes
@@ -400,7 +411,7 @@ class SlurmExecutor(Executor):
     def poll(self, subs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         return slurm_states(str(s["job_id"]) for s in subs if s.get("job_id"))
 
-    def liveness(self, sub: Mapping[str, Any], worker: WorkerEvents, polled: Mapping[str, str]) -> Liveness | None:
+    def alive(self, sub: Mapping[str, Any], worker: WorkerEvents, polled: Mapping[str, str]) -> Liveness | None:
         state = polled.get(str(sub.get("job_id"))) if sub.get("job_id") else None
         if state is None:
             return None  # the scheduler does not know the job (or was not asked)
@@ -431,7 +442,7 @@ def choose_executor(name: str) -> Executor:
 
 
 def executor_of(sub: Mapping[str, Any] | None) -> Executor:
-    """The executor a submit event names (an unknown or missing name: one that cannot tell liveness)."""
+    """The executor a submit event names (an unknown or missing name: one that cannot tell whether a run is alive)."""
     cls = EXECUTORS.get(str((sub or {}).get("executor")))
     return cls() if cls is not None else Executor()
 

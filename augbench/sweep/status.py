@@ -126,7 +126,7 @@ def _run_state(run_id: str, run: RunDir, sub: dict[str, Any] | None, later: list
         problems.append(f"{run.file(CONFIG)}: unreadable")
     src, sub_ = disk.config or sub or {}, sub or {}
     worker = WorkerEvents.of(later)
-    live = executor_of(sub).liveness(sub, worker, polled) if sub is not None else None
+    live = executor_of(sub).alive(sub, worker, polled) if sub is not None else None
     if live is None:  # nobody to ask: a recent heartbeat means something runs it (remote jobs)
         live = Liveness(alive=disk.age <= ALIVE_SECONDS and not worker.closed,
                         running=disk.age <= ALIVE_SECONDS and not worker.closed)
