@@ -455,17 +455,17 @@ class RunDir:
         for name, body in ((CONFIG, self.config()), (STATUS, self.status())):
             if body is not None and isinstance(body.get("run_id"), str):
                 out[name] = body["run_id"]
-        first = self._first_record_id()
+        first = self.first_record()
         if first is not None:
-            out[RECORDS] = first
+            out[RECORDS] = first["run_id"]
         for name in (CHECKPOINT, CHECKPOINT_PREVIOUS):
             found = checkpoint_id(self.file(name)) if checkpoint_id is not None and self.file(name).exists() else None
             if found is not None:
                 out[name] = found
         return out
 
-    def _first_record_id(self) -> str | None:
-        """The run id of the first readable record (one run writes a records file; reading on would cost)."""
+    def first_record(self) -> dict[str, Any] | None:
+        """The first readable record that names its run (one run writes a records file: no need to read on)."""
         try:
             with open(self.file(RECORDS), "rb") as fh:
                 for line in fh:
@@ -474,22 +474,23 @@ class RunDir:
                     except ValueError:
                         continue
                     if isinstance(rec, dict) and isinstance(rec.get("run_id"), str):
-                        return str(rec["run_id"])
+                        return rec
         except OSError:
             pass
         return None
 
     def foreign_claim(self, run_id: str, checkpoint_id: Callable[[Path], str | None] | None = None) -> str | None:
         """Why this directory holds another run than `run_id` (one line naming it); None: it may be this run's."""
-        others = {name: rid for name, rid in self.claims(checkpoint_id).items() if rid != run_id}
+        claims = self.claims(checkpoint_id)
+        others = {name: rid for name, rid in claims.items() if rid != run_id}
         if others:
             name, other = next(iter(others.items()))
-            cfg = self.config() or {}
-            what = (f"{other}: {cfg.get('benchmark')} / {cfg.get('method')} / seed {cfg.get('seed')}"
-                    if cfg.get("run_id") == other else f"{other}, named by its {name}")
-            return f"{self.path} holds another run ({what})"
+            head = next((h for h in (self.config(), self.first_record()) if h and h.get("run_id") == other), None)
+            what = other if head is None else \
+                f"{other}: {head.get('benchmark')} / {head.get('method')} / seed {head.get('seed')}"
+            return f"{self.path} holds another run ({what}, named by its {name})"
         status = self.status()
-        if status is not None and status.get("state") == RunState.DONE and not self.claims(checkpoint_id):
+        if status is not None and status.get("state") == RunState.DONE and not claims:
             return f"{self.path} holds a finished run that names no run id (its config.json and records are gone)"
         return None
 

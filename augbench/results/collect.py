@@ -191,7 +191,7 @@ def _orphan(run: RunDir, report: Callable[[str], None]) -> None:
         report(f"{run.file(rundir.CONFIG)}: unreadable or not a run config, run skipped")
         return
     status = run.status() or {}
-    first = next(iter(run.records().records), {})
+    first = run.first_record()
     who = (f" (run {first.get('run_id')}: {first.get('benchmark')} / {first.get('method')} / seed "
            f"{first.get('seed')})" if first else "")
     report(f"{run.path}: a {status.get('state', 'run')} run{who} without {rundir.CONFIG}, not collected; "
