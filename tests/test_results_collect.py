@@ -161,3 +161,13 @@ def test_collects_a_real_run(tmp_path, tiny):
     assert test["hp.max_angle"] == 45.0 and test["set.train.epochs"] == 2
     assert "set.run.device" not in df  # only identity settings
     assert os.path.basename(test["run_dir"]) == cfg.run_id
+
+
+def test_variant_and_family_come_from_config_json_where_it_records_them(tmp_path):
+    """results import no method: the variant `resolve` recorded wins over the legacy rules."""
+    d = write_run(tmp_path, "r", benchmark="clutter-crop", method="instaaug", hparams={"parameterization": None},
+                  test={"acc": 0.5})
+    config = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**config, "family": "crop", "variant": "input-free"}))
+    df, _ = _collect(tmp_path)
+    assert set(df["variant"]) == {"input-free"}

@@ -230,3 +230,17 @@ def test_a_torn_last_record_resumes_from_the_newest_checkpoint_the_records_cover
     assert _strip_times(records) == _strip_times(tmp_path / "ref" / rundir.RECORDS)
     got, want = (torch.load(d / rundir.FINAL_WEIGHTS, weights_only=True) for d in (run, tmp_path / "ref"))
     assert all(torch.equal(got[part][k], t) for part in ("model", "method") for k, t in want[part].items())
+
+
+def test_config_json_records_what_readers_need_and_its_identity_needs_no_registry(tmp_path, tiny):
+    cfg = resolve("glyphs-rotation", "instaaug", 0, tiny)
+    rundir.RunDir(tmp_path).write_config(cfg, {})
+    written = json.loads((tmp_path / rundir.CONFIG).read_text())
+    assert (written["family"], written["benchmark_task"], written["variant"]) == ("rotation", "classification",
+                                                                                  "uniform")
+    code = ("import json, sys; from augbench.rundir import RunConfig; "
+            f"cfg = RunConfig.from_json(json.load(open({str(tmp_path / rundir.CONFIG)!r}))); print(cfg.run_id); "
+            "print(sorted(m for m in ('torch', 'augbench.methods', 'augbench.benchmarks', 'augbench.tasks') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == [cfg.run_id, "[]"]

@@ -82,8 +82,10 @@ def family_of(benchmark: str) -> str | None:
 
 def variant_of(config: Mapping[str, Any]) -> str:
     """The variant a run's config.json records; derived by the legacy rules where it records none."""
-    if isinstance(config.get("variant"), str):
-        return str(config["variant"])
+    name, method = config.get("variant"), config["method"]
+    if isinstance(name, str):  # "lrp"; a full label ("instaaug (lrp)", or the method's own name) is read as that
+        full = name.startswith(f"{method} (") and name.endswith(")")
+        return name[len(method) + 2:-1] if full else "" if name == method else name
     family = config.get("family") if isinstance(config.get("family"), str) else family_of(config["benchmark"])
     return derive_variant(config["method"], config.get("hparams") or {}, family)
 
