@@ -21,6 +21,7 @@ from typing import Any
 
 from augbench.atomic import atomic_write_text
 from augbench.catalog_file import FORMAT, RESOURCE, committed
+from augbench.errors import AugbenchError
 
 #: Section of the catalog -> the package its classes are discovered in (also their entry-point group).
 PACKAGES: dict[str, str] = {"methods": "augbench.methods", "benchmarks": "augbench.benchmarks"}
@@ -50,6 +51,19 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
 
     def values(preset: Mapping[str, Any]) -> list[dict[str, str]]:
         return [{"name": k, "repr": repr(v)} for k, v in preset.items()]
+
+    def default_variants(bench: str, family: str) -> dict[str, str]:
+        """The variant each method's default configuration on `bench` is (its recipe; none that refuses it)."""
+        out = {}
+        for method, cls in method_classes.items():
+            if not keep(cls, PACKAGES["methods"]):
+                continue
+            try:
+                hp = cls.spec().resolve(dict(cls.recipes.get(bench, {})))
+            except AugbenchError:
+                continue
+            out[method] = cls.variant_name(hp, family)
+        return out
 
     methods = {}
     method_classes = {name: METHODS.get(name) for name in METHODS.names()}
@@ -83,6 +97,8 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
             "method_defaults": [{"method": method, "values": values(cls.recipes[name])}
                                 for method, cls in method_classes.items()
                                 if name in cls.recipes and keep(cls, PACKAGES["methods"])],
+            # what results call a method's runs when they are its default configuration here (no registry there)
+            "default_variants": default_variants(name, bench_cls.family or ""),
         }
     return {"format": FORMAT, "modules": discovered_modules(), "methods": methods, "benchmarks": benchmarks}
 

@@ -18,6 +18,7 @@ and run id, one benchmark after another in turn (the report names them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -97,13 +98,12 @@ def _missing(value: Any) -> bool:
 def rebuild(row: Any, recorded_root: Path | None) -> Any:
     """The RunConfig of a recorded run: its config.json when the run directory is at hand, else its
     identity columns (`set.*`, `hp.*`), refused unless they hash to the recorded run id."""
-    from augbench import rundir
-    from augbench.rundir import RunConfig
+    from augbench.rundir import RunConfig, RunDir
     from augbench.runs import resolve
 
     run_id = str(row["run_id"])
     if recorded_root is not None and not _missing(row.get("run_dir")):
-        entry = rundir.read_config(recorded_root / str(row["run_dir"]))
+        entry = RunDir(recorded_root / str(row["run_dir"])).config()
         if entry is not None and entry.get("run_id") == run_id:
             return RunConfig.from_json(entry, expect_id=run_id)
     overrides = {c.split(".", 1)[1]: row[c] for c in row.index
@@ -168,9 +168,9 @@ def reproduce(paths: Sequence[str], runs: int | None, root: Path | None, device:
               say: Say, out: Callable[[str], None] = print) -> int:
     """Rerun `runs` recorded runs of `paths` into `root` and print the comparison; 1 if a metric differs
     by more than the seed spread, else 0."""
-    from augbench import rundir
     from augbench.results.collect import collect
     from augbench.results.selection import finished_runs
+    from augbench.rundir import RunDir
     from augbench.runs import execute
 
     frame = _load(paths, say)
@@ -205,14 +205,14 @@ def reproduce(paths: Sequence[str], runs: int | None, root: Path | None, device:
             settings["run.threads"] = threads  # the recorded thread count: part of the fingerprint
         if run_device:
             settings["run.device"] = run_device
-        cfg = type(cfg)(cfg.benchmark, cfg.method, cfg.seed, settings, cfg.hparams, cfg.task)
+        cfg = dataclasses.replace(cfg, settings=settings)  # run.* settings: the same identity
         was_machine, was_finger = _versions_text(row)
         out(f"\nrun {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed} -> {run_dir}")
         out(f"  recorded on {was_machine}, fingerprint {was_finger or 'not recorded'}")
         if dry_run:
             continue
         execute(cfg, run_dir)
-        versions = (rundir.read_config(run_dir) or {}).get("versions") or here
+        versions = (RunDir(run_dir).config() or {}).get("versions") or here
         now_machine, now_finger = provenance.machine(versions), versions.get("fingerprint")
         out(f"  rerun on    {now_machine}, fingerprint {now_finger}")
         if now_machine != was_machine:

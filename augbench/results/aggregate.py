@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from augbench.errors import AugbenchError
+from augbench.catalog_file import benchmark_entry
 from augbench.results.cells import TableResult
 from augbench.results.compare import GLOBAL_COUNTERPARTS
 from augbench.results.stats import BOOTSTRAP_REPS, BOOTSTRAP_SEED, LEVEL
@@ -74,25 +74,9 @@ class Aggregate:
 
 
 def _default_variants(benchmark: str) -> dict[str, str]:
-    """The variant each registered method's default configuration gets on `benchmark` ({} if unknown)."""
-    try:
-        from augbench.benchmarks import BENCHMARKS
-        from augbench.methods import METHODS
-        from augbench.results.collect import derive_variant
-    except ImportError:
-        return {}
-    if benchmark not in BENCHMARKS:
-        return {}
-    bench = BENCHMARKS.get(benchmark)
-    out = {}
-    for name in METHODS.names():
-        try:
-            cls = METHODS.get(name)
-            hp = cls.spec().resolve(dict(cls.recipes.get(benchmark, {})))
-        except AugbenchError:  # a method that refuses its defaults here has no default variant
-            continue
-        out[name] = derive_variant(name, hp, bench.family)
-    return out
+    """The variant each built-in method's default configuration gets on `benchmark` ({} if unknown), from the
+    committed catalog: results import no registry."""
+    return dict(benchmark_entry(benchmark).get("default_variants") or {})
 
 
 def method_key(method: str, variant: str, defaults: dict[str, str], variants_of_method: int) -> str:

@@ -39,7 +39,7 @@ from augbench.results.collect import collect
 from augbench.results.figures.common import MissingRuns, PlotContext
 from augbench.results.figures.registry import FIGURES
 from augbench.results.leaderboard.curves import method_curves
-from augbench.results.leaderboard.data import BenchmarkPage, benchmark_pages, environments, read_bench, text
+from augbench.results.leaderboard.data import BenchmarkPage, benchmark_pages, environments, read_bench
 from augbench.results.schema import apply_dtypes, read_frame
 from augbench.results.selection import TIE_RULE
 from augbench.results.stats import IMPROVEMENT_NAME, INTERVAL_NAME, PAIRED_NAME, POWER
