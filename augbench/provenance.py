@@ -77,7 +77,7 @@ def source_sha256() -> str:
 def math_libraries() -> dict[str, Any]:
     """BLAS and LAPACK from torch's build settings, the MKL and oneDNN versions it carries, and the
     CPU instruction set its kernels dispatch to (None where torch does not say)."""
-    import torch
+    import torch  # the CLI imports this module: torch only when recorded
 
     config = torch.__config__.show()
 
@@ -94,7 +94,7 @@ def math_libraries() -> dict[str, Any]:
 def versions(device: Any = None) -> dict[str, Any]:
     """Everything recorded about the software and machine of a run on `device` (`auto`/None: CUDA if
     available), with its `fingerprint`."""
-    import numpy
+    import numpy  # the CLI imports this module: torch only when recorded
     import torch
     import torchvision
 

@@ -61,7 +61,7 @@ class MetricCheck:
 
 
 def _load(paths: Sequence[str], say: Say) -> Any:
-    from augbench.results.leaderboard import collect_roots
+    from augbench.results.leaderboard import collect_roots  # a command module: the parser stays light
 
     frame, _ = collect_roots(paths, say)
     if frame.empty:
@@ -71,7 +71,7 @@ def _load(paths: Sequence[str], say: Say) -> Any:
 
 def choose(done: Any, count: int | None) -> Any:
     """`count` finished runs (all when None): sorted by `ORDER`, taken one benchmark after another in turn."""
-    import pandas as pd
+    import pandas as pd  # a command module: the parser stays light
 
     done = done.sort_values(list(ORDER), kind="stable").reset_index(drop=True)
     if count is None or count >= len(done):
@@ -90,7 +90,7 @@ def _config_key(row: Any, columns: Sequence[str]) -> str:
 
 
 def _missing(value: Any) -> bool:
-    import pandas as pd
+    import pandas as pd  # a command module: the parser stays light
 
     return value is None or (not isinstance(value, (str, list, dict)) and bool(pd.isna(value)))
 
@@ -98,7 +98,7 @@ def _missing(value: Any) -> bool:
 def rebuild(row: Any, recorded_root: Path | None) -> Any:
     """The RunConfig of a recorded run: its config.json when the run directory is at hand, else its
     identity columns (`set.*`, `hp.*`), refused unless they hash to the recorded run id."""
-    from augbench.rundir import RunConfig, RunDir
+    from augbench.rundir import RunConfig, RunDir  # a command module: the parser stays light
     from augbench.runs import resolve
 
     run_id = str(row["run_id"])
@@ -117,7 +117,7 @@ def rebuild(row: Any, recorded_root: Path | None) -> Any:
 
 
 def _metrics(done: Any) -> list[str]:
-    import pandas as pd
+    import pandas as pd  # a command module: the parser stays light
 
     from augbench.results.cells import BOOKKEEPING, NON_METRICS
 
@@ -128,7 +128,7 @@ def _metrics(done: Any) -> list[str]:
 
 def compare_run(recorded: Any, new: Any, same_config: Any, metrics: Sequence[str]) -> list[MetricCheck]:
     """Every metric the recorded run reports, against the rerun, with the configuration's seed spread."""
-    from augbench.results.units import is_percent
+    from augbench.results.units import is_percent  # a command module: the parser stays light
 
     out = []
     for m in metrics:
@@ -168,7 +168,7 @@ def reproduce(paths: Sequence[str], runs: int | None, root: Path | None, device:
               say: Say, out: Callable[[str], None] = print) -> int:
     """Rerun `runs` recorded runs of `paths` into `root` and print the comparison; 1 if a metric differs
     by more than the seed spread, else 0."""
-    from augbench.results.collect import collect
+    from augbench.results.collect import collect  # a command module: the parser stays light
     from augbench.results.selection import finished_runs
     from augbench.rundir import RunDir
     from augbench.runs import execute

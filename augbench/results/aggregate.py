@@ -194,7 +194,7 @@ def _friedman(out: Aggregate, means: pd.DataFrame) -> None:
     if k < 3:
         out.friedman = "two methods: compare them with the probability of improvement instead of a Friedman test"
         return
-    import autorank
+    import autorank  # scipy's heavier cousins: only with enough benchmarks
     from matplotlib.figure import Figure
 
     result = autorank.autorank(means, alpha=ALPHA, verbose=False, force_mode="nonparametric", order="descending")

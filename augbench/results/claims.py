@@ -50,7 +50,7 @@ def claims(text: str) -> list[Claim]:
 
 @functools.lru_cache(maxsize=8)
 def _tables(path: Path) -> dict[str, object]:
-    from augbench.results.cells import auto_tables
+    from augbench.results.cells import auto_tables  # pandas: only when a marker is recomputed
     from augbench.results.schema import read_frame
 
     frame = read_frame(path)
@@ -59,7 +59,7 @@ def _tables(path: Path) -> dict[str, object]:
 
 def value(base: Path, query: str) -> float | str:
     """The number (or verdict) a marker's query names, from the file it names (relative to `base`)."""
-    from augbench.results.cells import TableResult
+    from augbench.results.cells import TableResult  # pandas: only when a marker is recomputed
     from augbench.results.tables import verdict
 
     parts = query.split()
