@@ -78,7 +78,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics))
     if metrics.get("diagnosis"):
-        print(f"warning: {cfg.method} did not learn ({metrics['diagnosis']}): {metrics.get('diagnosis_detail', '')}",
+        from augbench.train.diagnosis import verdict
+
+        flags = str(metrics["diagnosis"])
+        print(f"warning: {cfg.method} {verdict(flags.split(','))} ({flags}): {metrics.get('diagnosis_detail', '')}",
               file=sys.stderr)
     return 0
 
@@ -92,6 +95,9 @@ def describe_config(cfg: Any) -> str:
     declared = method_cls.hparams
     sources = {k: "benchmark default" if k in bench_defaults and v == bench_defaults[k]
                else "method default" if v == declared[k].default else "set" for k, v in cfg.hparams.items()}
+    for key, rule in method_cls.derived.items():  # values a rule made concrete from the schedule
+        if cfg.hparams.get(rule) is not None:
+            sources[key] = f"derived: {rule}={cfg.hparams[rule]} of the schedule"
     body = {k: v for k, v in cfg.to_json().items() if k != "identity"}  # the identity repeats settings and hparams
     return json.dumps({"run_id": cfg.run_id, **to_jsonable(body), "sources": sources}, indent=1)
 

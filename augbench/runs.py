@@ -57,6 +57,7 @@ def resolve(benchmark: str, method: str, seed: int = 0, overrides: Mapping[str, 
     hp = method_spec.resolve({**method_cls.recipes.get(benchmark, {}), **preset, **hparams})
     check_family(benchmark, method, hp)
     resolved = bench_spec.resolve(settings)
+    hp = method_cls.derive(hp, resolved)
     method_cls.check(hp, resolved)
     return RunConfig.of(benchmark, method, int(seed), resolved, hp, bench_spec=bench_spec, method_spec=method_spec,
                         family=bench_cls.family or "", benchmark_task=bench_cls.task,

@@ -7,6 +7,8 @@ indices, with the test rows interleaved by class so its first samples cover ever
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,40 @@ def test_folder_benchmarks_pick_their_family_s_method_defaults():
     assert resolve("imagefolder-color", "instaaug").hparams["parameterization"] == "color"
     assert resolve("imagefolder-color", "augerino").hparams["space"] == "hsv"
     assert resolve("imagefolder-crop", "instaaug").hparams["parameterization"] == "lrp"
+
+
+FOLDER_BENCHMARKS = ("imagefolder-rotation", "imagefolder-color", "imagefolder-crop", "fashion-mnist-crop")
+
+
+@pytest.mark.parametrize("bench", FOLDER_BENCHMARKS)
+def test_folder_benchmarks_take_instaaug_s_defaults_from_the_schedule_rule(bench):
+    """One rule for every folder benchmark, scaled by the schedule: pretraining is a tenth of the epochs."""
+    from augbench.methods.instaaug.schedule_rule import FOLDER_RULE
+
+    cfg = resolve(bench, "instaaug", 0, {"data.root": "/nowhere"})
+    assert {k: cfg.hparams[k] for k in FOLDER_RULE} == FOLDER_RULE
+    assert cfg.settings["train.val_checks"] == 4
+    assert cfg.hparams["pretrain_epochs"] == math.ceil(0.1 * cfg.settings["train.epochs"])
+    longer = resolve(bench, "instaaug", 0, {"data.root": "/nowhere", "train.epochs": 40})
+    assert longer.hparams["pretrain_epochs"] == 4
+    assert resolve(bench, "instaaug", 0, {"data.root": "/nowhere", "train.epochs": 3}).hparams["pretrain_epochs"] == 1
+
+
+def test_the_rule_s_pretraining_yields_to_explicit_epochs_only_when_asked():
+    with pytest.raises(ConfigError, match="pretrain_fraction=none") as err:
+        resolve("imagefolder-rotation", "instaaug", 0, {"pretrain_epochs": 5})
+    assert "\n" not in str(err.value)
+    cfg = resolve("imagefolder-rotation", "instaaug", 0, {"pretrain_epochs": 5, "pretrain_fraction": "none"})
+    assert cfg.hparams["pretrain_epochs"] == 5
+    again = resolve("imagefolder-rotation", "instaaug", 0, {"pretrain_epochs": 2})  # what the rule gives: accepted
+    assert again.run_id == resolve("imagefolder-rotation", "instaaug", 0).run_id
+
+
+def test_dry_run_shows_the_rule_s_derived_values(capsys):
+    from augbench.cli import main
+
+    assert main(["run", "imagefolder-rotation", "--method", "instaaug", "--dry-run", "--set", "train.epochs=30"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["hparams"]["pretrain_epochs"] == 3 and out["hparams"]["range_map"] == "linear"
+    assert out["sources"]["pretrain_epochs"] == "derived: pretrain_fraction=0.1 of the schedule"
+    assert out["sources"]["range_map"] == "benchmark default"

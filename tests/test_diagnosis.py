@@ -97,3 +97,37 @@ def test_table_notes_say_how_many_runs_did_not_learn():
     cell = Cell("acc", n=2, status="ok", selected="default", candidates=1, not_learned=2, diagnoses="never_moved")
     result = TableResult("t", "t", "clutter-crop", ["instaaug"], [{}], (), ["acc"], [[cell]])
     assert "2 run(s) did not learn (never_moved)" in _notes(result)[0]
+
+
+def test_divergence_flags_a_loss_that_explodes_or_is_not_finite():
+    from augbench.train.diagnosis import divergence
+
+    train = [{"loss": 1.0, "task_loss": 1.5}, {"loss": 120.0, "task_loss": 143.0}]
+    assert "training loss 143" in divergence(train, [], None, start=1.5)
+    assert "test loss 8.5e+14" in divergence([], [{"loss": 2.0}], {"loss": 8.5e14}, start=2.3)
+    assert divergence([], [{"loss": 2.0}, {"loss": math.nan}], None, start=2.3) == "validation loss not finite"
+    assert divergence([], [], {"loss": math.inf}) == "test loss not finite"
+    # a loss that fell, and an entropy-shifted training objective, are healthy
+    assert divergence([{"loss": -0.4, "task_loss": 2.3}, {"loss": -1.0, "task_loss": 0.2}],
+                      [{"loss": 3.0}, {"loss": 0.3}], {"loss": 0.4}, start=2.3) == ""
+    assert divergence([{"task_loss": 2.3}, {"task_loss": 22.0}], [], None) == ""  # within 10x of the first record
+
+
+def test_a_run_whose_loss_explodes_is_flagged_diverged_in_records_and_cli(tmp_path, tiny, capsys):
+    """Adam at lr 3 on the classifier: the loss stays finite (no TrainingDiverged) but ends ~100x chance."""
+    over = {**tiny, "train.epochs": 3, "train.optimizer": "adam", "train.lr": 3.0}
+    metrics = execute(resolve("clutter-crop", "none", 0, over), tmp_path / "run")
+    assert metrics["diagnosis"] == "diverged" and "over 10x the first step's" in metrics["diagnosis_detail"]
+    test = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()][-1]
+    assert test["split"] == "test" and test["metrics"]["diagnosis"] == "diverged"
+    assert main(["run", "clutter-crop", "--method", "none", "--out", str(tmp_path / "run"),
+                 *[a for k, v in over.items() for a in ("--set", f"{k}={v}")]]) == 0
+    assert "warning: none diverged (diverged): the loss diverged (" in capsys.readouterr().err
+    healthy = execute(resolve("clutter-crop", "none", 0, {**tiny, "train.epochs": 2}), tmp_path / "ok")
+    assert "diagnosis" not in healthy
+
+
+def test_table_notes_name_diverged_runs():
+    cell = Cell("acc", n=3, status="ok", selected="default", candidates=1, not_learned=1, diagnoses="diverged")
+    result = TableResult("t", "t", "clutter-crop", ["none"], [{}], (), ["acc"], [[cell]])
+    assert "1 run(s) flagged by the run's diagnosis (diverged)" in _notes(result)[0]

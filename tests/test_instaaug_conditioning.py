@@ -14,7 +14,7 @@ from augbench.methods.instaaug.conditioning import (
     build_conditioner,
 )
 from augbench.methods.instaaug.lrp import GLOBAL, LRPParameterization
-from augbench.methods.instaaug.uniform import UniformParameterization
+from augbench.methods.instaaug.uniform import uniform_parameterization
 
 PARAMETERIZATIONS = [("lrp", "crop"), ("crop-uniform", "crop"), ("rotation", "rotation"), ("color", "color")]
 CONDITIONINGS = ["input", "input-free", "class"]
@@ -24,7 +24,7 @@ def _parts(name: str, size: int = 32):
     if name == "lrp":
         return LRPParameterization((size, size))
     kind = {"crop-uniform": "crop"}.get(name, name)
-    return UniformParameterization(kind, image_hw=(size, size))
+    return uniform_parameterization(kind, image_hw=(size, size))
 
 
 @pytest.mark.parametrize("name,family", PARAMETERIZATIONS)

@@ -151,11 +151,14 @@ def test_the_documented_defaults_are_the_resolved_ones(grid_name):
 NEWER = ("## The methods that followed the paper", "## The per-sample magnitude methods")
 
 
-def _newer_rows() -> list[tuple[str, str, str]]:
-    """(setting, key, augbench cell) of the sections on the methods that followed the paper."""
+FOLDER = "## The folder benchmarks: InstaAug's defaults from a rule"
+
+
+def _newer_rows(titles: tuple[str, ...] = NEWER) -> list[tuple[str, str, str]]:
+    """(setting, key, augbench cell) of sections keyed by benchmark (default: the methods that followed the paper)."""
     lines = DOC.read_text().splitlines()
     rows = []
-    for title in NEWER:
+    for title in titles:
         start = next(i for i, line in enumerate(lines) if line.startswith(title))
         for line in lines[start + 1:]:
             if line.startswith("#"):
@@ -175,4 +178,17 @@ def test_the_newer_methods_documented_defaults_are_the_resolved_ones():
         benchmark, method, name = key.split(" / ")
         (shown,) = [_value(v) for v in re.findall(r"`([^`]*)`", cell)]
         resolved = resolve(benchmark, method).hparams[name]
+        assert _same(resolved, shown), f"docs/recipes.md, {setting} ({key}): resolves {resolved!r}, says {shown!r}"
+
+
+def test_the_folder_rule_s_documented_defaults_are_the_resolved_ones():
+    """The folder benchmarks' InstaAug defaults, from the rule, as docs/recipes.md states them."""
+    rows = _newer_rows((FOLDER,))
+    assert {key.split(" / ")[0] for _, key, _ in rows} == {"imagefolder-rotation", "imagefolder-color",
+                                                          "imagefolder-crop", "fashion-mnist-crop"}
+    for setting, key, cell in rows:
+        benchmark, method, name = key.split(" / ")
+        (shown,) = [_value(v) for v in re.findall(r"`([^`]*)`", cell)]
+        cfg = resolve(benchmark, "instaaug")
+        resolved = cfg.settings[name] if method == "settings" else cfg.hparams[name]
         assert _same(resolved, shown), f"docs/recipes.md, {setting} ({key}): resolves {resolved!r}, says {shown!r}"

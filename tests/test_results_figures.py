@@ -15,6 +15,7 @@ from test_results_helpers import write_run
 
 from augbench.results.collect import collect
 from augbench.results.figures import FIGURE_NAMES
+from augbench.results.figures.class_ranges import fig_class_ranges
 from augbench.results.figures.common import DPI, FIGSIZE, MissingRuns, PlotContext
 from augbench.results.figures.crops import crop_sources, fig6_crops
 from augbench.results.figures.registry import FIGURES, render, render_all
@@ -205,6 +206,46 @@ def test_rotation_ranges_on_a_crop_benchmark_name_its_family(tmp_path, monkeypat
         fig5_rotation(ctx, "clutter-crop")
     assert str(err.value) == ("fig5-rotation: clutter-crop is a crop benchmark: its test split has no true "
                               "rotation intervals (meta.interval)")
+
+
+def _folder_runs(root: Path) -> None:
+    """imagefolder-rotation runs as the trainer writes them: labels, per-sample ranges, no ground truth."""
+    y = torch.tensor([0, 1, 0, 1])
+    wide = torch.stack([-0.2 - 0.6 * y, 0.3 + 0.6 * y], -1).float()  # class 1 gets the wider range
+    _run(root, "insta", "imagefolder-rotation", "instaaug",
+         {**_images(0), "y": y, "meta.file_index": torch.arange(K), "rotation_range": wide},
+         parameterization="rotation")
+    _run(root, "rr", "imagefolder-rotation", "random-rotation",
+         {**_images(0), "y": y, "meta.file_index": torch.arange(K),
+          "rotation_range": torch.tensor([[-0.5, 0.5]]).expand(K, 2).clone()})
+
+
+def test_rotation_on_real_images_says_they_carry_no_ground_truth(tmp_path, monkeypatch):
+    _folder_runs(tmp_path)
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    forbid_rebuilding(monkeypatch)
+    with pytest.raises(MissingRuns) as err:
+        fig5_rotation(ctx, "imagefolder-rotation")
+    assert str(err.value) == ("fig5-rotation: imagefolder-rotation reads real images, which carry no ground truth: "
+                              "no true rotation intervals (meta.interval) exist for them; --figure class-ranges "
+                              "shows the learned ranges per class")
+
+
+def test_class_ranges_draw_each_method_s_per_class_widths(tmp_path, monkeypatch):
+    _folder_runs(tmp_path)
+    ctx = PlotContext(_frame(tmp_path), tmp_path)
+    forbid_rebuilding(monkeypatch)
+    fig = fig_class_ranges(ctx, None)
+    (ax,) = fig.axes
+    assert ax.get_title() == "rotation range width (deg)"
+    # one errorbar series per run, labelled "method (variant)"
+    means = {c.get_label().split(" ")[0]: c.lines[0].get_ydata() for c in ax.containers}
+    assert set(means) == {"instaaug", "random-rotation"}
+    assert means["instaaug"] == pytest.approx([math.degrees(0.5), math.degrees(1.7)], abs=1e-3)
+    assert means["random-rotation"] == pytest.approx([math.degrees(1.0)] * 2, abs=1e-3)
+    _check(render("class-ranges", ctx.frame, tmp_path, tmp_path / "out"))
+    with pytest.raises(MissingRuns, match=r"^class-ranges: no finished run of clutter-crop saved per-sample"):
+        fig_class_ranges(ctx, "clutter-crop")
 
 
 def _crop_runs(root: Path) -> None:

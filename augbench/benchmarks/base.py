@@ -23,6 +23,10 @@ from augbench.hparams import HParam, Spec
 #: epoch, so that InstaAug's lambda can react within the run (its controller on these schedules
 #: is InstaAug's recipe, `augbench.methods.instaaug.recipes.STAND_IN`).
 STAND_IN_SCHEDULE: dict[str, Any] = {"train.val_checks": 4}
+#: The folder benchmarks (a user's own images): the same four checks per epoch, which InstaAug's
+#: rule for data nobody tuned it for counts its lambda controller's reaction time in
+#: (`augbench.methods.instaaug.schedule_rule`).
+FOLDER_SCHEDULE: dict[str, Any] = {"train.val_checks": 4}
 
 COMMON_SETTINGS: dict[str, HParam] = {
     "model.name": HParam("small_cnn", str, help="backbone (augbench.models.BACKBONES)"),

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from augbench.benchmarks import Benchmark, magnitude_metrics, register_benchmark
-from augbench.benchmarks.base import STAND_IN_SCHEDULE
+from augbench.benchmarks.base import FOLDER_SCHEDULE, STAND_IN_SCHEDULE
 from augbench.datasets.base import Dataset, Split
 from augbench.errors import DataError
 from augbench.hparams import HParam
@@ -134,7 +134,8 @@ class FashionMnistCrop(CropBenchmark):
     embedded = False
     settings = {**SIZE_SETTINGS, "data.n_train": HParam(10000, int, low=1, nullable=True),
                 "data.n_test": HParam(2000, int, low=1, nullable=True)}
-    defaults = {"train.epochs": 10, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
+    defaults = {"train.epochs": 10, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10,
+                **FOLDER_SCHEDULE}
 
     def load(self) -> Dataset:
         """Fashion-MNIST IDX files (the Debian package's folder unless data.root is given)."""

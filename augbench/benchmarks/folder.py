@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from augbench.benchmarks import Benchmark, register_benchmark
+from augbench.benchmarks.base import FOLDER_SCHEDULE
 from augbench.benchmarks.color import PAPER_COLOR_SCHEDULE
 from augbench.benchmarks.crop import (
     PAPER_CROP_SCHEDULE,
@@ -99,7 +100,7 @@ class ImageFolderCrop(CropBenchmark):
 
     description = "your data: data.root with train/<class>/ and val/<class>/ (or test/), or one <class>/ tree"
     settings = dict(FOLDER_SETTINGS)
-    defaults = dict(PAPER_CROP_SCHEDULE)
+    defaults = {**PAPER_CROP_SCHEDULE, **FOLDER_SCHEDULE}
 
     def load(self) -> Dataset:
         """An ImageFolder tree, resized and centre-cropped to data.image_size."""
@@ -120,7 +121,8 @@ class ImageFolderRotation(Benchmark):
     settings = {**FOLDER_SETTINGS, "data.image_size": HParam(32, int, low=8, high=1024,
                                                               help="side of the square images (resize, centre crop)")}
     # glyphs-rotation's short CPU schedule (small CNN, 15 epochs)
-    defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10}
+    defaults = {"train.epochs": 15, "train.batch_size": 64, "train.lr": 0.05, "eval.tta_views": 10,
+                **FOLDER_SCHEDULE}
 
     def load(self) -> Dataset:
         """An ImageFolder tree, resized and centre-cropped to data.image_size."""
@@ -146,7 +148,7 @@ class ImageFolderColor(Benchmark):
     paper = "Section 5.4 protocol on your data"
     description = "your data, colour jitter: data.root with train/ and val/ (or test/) class folders, or one tree"
     settings = dict(FOLDER_SETTINGS)
-    defaults = dict(PAPER_COLOR_SCHEDULE)
+    defaults = {**PAPER_COLOR_SCHEDULE, **FOLDER_SCHEDULE}
 
     def load(self) -> Dataset:
         """An ImageFolder tree, resized and centre-cropped to data.image_size."""

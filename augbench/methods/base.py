@@ -247,6 +247,20 @@ class AugmentationMethod(nn.Module):
         """
         return cls.families
 
+    #: hyperparameter -> the hyperparameter whose rule `derive` sets it from (shown by `--dry-run`)
+    derived: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def derive(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters with those a rule states relative to the schedule made concrete.
+
+        Called by `resolve` before `check`, with the resolved benchmark settings: a value stated
+        as a fraction of the run (InstaAug's `pretrain_fraction`) becomes the number the run
+        uses, so `--dry-run`, the run's identity and the records all show it. Must be idempotent
+        (a derived configuration derives to itself). Default: unchanged.
+        """
+        return dict(hp)
+
     @classmethod
     def check(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         """Refuse (ConfigError) a configuration that resolves but cannot do what the method is for.

@@ -155,7 +155,9 @@ def _notes(result: TableResult) -> list[str]:
             parts.append(f"{failed} failed run(s) left out")
         unlearned = max(line, key=lambda c: c.not_learned, default=None)
         if unlearned is not None and unlearned.not_learned:
-            parts.append(f"{unlearned.not_learned} run(s) did not learn ({unlearned.diagnoses})")
+            parts.append(f"{unlearned.not_learned} run(s) flagged by the run's diagnosis ({unlearned.diagnoses})"
+                         if "diverged" in unlearned.diagnoses.split(",") else
+                         f"{unlearned.not_learned} run(s) did not learn ({unlearned.diagnoses})")
         out.append("; ".join(parts))
     return out
 

@@ -42,7 +42,7 @@ from augbench.stop import STOP
 from augbench.tasks import Task, get_task
 from augbench.tasks.evaluate import model_features, to_float
 from augbench.train.checkpoint import load_latest, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
-from augbench.train.diagnosis import diagnose, explain
+from augbench.train.diagnosis import diagnose, divergence, explain
 from augbench.train.distributed import (
     Replicas,
     SilentRecords,
@@ -166,6 +166,7 @@ class Trainer:
         self.step_in_epoch = 0
         self.global_step = 0
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "model": None, "method": None}
+        self.first_loss: float | None = None  # the first step's task loss: where `diverged` measures from
         self._last_ckpt_time = time.monotonic()
         self._elapsed_before, self._started = 0.0, time.monotonic()  # wall time of earlier attempts; this one's start
 
@@ -200,7 +201,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(), "explore_rng": self.explore_gen.get_state(),
             "records_offset": self.records.offset(), "best": self.best, "elapsed": self.elapsed(),
-            "run_id": self.records.header.get("run_id"),
+            "run_id": self.records.header.get("run_id"), "first_loss": self.first_loss,
         }
 
     def save(self) -> None:
@@ -251,6 +252,7 @@ class Trainer:
         self.explore_gen.set_state(ck["explore_rng"])
         self.epoch, self.step_in_epoch, self.global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
         self.best = ck["best"]
+        self.first_loss = ck.get("first_loss")  # absent from checkpoints written before the diagnosis read it
 
     def _own_rng(self, ck: dict[str, Any]) -> dict[str, Any]:
         """This process's RNG state in a checkpoint (rank 0's is `rng`, the one-process field)."""
@@ -376,6 +378,8 @@ class Trainer:
                 mid = self.step_in_epoch < self.steps_per_epoch
                 # one agreement per step: the global batch's statistics, a checkpoint, a stop
                 stats, (due, stop) = self.replicas.agree(stats, mid and self._checkpoint_due(), STOP.is_set())
+                if self.first_loss is None:
+                    self.first_loss = stats.get("task_loss", stats["loss"])
                 if not math.isfinite(stats["loss"]):
                     raise TrainingDiverged(f"the training loss is {stats['loss']} at step {self.global_step} "
                                            f"(epoch {self.epoch + 1}); lower train.lr or check the data")
@@ -460,21 +464,26 @@ class Trainer:
         metrics: dict[str, Any] = ev.metrics  # floats, plus the `diagnosis` strings
         metrics["best_epoch"] = self.best["epoch"]
         metrics["steps"] = self.global_step
-        metrics.update(self._diagnosis())
+        metrics.update(self._diagnosis(metrics))
         self.records.write(step=self.global_step, epoch=self.epochs, split="test", metrics=metrics)
         self._save_inspect(ev.inspect)
         atomic_torch_save(self.run_dir / FINAL_WEIGHTS,
                           {"model": self.model.state_dict(), "method": self.method.state_dict()})
         return dict(self.replicas.broadcast(metrics))
 
-    def _diagnosis(self) -> dict[str, str]:
-        """`diagnosis` (flags) and `diagnosis_detail` when the learned distribution did not learn."""
+    def _diagnosis(self, test: dict[str, Any]) -> dict[str, str]:
+        """`diagnosis` (flags) and `diagnosis_detail` when the loss diverged or the learned distribution
+        did not learn: `diverged` from every training and validation loss and the test loss, the
+        entropy flags from the validation records up to the reported epoch."""
         last = self.best["epoch"] if self.best["epoch"] >= 0 else self.epochs  # the reported state's epoch
-        val = [r["metrics"] for r in read_records(self.run_dir / RECORDS).records
-               if r.get("split") == "val" and isinstance(r.get("metrics"), dict) and r.get("epoch", 0) <= last]
+        records = [r for r in read_records(self.run_dir / RECORDS).records if isinstance(r.get("metrics"), dict)]
+        val = [r["metrics"] for r in records if r.get("split") == "val"]
+        train = [r["metrics"] for r in records if r.get("split") == "train"]
+        reported = [r["metrics"] for r in records if r.get("split") == "val" and r.get("epoch", 0) <= last]
         band = self.method.entropy_band()
-        flags = diagnose(val, band)
-        return {"diagnosis": ",".join(flags), "diagnosis_detail": explain(flags, val, band)} if flags else {}
+        why = divergence(train, val, test, start=self.first_loss)
+        flags = (["diverged"] if why else []) + diagnose(reported, band)
+        return {"diagnosis": ",".join(flags), "diagnosis_detail": explain(flags, reported, band, why)} if flags else {}
 
     def _save_inspect(self, inspect: dict[str, torch.Tensor]) -> None:
         """inspect.pt: everything a figure needs, so results never rebuild a method or load data.

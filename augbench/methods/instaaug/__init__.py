@@ -4,9 +4,11 @@
   crops, pretraining and warm-up, test-time augmentation.
 - `parameterization`: the interface of p(tau; theta) (sample, entropy, inspect, test views).
 - `lrp`: location-related crops (candidate geometry, phi's CNN, `LRPParameterization`).
-- `uniform`: uniform ranges for crops, rotation and colour (`UniformParameterization`).
+- `uniform`: uniform ranges for crops, rotation and colour (`UniformRanges`: one class per kind).
 - `conditioning`: where theta comes from: phi(x), a learned vector, or a per-class table.
 - `entropy_schedule`: the dynamic lambda of Sec. 3.2 and the contrastive target rule.
+- `schedule_rule`: the defaults on data nobody tuned for (the folder benchmarks), stated
+  relative to the schedule.
 """
 
 from augbench.methods.instaaug.method import (

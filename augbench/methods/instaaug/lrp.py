@@ -408,6 +408,10 @@ class LRPParameterization(Parameterization):
                               f"got {list(spread)}")
         return [math.log(spread[0])]
 
+    def fraction_entropy(self, fraction: float) -> list[float]:
+        """`fraction` of the uniform categorical's log K nats (the paper's 64 px optimum [3.0, 3.5] is 0.52-0.61)."""
+        return [fraction * math.log(self.n_raw)]
+
     def test_views(self, x: Tensor, raw: Tensor, n_views: int, rule: str = "sample") -> Tensor:
         if rule != "topk":
             return super().test_views(x, raw, n_views, rule)

@@ -60,7 +60,8 @@ from augbench.methods.instaaug.entropy_schedule import DynamicLambda, EntropyTar
 from augbench.methods.instaaug.lrp import LRPParameterization
 from augbench.methods.instaaug.parameterization import Parameterization
 from augbench.methods.instaaug.recipes import RECIPES
-from augbench.methods.instaaug.uniform import UniformParameterization
+from augbench.methods.instaaug.schedule_rule import derive as derive_schedule
+from augbench.methods.instaaug.uniform import RANGE_MAPS, uniform_parameterization
 
 #: phi's learning rate and the initial lambda where `lr` / `lambda0` are None, by conditioning. The
 #: paper's values are for phi(x) (the input-free vector shares them). A row of the class table gets
@@ -90,8 +91,9 @@ def build_parameterization(name: str, image_shape: tuple[int, int, int], hp: Map
         return LRPParameterization((h, w), hp["lrp_layers"], hp["lrp_prior"], hp["lrp_max_outside"], hp["sampler"])
     if name == "color" and channels != 3:
         raise ConfigError(f"instaaug: parameterization=color needs RGB images, got {channels} channels")
-    return UniformParameterization(FAMILY[name], (hp["hue_max"], hp["saturation_max"], hp["value_max"]),
-                                   entropy=hp["entropy"], image_hw=(h, w))  # uniform kinds are named by family
+    kind = FAMILY[name]  # uniform kinds are named by family
+    extra = {"color_max": (hp["hue_max"], hp["saturation_max"], hp["value_max"])} if kind == "color" else {}
+    return uniform_parameterization(kind, range_map=hp["range_map"], entropy=hp["entropy"], image_hw=(h, w), **extra)
 
 
 def choose_parameterization(families: frozenset[str], name: str | None) -> str:
@@ -151,6 +153,10 @@ class InstaAug(AugmentationMethod):
                                 "auto: loo when n_views > 1 and each view's loss is its own (supervised), else "
                                 "ema (one view, or views sharing a loss: contrastive)"),
         "baseline_decay": HParam(0.9, float, low=0.0, high=1.0, help="decay of the moving-average baseline"),
+        "range_map": HParam("sigmoid", str, choices=RANGE_MAPS,
+                            help="uniform ranges: raw output -> fraction of the bound; sigmoid (public code) or "
+                                 "linear (clamped, its gradient kept at the bounds when it points back inside: a "
+                                 "saturated range can come back)"),
         "entropy": HParam("closed", str, choices=("closed", "width"),
                           help="uniform ranges: closed-form entropy (sum log width) or the public code's width proxy"),
         "lambda_rule": HParam("dynamic", str, choices=("dynamic", "fixed", "target"),
@@ -176,6 +182,10 @@ class InstaAug(AugmentationMethod):
                                      "width of each dimension's range (rotation degrees; hue turns, saturation and "
                                      "value fractions; crop side and centre fractions), one value or one per "
                                      "dimension, each dimension then with its own lambda"),
+        "band_fraction": HParam(None, float, is_list=True, nullable=True,
+                                help="the entropy band [lo, hi] as fractions of the widest distribution the "
+                                     "family expresses: lrp, of log K nats; uniform ranges, of each dimension's "
+                                     "widest range (one lambda per dimension); instead of h_min/h_max"),
         "target_tolerance": HParam(1.25, float, low=1.0,
                                    help="target_spread: the band is [spread / tolerance, spread * tolerance]"),
         "target_start": HParam(None, float, nullable=True,
@@ -184,6 +194,9 @@ class InstaAug(AugmentationMethod):
         "target_epochs": HParam(100.0, float, low=0.0, help="target rule: epochs of the linear ramp"),
         "target_weight": HParam(0.3, float, low=0.0, help="target rule: weight of the squared deviation"),
         "pretrain_epochs": HParam(0, int, low=0, help="epochs without augmentation first (paper, Tiny-ImageNet: 10)"),
+        "pretrain_fraction": HParam(None, float, low=0.0, high=1.0, nullable=True,
+                                    help="pretraining as a fraction of train.epochs (at least one epoch, rounded "
+                                         "up): sets pretrain_epochs at resolve time; None: pretrain_epochs as given"),
         "warmup_epochs": HParam(0, int, low=0, help="linear warm-up of phi's lr after pretraining (paper: 10)"),
         "allow_frozen_phi": HParam(False, bool, identity=False,
                                    help="accept train.epochs <= pretrain_epochs (phi's lr 0 all run: the prior)"),
@@ -220,6 +233,13 @@ class InstaAug(AugmentationMethod):
         """The family of the chosen parameterization (None: the benchmark's own, so every family)."""
         name = hp["parameterization"]
         return cls.families if name is None else frozenset({FAMILY[name]})
+
+    derived = {"pretrain_epochs": "pretrain_fraction"}
+
+    @classmethod
+    def derive(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+        """pretrain_epochs from pretrain_fraction of train.epochs (`schedule_rule`)."""
+        return derive_schedule(hp, settings)
 
     @classmethod
     def check(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
@@ -265,14 +285,20 @@ class InstaAug(AugmentationMethod):
         """(Hmin, Hmax): from target_spread (a list per part when the distribution has several
         parts, one lambda each), from h_min/h_max, or the parameterization's defaults."""
         hp, dist = self.hp, self.distribution
-        spread = hp["target_spread"]
+        spread, fraction = hp["target_spread"], hp["band_fraction"]
+        given = [name for name in ("target_spread", "band_fraction") if hp[name] is not None]
+        if given and (hp["h_min"] is not None or hp["h_max"] is not None) or len(given) > 1:
+            raise ConfigError(f"instaaug: set one of target_spread, band_fraction or h_min/h_max (got "
+                              f"{', '.join(given + [n for n in ('h_min', 'h_max') if hp[n] is not None])})")
+        if fraction is not None:
+            if len(fraction) != 2 or not 0 < fraction[0] <= fraction[1] <= 1:
+                raise ConfigError(f"instaaug: band_fraction is [lo, hi] with 0 < lo <= hi <= 1, got {list(fraction)}")
+            lo_parts, hi_parts = dist.fraction_entropy(fraction[0]), dist.fraction_entropy(fraction[1])
+            return (lo_parts, hi_parts) if len(lo_parts) > 1 else (lo_parts[0], hi_parts[0])
         if spread is None:
             h_min, h_max = dist.default_entropy_bounds(self.conditioning)
             return (hp["h_min"] if hp["h_min"] is not None else h_min,
                     hp["h_max"] if hp["h_max"] is not None else h_max)
-        if hp["h_min"] is not None or hp["h_max"] is not None:
-            raise ConfigError("instaaug: set target_spread or h_min/h_max, not both (target_spread states the band "
-                              "in the family's units)")
         parts = dist.entropy_parts
         if len(spread) == 1:
             spread = spread * len(parts)

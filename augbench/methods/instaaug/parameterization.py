@@ -6,7 +6,7 @@ entropy (`entropy`), statistics and plotted draws (`inspect`), test-time views (
 Where theta comes from (phi(x), a learned vector, a per-class table) is a conditioner's job
 (`conditioning.py`), so every parameterization works with every conditioning. The two kinds:
 location-related crops (`lrp.LRPParameterization`) and uniform ranges
-(`uniform.UniformParameterization`: crop-uniform, rotation, colour).
+(`uniform.UniformRanges`: `CropRanges`, `RotationRanges`, `ColorRanges`).
 """
 
 from __future__ import annotations
@@ -91,6 +91,15 @@ class Parameterization(nn.Module):
 
     #: what `spread_entropy` reads, for messages and help
     spread_units: ClassVar[str] = ""
+
+    def fraction_entropy(self, fraction: float) -> list[float]:
+        """The entropy (nats) of each part at `fraction` of the widest distribution the family expresses.
+
+        Why: a band stated relative to the family's maximum holds at any image size and never lies
+        beyond what the parameterization can reach (the paper's 32 px band [2.5, 3.0] is above
+        the log 10 = 2.30 nats of 28 px images' 10 candidate crops: lambda would grow forever).
+        """
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ evaluation
     def test_views(self, x: Tensor, raw: Tensor, n_views: int, rule: str = "sample") -> Tensor:

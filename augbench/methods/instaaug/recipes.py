@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from augbench.methods.instaaug.schedule_rule import folder_rule
+
 #: The paper's schedule for crops: LRP, 10 pretraining epochs, phi by SGD warmed up over 10
 #: epochs. phi's lr and lambda0 are the method's by conditioning (phi(x): 1e-5 and 0.2, the
 #: paper's; class table: 0.1 and 0.5, the public class-specific config's); [Hmin, Hmax] by input
@@ -52,12 +54,13 @@ CONTRASTIVE_32: dict[str, Any] = {
 }
 
 RECIPES: dict[str, dict[str, Any]] = {
-    # cropping, the paper's protocol (Table 1) and the same on CIFAR and a user's ImageFolder tree
+    # cropping, the paper's protocol (Table 1) and the same on CIFAR
     "tinyimagenet-crop": CROP_PAPER,
     "cifar10-crop": CROP_PAPER,
     "cifar100-crop": CROP_PAPER,
-    "imagefolder-crop": CROP_PAPER,
-    "fashion-mnist-crop": {"parameterization": "lrp"},
+    # real images nobody tuned InstaAug for: one rule relative to the schedule (`schedule_rule`)
+    "imagefolder-crop": folder_rule("lrp"),
+    "fashion-mnist-crop": folder_rule("lrp"),
     # the stand-ins' controller, two epochs without augmentation first, about 8 of the 17
     # candidate crops in play (the band [6.4, 10] effective crops)
     "clutter-crop": {"parameterization": "lrp", **STAND_IN, "pretrain_epochs": 2, "target_spread": [8.0]},
@@ -70,10 +73,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # rotation: phi by Adam, which learns within the glyphs' 15-epoch CPU schedule
     "glyphs-rotation": {"parameterization": "rotation", "optimizer": "adam", "lr": 1e-3, "lambda0": 0.3,
                         "h_min": 1.0, "h_max": 1.15},
-    "imagefolder-rotation": {"parameterization": "rotation", "optimizer": "adam", "lr": 1e-3},
+    "imagefolder-rotation": folder_rule("rotation"),
     # colour (Tables 3, 4)
     "rawfoot-color": {"parameterization": "color"},
-    "imagefolder-color": {"parameterization": "color"},
+    "imagefolder-color": folder_rule("color"),
     # the stand-ins' controller and a target per HSV dimension, each with its own lambda: ranges
     # 0.3 wide (geometric mean over inputs) in hue turns and in saturation and value fractions. One
     # band on the sum let saturation and value take all of it, leaving hue at its initial width.

@@ -6,6 +6,7 @@ Figures (`FIGURE_NAMES`; builders in `augbench.results.figures.registry.FIGURES`
 - `E1-heatmap`, `E1-lambda`: accuracy over [Hmin, Hmax] and fixed against dynamic lambda
   (Appendix E.1, `appendix_e1`).
 - `fig5-rotation`: learned per-instance rotation ranges inside each instance's true interval (`rotation`).
+- `class-ranges`: learned ranges per class where no ground truth exists (a user's tree; `class_ranges`).
 - `fig6-crops`: sampled crops, crop-centre densities and crop sizes per method (`crops`).
 - `fig7-id-ood`: in- against out-of-distribution accuracy, random-colour sweep as points (`id_ood`).
 - `curves`: training curves per run, one figure per benchmark (`curves`).
@@ -24,5 +25,5 @@ from augbench.results.paper import TABLES
 
 FIGURE_NAMES: tuple[str, ...] = (
     *(f"table-{t.replace('.', '')}" for t in TABLES), "bars", "E1-heatmap", "E1-lambda", "fig5-rotation",
-    "fig6-crops", "fig7-id-ood", "curves",
+    "class-ranges", "fig6-crops", "fig7-id-ood", "curves",
 )

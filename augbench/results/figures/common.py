@@ -32,7 +32,8 @@ from augbench.rundir import INSPECT
 DPI = 100
 FIGSIZE: dict[str, tuple[float, float]] = {
     "table": (8.0, 5.0), "bars": (12.0, 5.5), "E1-heatmap": (11.0, 4.5), "E1-lambda": (6.0, 4.0),
-    "fig5-rotation": (12.0, 4.0), "fig6-crops": (18.0, 6.5), "fig7-id-ood": (7.0, 5.5), "curves": (12.0, 3.6),
+    "fig5-rotation": (12.0, 4.0), "class-ranges": (14.0, 4.0),
+    "fig6-crops": (18.0, 6.5), "fig7-id-ood": (7.0, 5.5), "curves": (12.0, 3.6),
 }
 IMAGES = "x"  # inspect.pt: uint8 (k, C, H, W) test images
 META = "meta."  # inspect.pt: per-sample meta tensors of the test split

@@ -14,6 +14,7 @@ from augbench.atomic import write_if_changed
 from augbench.errors import ConfigError
 from augbench.results.figures import FIGURE_NAMES
 from augbench.results.figures.appendix_e1 import fig_e1_heatmap, fig_e1_lambda
+from augbench.results.figures.class_ranges import fig_class_ranges
 from augbench.results.figures.common import DPI, MissingRuns, PlotContext
 from augbench.results.figures.crops import fig6_crops
 from augbench.results.figures.curves import fig_curves
@@ -43,6 +44,7 @@ _BUILDERS: dict[str, Builder] = {
     "E1-heatmap": _one(fig_e1_heatmap, "E1-heatmap"),
     "E1-lambda": _one(fig_e1_lambda, "E1-lambda"),
     "fig5-rotation": _one(fig5_rotation, "fig5-rotation"),
+    "class-ranges": _one(fig_class_ranges, "class-ranges"),
     "fig6-crops": _one(fig6_crops, "fig6-crops"),
     "fig7-id-ood": _one(fig7_id_ood, "fig7-id-ood"),
     "curves": fig_curves,

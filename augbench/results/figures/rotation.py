@@ -41,10 +41,15 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
     if complete.empty:
         if saved.empty:
             raise MissingRuns(f"fig5-rotation: no run of {bench} saved rotation ranges")
-        family = ((committed() or {}).get("benchmarks", {}).get(bench) or {}).get("family")
+        entry = (committed() or {}).get("benchmarks", {}).get(bench) or {}
+        family = entry.get("family")
         if family not in (None, "rotation"):  # e.g. TeachAugment's affine ranges on a crop benchmark
             raise MissingRuns(f"fig5-rotation: {bench} is a {family} benchmark: its test split has no true "
                               f"rotation intervals ({INTERVAL})")
+        if entry.get("embedded") is False:  # real images: nobody knows each image's label-preserving rotations
+            raise MissingRuns(f"fig5-rotation: {bench} reads real images, which carry no ground truth: no true "
+                              f"rotation intervals ({INTERVAL}) exist for them; --figure class-ranges shows the "
+                              f"learned ranges per class")
         raise MissingRuns(f"fig5-rotation: inspect.pt of {bench} runs ({', '.join(lacking)}) holds no true intervals "
                           f"({INTERVAL}): written before the trainer saved them")
     panels = []
