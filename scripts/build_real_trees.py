@@ -52,7 +52,6 @@ def build_digits(out: Path) -> int:
 
 def build_fashion(out: Path, per_class: int, seed: int) -> int:
     """`per_class` images per class from Fashion-MNIST's training set, chosen by a seeded permutation."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from augbench.datasets.fashion_mnist import read_idx
 
     images = read_idx(FASHION_ROOT / "train-images-idx3-ubyte.gz", 3).numpy()

@@ -133,7 +133,7 @@ def test_target_spread_is_converted_to_nats_per_family():
 
 @pytest.mark.parametrize("hp, words", [
     ({"target_spread": [0.2, 0.5]}, "needs 1 or 3 values"),
-    ({"target_spread": [0.2], "h_min": -3.0}, "not both"),
+    ({"target_spread": [0.2], "h_min": -3.0}, "set one of target_spread, band_fraction or h_min/h_max"),
     ({"target_spread": [-0.1]}, "must be positive"),
 ])
 def test_bad_target_spreads_name_the_problem(hp, words):
