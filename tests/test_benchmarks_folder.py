@@ -62,6 +62,7 @@ CASES = [
     ("imagefolder-color", "val", "random-color", {"hue_width", "saturation_width", "value_width"}),
     ("imagefolder-color", "single", "augerino", {"hue_width", "value_width_class_spread"}),
     ("imagefolder-crop", "single", "random-crop", {"crop_area"}),
+    ("imagefolder-rotation", "val", "instaaug", {"rotation_width_deg", "entropy"}),  # the folder rule's defaults
 ]
 
 
@@ -153,6 +154,8 @@ def test_folder_benchmarks_take_instaaug_s_defaults_from_the_schedule_rule(bench
     longer = resolve(bench, "instaaug", 0, {"data.root": "/nowhere", "train.epochs": 40})
     assert longer.hparams["pretrain_epochs"] == 4
     assert resolve(bench, "instaaug", 0, {"data.root": "/nowhere", "train.epochs": 3}).hparams["pretrain_epochs"] == 1
+    # a one-epoch smoke test keeps its epoch for phi rather than being refused
+    assert resolve(bench, "instaaug", 0, {"data.root": "/nowhere", "train.epochs": 1}).hparams["pretrain_epochs"] == 0
 
 
 def test_the_rule_s_pretraining_yields_to_explicit_epochs_only_when_asked():

@@ -66,8 +66,9 @@ def folder_rule(parameterization: str) -> dict[str, Any]:
 
 
 def pretrain_epochs(fraction: float, epochs: int) -> int:
-    """Epochs without augmentation for a pretraining `fraction` of `epochs`: at least one, rounded up."""
-    return max(1, math.ceil(fraction * epochs - 1e-9))
+    """Epochs without augmentation for a pretraining `fraction` of `epochs`: rounded up, at least one,
+    and at least one epoch left for phi (a one-epoch run, a smoke test, has no pretraining)."""
+    return max(0, min(max(1, math.ceil(fraction * epochs - 1e-9)), epochs - 1))
 
 
 def derive(hp: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
