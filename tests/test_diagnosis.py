@@ -28,6 +28,9 @@ def test_diagnose_flags_each_failure_and_passes_a_healthy_run():
     assert diagnose(_val(0.7, -1.0, -3.0), BAND) == ["collapsed"]
     assert diagnose(_val(-11.1, -11.1), {**BAND, "h_init": -11.1}) == ["never_moved"]  # below the band from init
     assert diagnose(_val(0.7, 2.0, 2.82), {**BAND, "h_max": 2.6}) == ["saturated"]
+    # within 5% of the way from init to the maximum: LRP crops at 2.77 of log 17 nats (a real run)
+    assert diagnose(_val(0.7, 2.8, 2.77), {**BAND, "h_max": 2.6}) == ["saturated"]
+    assert diagnose(_val(0.7, 2.8, 2.6), {**BAND, "h_max": 2.6}) == []
     assert diagnose(_val(0.7, 1.5, 2.7), BAND) == []
     assert diagnose(_val(0.7), {}) == []  # no band: no entropy flags
     assert diagnose([{"acc": 0.5}], BAND) == []  # a method without these logs
