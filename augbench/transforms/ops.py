@@ -28,6 +28,17 @@ Cutout         side of a square as a fraction of the width; random centre (AdaAu
 =============  ===========================================================================
 
 Geometric ops use nearest interpolation and fill 0 (torchvision's AutoAugment defaults).
+Their sampling grid is built separably (:func:`augbench.transforms.geometry.affine_grid`), so
+it can differ from torchvision's matrix product in the last bit of a coordinate; a pixel
+whose source lies within that rounding of a half-pixel boundary may then take the other
+neighbour (never seen in the tests, which compare every pixel).
+
+Kernels. Every op makes at most one or two full-size temporaries and then works in place on
+them (never on its input, so autograd stays correct): at 224 px a batch of 32 is 19 MB, and
+on a CPU each fresh buffer of that size can cost more in page faults than the arithmetic.
+The quantising ops work on integer levels of the narrowest type that holds them (uint8 for
+Posterize; int32 indices for Equalize's histograms and lookup), the 3x3 smoothing of
+Sharpness is a box filter (``avg_pool2d``) plus the centre, not a grouped convolution.
 
 Float semantics of the two quantising ops. torchvision's float Posterize
 (``floor(x * 2^bits) / 2^bits``) and float Equalize differ from what the same op does to
@@ -47,6 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from augbench.errors import ConfigError, DataError
+from augbench.transforms.geometry import separable_grid
 
 __all__ = [
     "OpSpec",
@@ -119,28 +131,39 @@ def _per_sample(m: Tensor, x: Tensor) -> Tensor:
 
 
 def _blend(x: Tensor, other: Tensor, factor: Tensor) -> Tensor:
-    """x * f + other * (1 - f), clamped: torchvision's ``_blend`` with a per-sample ratio."""
+    """x * f + other * (1 - f), clamped: torchvision's ``_blend`` with a per-sample ratio.
+
+    ``other`` may be smaller than ``x`` (a grey image, a mean): it is scaled at its own size
+    and added into the one full-size temporary.
+    """
     f = _per_sample(factor, x)
-    return (x * f + other * (1.0 - f)).clamp(0.0, 1.0)
+    return x.mul(f).add_(other * (1.0 - f)).clamp_(0.0, 1.0)
+
+
+_LUMA = (0.2989, 0.587, 0.114)  # ITU-R 601, torchvision's ``rgb_to_grayscale`` weights
+
+
+def _check_channels(x: Tensor) -> None:
+    if x.shape[1] not in (1, 3):
+        raise DataError(f"colour ops need 1 or 3 channels, got {x.shape[1]}")
 
 
 def _grey(x: Tensor) -> Tensor:
-    """ITU-R 601 luma (B, 1, H, W), the weights of torchvision's ``rgb_to_grayscale``."""
+    """ITU-R 601 luma (B, 1, H, W), computed as torchvision computes it."""
+    _check_channels(x)
     if x.shape[1] == 1:
         return x
-    if x.shape[1] != 3:
-        raise DataError(f"colour ops need 1 or 3 channels, got {x.shape[1]}")
     r, g, b = x.unbind(dim=1)
-    return (r * 0.2989 + g * 0.587 + b * 0.114).unsqueeze(1)
+    return r.mul(_LUMA[0]).add_(g, alpha=_LUMA[1]).add_(b, alpha=_LUMA[2]).unsqueeze(1)
 
 
-def _to_levels(x: Tensor) -> Tensor:
-    """Float image in [0, 1] -> int64 grey levels 0..255 (round, the inverse of /255)."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.int64)
+def _to_levels(x: Tensor, dtype: torch.dtype = torch.uint8) -> Tensor:
+    """Float image in [0, 1] -> grey levels 0..255 (round, the inverse of /255) as ``dtype``."""
+    return x.clamp(0.0, 1.0).mul_(255.0).round_().to(dtype)
 
 
 def _from_levels(q: Tensor, like: Tensor) -> Tensor:
-    return q.to(like.dtype) / 255.0
+    return q.to(like.dtype).div_(255.0)
 
 
 # ------------------------------------------------------------------------- geometry
@@ -183,22 +206,15 @@ def _inverse_affine(
 def _warp(x: Tensor, inverse: Tensor) -> Tensor:
     """Resample x with per-sample inverse matrices: nearest, fill 0, output size = input.
 
-    Builds the sampling grid exactly as torchvision's ``_affine_grid`` does (pixel-centred
-    base grid, then divided by half the size) so nearest-neighbour picks the same pixels.
+    The grid is torchvision's ``_affine_grid``: pixel-centred coordinates through the matrix
+    divided by half the size, here built separably (`geometry.separable_grid`).
     """
-    batch, _, height, width = x.shape
-    theta = inverse.to(x.dtype)
-    base = torch.empty(1, height, width, 3, dtype=x.dtype, device=x.device)
-    base[..., 0] = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=x.device)
-    base[..., 1] = torch.linspace(
-        (1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=x.device
-    ).unsqueeze(-1)
-    base[..., 2].fill_(1.0)
-    half_size = torch.full((2,), 0.5 * width, dtype=x.dtype, device=x.device)  # filled on the device: a host
-    half_size[1].fill_(0.5 * height)  # tensor copied there would cost a device sync
-    rescaled = theta.transpose(1, 2) / half_size
-    grid = base.view(1, height * width, 3).expand(batch, -1, -1).bmm(rescaled)
-    grid = grid.view(batch, height, width, 2)
+    height, width = x.shape[-2:]
+    half = torch.full((2, 1), 0.5 * width, dtype=x.dtype, device=x.device)  # filled on the device: a host
+    half[1].fill_(0.5 * height)  # tensor copied there would cost a device sync
+    xs = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, width, dtype=x.dtype, device=x.device)
+    ys = torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, height, dtype=x.dtype, device=x.device)
+    grid = separable_grid(inverse.to(x.dtype) / half, xs, ys)
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
@@ -257,48 +273,52 @@ def flip(x: Tensor, magnitude: Tensor) -> Tensor:
 
 def brightness(x: Tensor, magnitude: Tensor) -> Tensor:
     """Multiply by 1 + m and clamp (blend with black)."""
-    return (x * _per_sample(1.0 + magnitude, x)).clamp(0.0, 1.0)
+    return x.mul(_per_sample(1.0 + magnitude, x)).clamp_(0.0, 1.0)
 
 
 def color(x: Tensor, magnitude: Tensor) -> Tensor:
     """Saturation: blend with the greyscale image by 1 + m (grey images unchanged)."""
+    _check_channels(x)
     if x.shape[1] == 1:
         return x
     return _blend(x, _grey(x), 1.0 + magnitude)
 
 
 def contrast(x: Tensor, magnitude: Tensor) -> Tensor:
-    """Blend with the image's mean grey level by 1 + m."""
-    mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
-    return _blend(x, mean, 1.0 + magnitude)
+    """Blend with the image's mean grey level by 1 + m.
+
+    The mean of the luma is the luma of the channel means (it is linear): no grey image.
+    """
+    _check_channels(x)
+    means = x.mean(dim=(-2, -1))  # (B, C)
+    if x.shape[1] == 3:
+        means = means[:, 0:1].mul(_LUMA[0]).add_(means[:, 1:2], alpha=_LUMA[1]).add_(means[:, 2:3], alpha=_LUMA[2])
+    return _blend(x, means.view(-1, 1, 1, 1), 1.0 + magnitude)
 
 
 def sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
-    """Blend with a smoothed image by 1 + m (PIL's SMOOTH kernel; border pixels kept)."""
-    channels, height, width = x.shape[1:]
+    """Blend with a smoothed image by 1 + m (PIL's SMOOTH kernel; border pixels kept).
+
+    SMOOTH is [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13: 9/13 of the 3x3 mean plus 4/13 of the
+    centre, so the blend inside the frame is x (f + 4 (1 - f) / 13) + mean3x3 9 (1 - f) / 13.
+    """
+    height, width = x.shape[-2:]
     if height <= 2 or width <= 2:
         return x
-    kernel = torch.full((3, 3), 1.0 / 13.0, dtype=x.dtype, device=x.device)  # made on the device: no sync
-    kernel[1, 1].fill_(5.0 / 13.0)
-    blurred = F.conv2d(x, kernel.expand(channels, 1, 3, 3), groups=channels)
-    inner = x[..., 1:-1, 1:-1]
-    inner = inner + (blurred - inner) * (1.0 - _per_sample(1.0 + magnitude, x))
-    return F.pad(inner, (1, 1, 1, 1)).add(x * _border_mask(x)).clamp(0.0, 1.0)
-
-
-def _border_mask(x: Tensor) -> Tensor:
-    """1 on the one-pixel frame, 0 inside, shape (1, 1, H, W)."""
-    mask = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
-    mask[..., 1:-1, 1:-1].fill_(0.0)
-    return mask
+    f = _per_sample(1.0 + magnitude, x)
+    out = x.clone()
+    inner = out[..., 1:-1, 1:-1]
+    inner.mul_(f + (1.0 - f) * (4.0 / 13.0))
+    inner.add_(F.avg_pool2d(x, 3, stride=1).mul_((1.0 - f) * (9.0 / 13.0)))
+    return out.clamp_(0.0, 1.0)
 
 
 def posterize(x: Tensor, magnitude: Tensor) -> Tensor:
     """Keep the top trunc(m) bits of each uint8 level (m clamped to [0, 8])."""
-    bits = torch.trunc(magnitude.to(x.device)).clamp(0, 8).to(torch.int64)
+    bits = torch.trunc(magnitude.to(x.device)).clamp(0, 8).to(torch.int32)
     shift = (8 - bits).view(-1, 1, 1, 1)
     mask = torch.bitwise_left_shift(torch.bitwise_right_shift(torch.full_like(shift, 255), shift), shift)
-    return _from_levels(_to_levels(x) & mask, x)
+    return _from_levels(_to_levels(x).bitwise_and_(mask.to(torch.uint8)), x)
 
 
 def solarize(x: Tensor, magnitude: Tensor) -> Tensor:
@@ -313,28 +333,35 @@ def autocontrast(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
     flat = high == low
     low = torch.where(flat, torch.zeros_like(low), low)
     scale = torch.where(flat, torch.ones_like(high), high - low)
-    return ((x - low) / scale).clamp(0.0, 1.0)
+    return x.sub(low).div_(scale).clamp_(0.0, 1.0)
 
 
 def equalize(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
     """Histogram equalisation per image and channel, PIL's lookup table, on uint8 levels.
 
-    All B*C histograms come from one ``scatter_add_`` over the flattened levels; the
-    lookup table follows torchvision's ``equalize_image`` (PIL's rule): with
-    step = (pixels not in the highest occupied bin) // 255, lut[k] = (cdf[k-1] + step//2)
-    // step, and a channel with step == 0 is returned unchanged.
+    All B*C histograms come from one ``index_add_`` of the levels offset by 256 per image
+    and channel (int32 indices: a quarter of int64's memory), and the output is one
+    ``index_select`` of those indices from the B*C lookup tables. The tables follow
+    torchvision's ``equalize_image`` (PIL's rule): with step = (pixels not in the highest
+    occupied bin) // 255, lut[k] = (cdf[k-1] + step//2) // step, and a channel with
+    step == 0 keeps its levels.
     """
-    levels = _to_levels(x)
-    flat = levels.flatten(start_dim=2)  # (B, C, N)
-    hist = torch.zeros(*flat.shape[:2], 256, dtype=torch.int64, device=x.device)
-    hist.scatter_add_(-1, flat, torch.ones_like(flat))
+    batch, channels = x.shape[:2]
+    rows = batch * channels
+    index = _to_levels(x, torch.int32).view(rows, -1)
+    index.add_(torch.arange(0, rows * 256, 256, dtype=torch.int32, device=x.device).view(rows, 1))
+    flat = index.view(-1)
+    hist = torch.zeros(rows * 256, dtype=torch.int32, device=x.device)
+    hist.index_add_(0, flat, torch.ones((), dtype=torch.int32, device=x.device).expand(flat.shape[0]))
+    hist = hist.view(rows, 256).to(torch.int64)
     cdf = hist.cumsum(dim=-1)
     last_bin = cdf.argmax(dim=-1, keepdim=True)  # first index reaching the total
-    step = (flat.shape[-1] - hist.gather(-1, last_bin)).div(255, rounding_mode="floor")
+    step = (index.shape[-1] - hist.gather(-1, last_bin)).div(255, rounding_mode="floor")
     lut = (cdf[..., :-1] + step // 2).div(step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
     lut = torch.cat((torch.zeros_like(lut[..., :1]), lut), dim=-1)
-    equalized = torch.where(step > 0, lut.gather(-1, flat), flat)
-    return _from_levels(equalized.view_as(levels), x)
+    identity = torch.arange(256, device=x.device).expand_as(lut)
+    lut = torch.where(step > 0, lut, identity).to(x.dtype).div_(255.0)
+    return lut.view(-1).index_select(0, flat).view_as(x)
 
 
 def invert(x: Tensor, magnitude: Tensor | None = None) -> Tensor:
@@ -465,15 +492,18 @@ def apply_ops(
     *,
     generator: torch.Generator | None = None,
     sizes: Sequence[int] | None = None,
+    inplace: bool = False,
 ) -> Tensor:
     """Apply op ``names[op_index[i]]`` with ``magnitude[i]`` to image i, for all i at once.
 
-    The batch is grouped by op (one stable argsort, one bincount) and each op runs once on
-    its sub-batch (index_select / index_copy): the Python loop is over the distinct ops,
-    never over samples. The group sizes are the one host sync; a caller applying several op
-    slots passes each slot's ``sizes`` from one :func:`group_sizes` call instead. ``op_index[i]
-    < 0`` leaves image i unchanged, which is how a policy's "not applied" draws are expressed;
-    when no image is changed, ``x`` itself is returned. Differentiable w.r.t. ``x`` wherever
+    The batch is grouped by op (one stable argsort) and each op runs once on its sub-batch
+    (index_select / index_copy_): the Python loop is over the distinct ops, never over
+    samples. The group sizes are the one host sync; a caller applying several op slots
+    passes each slot's ``sizes`` from one :func:`group_sizes` call instead. ``op_index[i] <
+    0`` leaves image i unchanged, which is how a policy's "not applied" draws are expressed;
+    when no image is changed, ``x`` itself is returned. ``inplace``: the results are written
+    into ``x`` instead of a copy of it (for a caller that owns ``x``, e.g. the output of a
+    previous slot; ignored where autograd needs ``x``). Differentiable w.r.t. ``x`` wherever
     the ops are.
     """
     specs = [get_op(name) for name in names]
@@ -488,15 +518,19 @@ def apply_ops(
     counts = list(sizes) if sizes is not None else group_sizes(index.unsqueeze(1), len(specs))[0]
     if len(counts) != len(specs) + 1 or sum(counts) != batch:
         raise DataError(f"sizes must be {len(specs) + 1} counts summing to {batch}, got {counts}")
-    if counts[0] == batch:
+    groups = torch.argsort(index, stable=True).split(counts) if counts[0] < batch else ()
+    # images drawing Identity are left as they are, like skipped ones
+    changed = [(spec, rows) for spec, rows in zip(specs, groups[1:]) if rows.numel() and spec.fn is not identity]
+    if not changed:
         return x
-    groups = torch.argsort(index, stable=True).split(counts)
-    out = x.clone()
-    for spec, rows in zip(specs, groups[1:]):
-        if rows.numel() == 0:
-            continue
-        if rows.numel() == batch:  # the whole batch draws this op: no gather needed
-            return spec(x, magnitude, generator)
-        result = spec(x.index_select(0, rows), magnitude.index_select(0, rows), generator)
-        out.index_copy_(0, rows, result)
+    if changed[0][1].numel() == batch:  # the whole batch draws this op: no gather needed
+        return changed[0][0](x, magnitude, generator)
+    out = x if inplace and not _needs_grad(x) else x.clone()
+    for spec, rows in changed:
+        out.index_copy_(0, rows, spec(x.index_select(0, rows), magnitude.index_select(0, rows), generator))
     return out
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    """Whether autograd records operations on any of ``tensors`` here (then nothing of theirs is overwritten)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)

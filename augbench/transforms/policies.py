@@ -17,6 +17,7 @@ probability 1/2, then converted to the op's magnitude unit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -394,10 +395,20 @@ def apply_policy(x: Tensor, sampler: PolicySampler, generator: torch.Generator |
     batch, _, height, width = x.shape
     draws = sampler.sample(batch, height, width, device=x.device, generator=generator)
     ops = torch.where(draws.apply, draws.op_index, -1)
-    sizes = group_sizes(ops, len(sampler.names))
-    for step in range(ops.shape[1]):
-        x = apply_ops(x, ops[:, step], draws.magnitude[:, step], sampler.names, generator=generator,
-                      sizes=sizes[step])
+    return _apply_slots(x, ops, draws.magnitude, sampler.names, generator)
+
+
+def _apply_slots(x: Tensor, op_index: Tensor, magnitude: Tensor, names: Sequence[str],
+                 generator: torch.Generator | None) -> Tensor:
+    """Op slot j of every image, for j = 0, 1, ...: one device sync for all group sizes; from the
+    first slot that changed an image on, later slots write into that slot's output."""
+    sizes = group_sizes(op_index, len(names))
+    owned = False
+    for step in range(op_index.shape[1]):
+        out = apply_ops(x, op_index[:, step], magnitude[:, step], names, generator=generator, sizes=sizes[step],
+                        inplace=owned)
+        owned = owned or out is not x
+        x = out
     return x
 
 
@@ -501,10 +512,7 @@ def adaaug_apply(
         raise DataError(f"op_index must be (B, k) with B = {x.shape[0]}, got {tuple(op_index.shape)}")
     op_index = op_index.to(x.device)
     values = adaaug_values(op_index, magnitude.to(x.device), x.shape[-2], x.shape[-1], generator)
-    sizes = group_sizes(op_index, len(ADAAUG_NAMES))  # one device sync for every slot
-    for step in range(op_index.shape[1]):
-        x = apply_ops(x, op_index[:, step], values[:, step], ADAAUG_NAMES, generator=generator, sizes=sizes[step])
-    return x
+    return _apply_slots(x, op_index, values, ADAAUG_NAMES, generator)
 
 
 def adaaug_apply_all(x: Tensor, magnitude: Tensor, generator: torch.Generator | None = None) -> Tensor:
