@@ -175,21 +175,20 @@ def _matrix_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _inverse_affine(
-    angle: Tensor,
-    translate: tuple[Tensor, Tensor],
-    shear: tuple[Tensor, Tensor],
-    center: tuple[float, float],
-) -> Tensor:
+#: Columns of an affine op's parameters, one row per image (`_inverse_affine`).
+_AFFINE_COLUMNS = ("angle", "translate_x", "translate_y", "shear_x", "shear_y", "center_x", "center_y")
+
+
+def _inverse_affine(params: Tensor) -> Tensor:
     """Per-sample output->input matrices (B, 2, 3) in centred pixel coordinates.
 
-    The batched form of torchvision's ``_get_inverse_affine_matrix`` (scale 1): angles and
-    shears in degrees, translations in pixels, ``center`` relative to the image centre.
+    The batched form of torchvision's ``_get_inverse_affine_matrix`` (scale 1) on rows of
+    ``_AFFINE_COLUMNS``: angles and shears in degrees, translations in pixels, the centre
+    relative to the image centre.
     """
+    angle, tx, ty, shear_x, shear_y, cx, cy = params.unbind(-1)
     rot = torch.deg2rad(angle)
-    sx, sy = torch.deg2rad(shear[0]), torch.deg2rad(shear[1])
-    cx, cy = center
-    tx, ty = translate
+    sx, sy = torch.deg2rad(shear_x), torch.deg2rad(shear_y)
     cos_sy = torch.cos(sy)
     tan_sx = torch.tan(sx)
     a = torch.cos(rot - sy) / cos_sy
@@ -218,49 +217,65 @@ def _warp(x: Tensor, inverse: Tensor) -> Tensor:
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
+def _params(magnitude: Tensor, x: Tensor, column: str, value: Tensor, top_left: bool = False) -> Tensor:
+    """(B, 7) affine parameters, zero but ``column`` (and the centre at the top-left corner, as
+    torchvision's ``center=[0, 0]``, when ``top_left``)."""
+    params = torch.zeros(magnitude.shape[0], len(_AFFINE_COLUMNS), dtype=value.dtype, device=value.device)
+    params[:, _AFFINE_COLUMNS.index(column)] = value
+    if top_left:
+        params[:, 5].fill_(-0.5 * x.shape[-1])
+        params[:, 6].fill_(-0.5 * x.shape[-2])
+    return params
+
+
 def _magnitude64(magnitude: Tensor, x: Tensor) -> Tensor:
     return magnitude.to(device=x.device, dtype=_matrix_dtype(x.device))
 
 
-def _top_left(x: Tensor) -> tuple[float, float]:
-    """torchvision's ``center=[0, 0]`` (the top-left corner) relative to the image centre."""
-    return (-0.5 * x.shape[-1], -0.5 * x.shape[-2])
+def _shear_x_params(x: Tensor, magnitude: Tensor) -> Tensor:
+    return _params(magnitude, x, "shear_x", torch.rad2deg(torch.atan(_magnitude64(magnitude, x))), top_left=True)
+
+
+def _shear_y_params(x: Tensor, magnitude: Tensor) -> Tensor:
+    return _params(magnitude, x, "shear_y", torch.rad2deg(torch.atan(_magnitude64(magnitude, x))), top_left=True)
+
+
+def _translate_x_params(x: Tensor, magnitude: Tensor) -> Tensor:
+    return _params(magnitude, x, "translate_x", torch.trunc(_magnitude64(magnitude, x)))
+
+
+def _translate_y_params(x: Tensor, magnitude: Tensor) -> Tensor:
+    return _params(magnitude, x, "translate_y", torch.trunc(_magnitude64(magnitude, x)))
+
+
+def _rotate_params(x: Tensor, magnitude: Tensor) -> Tensor:
+    # torchvision's rotate hands -angle to the affine matrix (its sign convention).
+    return _params(magnitude, x, "angle", -torch.remainder(_magnitude64(magnitude, x), 360.0))
 
 
 def shear_x(x: Tensor, magnitude: Tensor) -> Tensor:
     """Horizontal shear: input column = column + s * row, about the top-left corner."""
-    deg = torch.rad2deg(torch.atan(_magnitude64(magnitude, x)))
-    zero = torch.zeros_like(deg)
-    return _warp(x, _inverse_affine(zero, (zero, zero), (deg, zero), _top_left(x)))
+    return _warp(x, _inverse_affine(_shear_x_params(x, magnitude)))
 
 
 def shear_y(x: Tensor, magnitude: Tensor) -> Tensor:
     """Vertical shear: input row = row + s * column, about the top-left corner."""
-    deg = torch.rad2deg(torch.atan(_magnitude64(magnitude, x)))
-    zero = torch.zeros_like(deg)
-    return _warp(x, _inverse_affine(zero, (zero, zero), (zero, deg), _top_left(x)))
+    return _warp(x, _inverse_affine(_shear_y_params(x, magnitude)))
 
 
 def translate_x(x: Tensor, magnitude: Tensor) -> Tensor:
     """Move the content right by trunc(magnitude) pixels (left if negative)."""
-    shift = torch.trunc(_magnitude64(magnitude, x))
-    zero = torch.zeros_like(shift)
-    return _warp(x, _inverse_affine(zero, (shift, zero), (zero, zero), (0.0, 0.0)))
+    return _warp(x, _inverse_affine(_translate_x_params(x, magnitude)))
 
 
 def translate_y(x: Tensor, magnitude: Tensor) -> Tensor:
     """Move the content down by trunc(magnitude) pixels (up if negative)."""
-    shift = torch.trunc(_magnitude64(magnitude, x))
-    zero = torch.zeros_like(shift)
-    return _warp(x, _inverse_affine(zero, (zero, shift), (zero, zero), (0.0, 0.0)))
+    return _warp(x, _inverse_affine(_translate_y_params(x, magnitude)))
 
 
 def rotate(x: Tensor, magnitude: Tensor) -> Tensor:
     """Rotate counter-clockwise by ``magnitude`` degrees about the centre, same size."""
-    angle = torch.remainder(_magnitude64(magnitude, x), 360.0)
-    zero = torch.zeros_like(angle)
-    # torchvision's rotate hands -angle to the affine matrix (its sign convention).
-    return _warp(x, _inverse_affine(-angle, (zero, zero), (zero, zero), (0.0, 0.0)))
+    return _warp(x, _inverse_affine(_rotate_params(x, magnitude)))
 
 
 def flip(x: Tensor, magnitude: Tensor) -> Tensor:
@@ -416,6 +431,8 @@ class OpSpec:
     ``signed``: the op is symmetric around magnitude 0 (a shear, a shift, a rotation, a
     factor 1 + m); policies flip the sign of such magnitudes with probability 1/2.
     ``random``: the op draws its own randomness and takes a ``generator``.
+    ``affine``: for the nearest-neighbour affine ops, their per-image parameters (x, m) ->
+    (B, 7): `apply_ops` warps all images drawing any of them in one resample.
     """
 
     name: str
@@ -424,6 +441,7 @@ class OpSpec:
     uses_magnitude: bool = True
     signed: bool = False
     random: bool = False
+    affine: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def __call__(self, x: Tensor, magnitude: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.random:
@@ -435,11 +453,11 @@ OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
         OpSpec("Identity", identity, "none", uses_magnitude=False),
-        OpSpec("ShearX", shear_x, "shear coefficient (tan of angle)", signed=True),
-        OpSpec("ShearY", shear_y, "shear coefficient (tan of angle)", signed=True),
-        OpSpec("TranslateX", translate_x, "pixels (truncated)", signed=True),
-        OpSpec("TranslateY", translate_y, "pixels (truncated)", signed=True),
-        OpSpec("Rotate", rotate, "degrees", signed=True),
+        OpSpec("ShearX", shear_x, "shear coefficient (tan of angle)", signed=True, affine=_shear_x_params),
+        OpSpec("ShearY", shear_y, "shear coefficient (tan of angle)", signed=True, affine=_shear_y_params),
+        OpSpec("TranslateX", translate_x, "pixels (truncated)", signed=True, affine=_translate_x_params),
+        OpSpec("TranslateY", translate_y, "pixels (truncated)", signed=True, affine=_translate_y_params),
+        OpSpec("Rotate", rotate, "degrees", signed=True, affine=_rotate_params),
         OpSpec("Brightness", brightness, "factor - 1", signed=True),
         OpSpec("Color", color, "factor - 1", signed=True),
         OpSpec("Contrast", contrast, "factor - 1", signed=True),
@@ -526,6 +544,12 @@ def apply_ops(
     if changed[0][1].numel() == batch:  # the whole batch draws this op: no gather needed
         return changed[0][0](x, magnitude, generator)
     out = x if inplace and not _needs_grad(x) else x.clone()
+    affine = [(spec, rows) for spec, rows in changed if spec.affine is not None]
+    if len(affine) > 1:  # every affine op's images in one resample: a per-image matrix each
+        rows = torch.cat([r for _, r in affine])
+        params = torch.cat([spec.affine(x, magnitude.index_select(0, r)) for spec, r in affine])  # type: ignore[misc]
+        out.index_copy_(0, rows, _warp(x.index_select(0, rows), _inverse_affine(params)))
+        changed = [(spec, rows) for spec, rows in changed if spec.affine is None]
     for spec, rows in changed:
         out.index_copy_(0, rows, spec(x.index_select(0, rows), magnitude.index_select(0, rows), generator))
     return out
