@@ -86,9 +86,15 @@ def curriculum_ratio(epoch: int, tau: float) -> float:
 
 def curriculum_rows(n: int, ratio: float, device: torch.device) -> Tensor:
     """(n,) bool: exactly floor(ratio * n) rows, chosen uniformly at random, get policy ops."""
-    count = int(ratio * n)
+    return curriculum_pick(n, ratio, device)[0]
+
+
+def curriculum_pick(n: int, ratio: float, device: torch.device) -> tuple[Tensor, Tensor]:
+    """`curriculum_rows`' mask and its rows in increasing order: their number, floor(ratio * n),
+    is known on the host, so no `nonzero` has to read the mask back from the device."""
     order = torch.rand(n, device=device).argsort()
-    return torch.zeros(n, dtype=torch.bool, device=device).index_fill_(0, order[:count], True)
+    rows = order[: int(ratio * n)].sort().values
+    return torch.zeros(n, dtype=torch.bool, device=device).index_fill_(0, rows, True), rows
 
 
 def mix_ops(op_set: OpSet, x: Tensor, magnitude: Tensor, probs: Tensor) -> Tensor:
@@ -159,15 +165,19 @@ class MADAug(AdaAug):
         self._optimizer = None
         self.stage: Tensor
         self.register_buffer("stage", torch.zeros((), dtype=torch.long))  # the curriculum's epoch, checkpointed
+        # its host copy, read every step (a read of the buffer would wait for the device)
+        self._stage = 0
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_stage", int(module.stage)))
         self._train_batch: Tensor | None = None  # the step's base views, for the look-ahead in `explore`
 
     # ------------------------------------------------------------------ curriculum
     def begin_epoch(self, epoch: int) -> None:
         self.stage.fill_(epoch)
+        self._stage = epoch
 
     def ratio(self) -> float:
         """The augmented fraction at the current epoch."""
-        return curriculum_ratio(int(self.stage.item()), self.hp["curriculum_epochs"])
+        return curriculum_ratio(self._stage, self.hp["curriculum_epochs"])
 
     def end_epoch(self, epoch: int, val_stats: Any) -> dict[str, float]:
         return {"aug_ratio": self.ratio()}
@@ -178,8 +188,7 @@ class MADAug(AdaAug):
             views = self.base_view(repeat_views(x, n_views))
             if ctx.training and self.training:
                 self._train_batch = views[: x.shape[0]]
-            chosen = curriculum_rows(views.shape[0], self.ratio(), views.device)
-            rows = chosen.nonzero().squeeze(1)
+            chosen, rows = curriculum_pick(views.shape[0], self.ratio(), views.device)
             ops = torch.full((views.shape[0], self.k), -1, dtype=torch.long, device=views.device)
             out = views
             if rows.numel():

@@ -405,6 +405,10 @@ class TeachAugment(AugmentationMethod):
         self.replay = nn.ModuleList()  # frozen copies of `augmenter`, oldest first
         self.teacher: nn.Module | None = None
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        # its host copy (whether the teacher was ever updated), read at every update without a device read-back
+        self._ema_started = False
+        self.register_load_state_dict_post_hook(
+            lambda module, keys: setattr(module, "_ema_started", bool(module.ema_updates > 0)))
         self._optimizer: torch.optim.Optimizer | None = None
 
     # ------------------------------------------------------------------ the classifier and its teacher
@@ -424,13 +428,14 @@ class TeachAugment(AugmentationMethod):
             raise ConfigError("teachaugment: no classifier attached (Trainer calls attach_classifier)")
         src = [p.detach() for p in model.parameters()]
         dst: list[Tensor] = list(teacher.parameters())
-        if int(self.ema_updates) == 0:
+        if not self._ema_started:
             torch._foreach_copy_(dst, src)
         else:
             d = self.hp["ema_decay"]
             torch._foreach_mul_(dst, d)
             torch._foreach_add_(dst, src, alpha=1.0 - d)
         self.ema_updates += 1
+        self._ema_started = True
 
     # ------------------------------------------------------------------ the adversarial update
     def augmentation_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -95,13 +95,20 @@ def split_train_val(train: Split, fraction: float, seed: int) -> tuple[Split, Sp
 
 
 def _scalars(logs: dict[str, Any]) -> dict[str, float]:
+    """The one-element tensors and numbers of `logs` as floats, the tensors read back in one transfer
+    (one device sync per step, not one per statistic)."""
+    tensors = {k: v for k, v in logs.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+    values: dict[str, float] = {}
+    if tensors:
+        device = next(iter(tensors.values())).device
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        stacked = torch.stack([v.detach().reshape(()).to(device, dtype) for v in tensors.values()])
+        values = dict(zip(tensors, stacked.tolist()))
     out = {}
     for k, v in logs.items():
-        if isinstance(v, torch.Tensor):
-            if v.numel() != 1:
-                continue
-            v = v.item()
-        if isinstance(v, (int, float)):
+        if k in tensors:
+            out[k] = float(values[k])
+        elif isinstance(v, (int, float)) and not isinstance(v, torch.Tensor):
             out[k] = float(v)
     return out
 

@@ -399,10 +399,11 @@ def apply_policy(x: Tensor, sampler: PolicySampler, generator: torch.Generator |
 
 
 def _apply_slots(x: Tensor, op_index: Tensor, magnitude: Tensor, names: Sequence[str],
-                 generator: torch.Generator | None) -> Tensor:
-    """Op slot j of every image, for j = 0, 1, ...: one device sync for all group sizes; from the
-    first slot that changed an image on, later slots write into that slot's output."""
-    sizes = group_sizes(op_index, len(names))
+                 generator: torch.Generator | None, sizes: list[list[int]] | None = None) -> Tensor:
+    """Op slot j of every image, for j = 0, 1, ...: one device sync for all group sizes (none when
+    the caller knows them); from the first slot that changed an image on, later slots write into
+    that slot's output."""
+    sizes = group_sizes(op_index, len(names)) if sizes is None else sizes
     owned = False
     for step in range(op_index.shape[1]):
         out = apply_ops(x, op_index[:, step], magnitude[:, step], names, generator=generator, sizes=sizes[step],
@@ -505,14 +506,16 @@ def adaaug_apply(
     op_index: Tensor,
     magnitude: Tensor,
     generator: torch.Generator | None = None,
+    sizes: list[list[int]] | None = None,
 ) -> Tensor:
     """Apply AdaAug ops ``op_index`` (B, k) with policy magnitudes (B, k) in [0, 1], in
-    order, batched: the exploitation step once the k ops per image are chosen."""
+    order, batched: the exploitation step once the k ops per image are chosen. ``sizes``:
+    each slot's group sizes (`group_sizes`) when the caller knows them without a read-back."""
     if op_index.dim() != 2 or op_index.shape[0] != x.shape[0]:
         raise DataError(f"op_index must be (B, k) with B = {x.shape[0]}, got {tuple(op_index.shape)}")
     op_index = op_index.to(x.device)
     values = adaaug_values(op_index, magnitude.to(x.device), x.shape[-2], x.shape[-1], generator)
-    return _apply_slots(x, op_index, values, ADAAUG_NAMES, generator)
+    return _apply_slots(x, op_index, values, ADAAUG_NAMES, generator, sizes)
 
 
 def adaaug_apply_all(x: Tensor, magnitude: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -526,5 +529,6 @@ def adaaug_apply_all(x: Tensor, magnitude: Tensor, generator: torch.Generator | 
         raise DataError(f"magnitude must be ({x.shape[0]}, {n_ops}), got {tuple(magnitude.shape)}")
     repeated = x.repeat_interleave(n_ops, dim=0)
     op_index = torch.arange(n_ops, device=x.device).repeat(x.shape[0]).unsqueeze(1)
-    out = adaaug_apply(repeated, op_index, magnitude.reshape(-1, 1), generator)
+    sizes = [[0] + [x.shape[0]] * n_ops]  # every op takes every image: known without a read-back
+    out = adaaug_apply(repeated, op_index, magnitude.reshape(-1, 1), generator, sizes)
     return out.view(x.shape[0], n_ops, *x.shape[1:])

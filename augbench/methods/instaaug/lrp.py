@@ -298,15 +298,15 @@ class LRPNet(nn.Module):
         self.register_buffer("offset", offset, persistent=False)
         self.register_buffer("boxes", self.candidates.boxes.clone(), persistent=False)
         self.register_buffer("layer_of", self.candidates.layer.clone(), persistent=False)
-        for n, mask in enumerate(self.candidates.keep):
-            self.register_buffer(f"keep{n}", mask.clone(), persistent=False)
+        for n, mask in enumerate(self.candidates.keep):  # as indices: a boolean mask reads itself back every step
+            self.register_buffer(f"keep{n}", mask.nonzero().squeeze(1), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         maps = self.trunk(x)
         parts = []
         for n, (layer, head) in enumerate(zip(self.candidates.layers, self.heads)):
             fmap = maps[-1] if layer == GLOBAL else maps[layer]
-            parts.append(head(fmap).flatten(1)[:, getattr(self, f"keep{n}")])
+            parts.append(head(fmap).flatten(1).index_select(1, getattr(self, f"keep{n}")))
         return torch.cat(parts, 1) + self.cell_bias + self.offset
 
 

@@ -1,0 +1,165 @@
+"""Counting the calls that make the host wait for the device, on any device (a CPU included).
+
+On a GPU every one of these stalls the host until the queued kernels have run: reading a
+value back (`.item()`, `.tolist()`, `bool(t)`, `int(t)`, `float(t)`), copying to the host
+(`.cpu()`, `.numpy()`), and ops whose output size depends on the data (`nonzero`, boolean-mask
+indexing, `masked_select`, `unique`, `repeat_interleave` without `output_size`, `bincount`).
+A CPU never waits, so `torch.cuda.set_sync_debug_mode` sees nothing there; `SyncCounter`
+recognises the calls themselves, so a CPU test catches a sync before it reaches a GPU:
+
+    with SyncCounter() as syncs:
+        method.sample(x, ctx)
+    assert syncs.count == 0, syncs.report()
+
+Two layers: a dispatch mode sees the ATen ops (also those that Python-level calls such as
+`x[mask]` or `torch.where(mask)` turn into), a function mode the conversions that run no
+ATen op on a CPU tensor (`.tolist()`, `.cpu()`, `.numpy()`). Events can be attributed to a
+part of the code (`SyncCounter.part`), e.g. a method's hooks against the trainer around them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+#: ATen ops that read a value back or whose output shape depends on tensor values
+SYNC_OPS: frozenset[str] = frozenset({
+    "aten._local_scalar_dense",  # .item(), bool(t), int(t), float(t)
+    "aten.is_nonzero", "aten.equal", "aten.allclose",  # return Python bools
+    "aten.nonzero", "aten.argwhere", "aten.masked_select",
+    "aten._unique", "aten._unique2", "aten.unique_dim", "aten.unique_consecutive", "aten.unique_dim_consecutive",
+    "aten.bincount", "aten.histc",  # on CUDA both read the input's range back first
+})
+#: Tensor methods that copy to the host without an ATen op when the tensor is already there
+SYNC_METHODS: frozenset[str] = frozenset({"tolist", "cpu", "numpy"})
+#: functions whose read-backs are argument checks made on a CPU only (CUDA asserts on the device)
+CPU_ONLY_CHECKS: frozenset[str] = frozenset({"one_hot"})
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """One synchronising call: what it was, the part of the code it happened in, and where."""
+
+    call: str
+    part: str
+    where: str
+
+
+def _location() -> str:
+    """The innermost frame outside torch: file:line function (augbench's files relative to the package)."""
+    frames = [f for f in traceback.extract_stack()[:-3]
+              if "/torch/" not in f.filename and not f.filename.endswith(__file__.rsplit("/augbench/", 1)[-1])]
+    f = frames[-1]
+    where = f.filename.split("/augbench/")[-1] if "/augbench/" in f.filename else f.filename.rsplit("/", 1)[-1]
+    return f"{where}:{f.lineno} {f.name}"
+
+
+def _in_optimizer() -> bool:
+    """True inside a `torch.optim` step: without `capturable` its step counters are host tensors on
+    every device, so reading them is no device sync."""
+    return any("/torch/optim/" in f.filename for f in traceback.extract_stack()[:-2])
+
+
+def _bool_index(indices: Any) -> bool:
+    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ())
+
+
+class _Dispatch(TorchDispatchMode):
+    def __init__(self, counter: SyncCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = str(func.overloadpacket)  # e.g. "aten.nonzero"
+        if name in SYNC_OPS:
+            self.counter.record(name)
+        elif name in ("aten.index", "aten.index_put", "aten.index_put_") and _bool_index(args[1]):
+            self.counter.record(f"{name} with a boolean mask")
+        elif name == "aten.repeat_interleave" and isinstance(args[0], torch.Tensor) and len(args) == 1 \
+                and kwargs.get("output_size") is None:
+            self.counter.record(f"{name} without output_size")
+        return func(*args, **kwargs)
+
+
+class _Function(TorchFunctionMode):
+    def __init__(self, counter: SyncCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in SYNC_METHODS and args and isinstance(args[0], torch.Tensor):
+            self.counter.record(f"Tensor.{name}")
+        if name in CPU_ONLY_CHECKS and args and isinstance(args[0], torch.Tensor):
+            with self.counter.ignored():
+                return func(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+class SyncCounter:
+    """Context manager recording every host-synchronising call made inside it (`SyncEvent`)."""
+
+    def __init__(self) -> None:
+        self.events: list[SyncEvent] = []
+        self._parts = ["step"]
+        self._ignoring = 0
+        self._modes: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> SyncCounter:
+        self._modes = contextlib.ExitStack()
+        self._modes.enter_context(_Function(self))
+        self._modes.enter_context(_Dispatch(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._modes is not None
+        self._modes.close()
+        self._modes = None
+
+    def record(self, call: str) -> None:
+        if self._ignoring or _in_optimizer():
+            return
+        self.events.append(SyncEvent(call, self._parts[-1], _location()))
+
+    @contextlib.contextmanager
+    def ignored(self) -> Iterator[None]:
+        """Record nothing inside this block (`CPU_ONLY_CHECKS`)."""
+        self._ignoring += 1
+        try:
+            yield
+        finally:
+            self._ignoring -= 1
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        """Attribute the events inside this block to `name` (nested blocks: the innermost)."""
+        self._parts.append(name)
+        try:
+            yield
+        finally:
+            self._parts.pop()
+
+    @property
+    def count(self) -> int:
+        return len(self.events)
+
+    def in_part(self, name: str) -> list[SyncEvent]:
+        return [e for e in self.events if e.part == name]
+
+    def report(self, part: str | None = None) -> str:
+        """One line per distinct (call, place) with how often it happened."""
+        events = self.events if part is None else self.in_part(part)
+        counts = Counter((e.call, e.part, e.where) for e in events)
+        return "; ".join(f"{n}x {call} [{p}] at {where}" for (call, p, where), n in counts.items()) or "none"
+
+
+__all__ = ["CPU_ONLY_CHECKS", "SYNC_METHODS", "SYNC_OPS", "SyncCounter", "SyncEvent"]
