@@ -15,9 +15,9 @@ import PIL.ImageOps
 import pytest
 import torch
 from torchvision.transforms.v2 import AutoAugment, AutoAugmentPolicy, RandAugment, TrivialAugmentWide
-from torchvision.transforms.v2 import functional as TF
 
 from augbench.errors import ConfigError, DataError
+from augbench.perf.ops import torchvision_op
 from augbench.transforms import ops
 from augbench.transforms.ops import CUTOUT_FILL, OPS, apply_ops
 from augbench.transforms.policies import (
@@ -51,49 +51,9 @@ def _images(batch: int, seed: int = 0, channels: int = 3) -> torch.Tensor:
     return u8.float() / 255
 
 
-def _u8_roundtrip(fn, image: torch.Tensor) -> torch.Tensor:
-    return fn((image * 255).round().to(torch.uint8)).float() / 255
-
-
 def _reference(image: torch.Tensor, name: str, m: float) -> torch.Tensor:
     """torchvision's AutoAugment-family op ``name`` with magnitude ``m`` on one image."""
-    nearest = TF.InterpolationMode.NEAREST
-    no_shear, top_left = [0.0, 0.0], [0, 0]
-    if name == "Identity":
-        return image
-    if name == "ShearX":
-        shear = [math.degrees(math.atan(m)), 0.0]
-        return TF.affine(image, 0.0, [0, 0], 1.0, shear, interpolation=nearest, center=top_left)
-    if name == "ShearY":
-        shear = [0.0, math.degrees(math.atan(m))]
-        return TF.affine(image, 0.0, [0, 0], 1.0, shear, interpolation=nearest, center=top_left)
-    if name == "TranslateX":
-        return TF.affine(image, 0.0, [int(m), 0], 1.0, no_shear, interpolation=nearest)
-    if name == "TranslateY":
-        return TF.affine(image, 0.0, [0, int(m)], 1.0, no_shear, interpolation=nearest)
-    if name == "Rotate":
-        return TF.rotate(image, angle=m, interpolation=nearest)
-    if name == "Brightness":
-        return TF.adjust_brightness(image, 1.0 + m)
-    if name == "Color":
-        return TF.adjust_saturation(image, 1.0 + m)
-    if name == "Contrast":
-        return TF.adjust_contrast(image, 1.0 + m)
-    if name == "Sharpness":
-        return TF.adjust_sharpness(image, 1.0 + m)
-    if name == "Posterize":
-        return _u8_roundtrip(lambda u: TF.posterize(u, bits=int(m)), image)
-    if name == "Solarize":
-        return TF.solarize(image, threshold=1.0 * m)
-    if name == "AutoContrast":
-        return TF.autocontrast(image)
-    if name == "Equalize":
-        return _u8_roundtrip(TF.equalize, image)
-    if name == "Invert":
-        return TF.invert(image)
-    if name == "Flip":
-        return TF.horizontal_flip(image)
-    raise AssertionError(name)
+    return torchvision_op(image, name, m)
 
 
 # Per-op magnitudes, one per image; they span AutoAugment/TrivialAugment ranges, signs

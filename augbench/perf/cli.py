@@ -18,6 +18,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from augbench.perf.bench import run_bench
     from augbench.perf.report import format_report
 
+    if args.ops:
+        return _cmd_ops(args, torch)
     routed = route(parse_sets(args.set))
     if args.threads is not None:
         if args.threads < 1:
@@ -39,6 +41,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(f"wrote {save_step_figure(df, args.figure)}", file=sys.stderr)
     return 1 if (df["status"] == "failed").any() else 0
+
+
+def _parse_sizes(text: str) -> list[tuple[int, int]]:
+    """"224x32,32x128" -> [(224, 32), (32, 128)]: image side x batch."""
+    sizes = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        side, _, batch = item.partition("x")
+        if not (side.isdigit() and batch.isdigit()):
+            raise ConfigError(f"--sizes: {item!r} is not SIDExBATCH (e.g. 224x32)")
+        sizes.append((int(side), int(batch)))
+    return sizes
+
+
+def _cmd_ops(args: argparse.Namespace, torch: Any) -> int:
+    """`bench --ops`: the per-op table against kornia and torchvision's per-image loop."""
+    from augbench.perf.ops import SIZES, format_ops, run_op_bench
+    from augbench.train.trainer import resolve_device
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("bench: --device cuda asked for, but torch.cuda.is_available() is False; use cpu")
+    sizes = _parse_sizes(args.sizes) if args.sizes else list(SIZES)
+    clock = args.clock if args.clock_given else ("process" if device.type == "cpu" else "wall")
+    df = run_op_bench(sizes, device=device, reps=args.reps, min_time=args.min_time, clock=clock, seed=args.seed,
+                      cases=args.methods, log=(lambda msg: None) if args.quiet else None)
+    out = Path(args.out if args.out_given else "results/perf-ops.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    print(format_ops(df))
+    print(f"\nwrote {out}", file=sys.stderr)
+    return 0
+
+
+class _Given(argparse.Action):
+    """Stores the value and records that it was given (`--ops` picks other defaults for what was not)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +114,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="skip the two extra untimed calls per measure that record peak memory")
     p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's own choice)")
-    p.add_argument("--clock", default="wall", choices=("wall", "process"),
+    p.add_argument("--clock", default="wall", choices=("wall", "process"), action=_Given,
                    help="what times count: wall (default) or process (this process's CPU time, all threads; CPU "
                         "only): on a machine other jobs share, 1-thread process times leave their time out")
     p.add_argument("--compare-public", action="store_true",
@@ -78,6 +123,13 @@ def register(subparsers: Any) -> None:
                         "column step_x_public: augbench's InstaAug step over it")
     p.add_argument("--figure", metavar="PATH", help="also draw the step time per method (and system) into PATH (.png)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results/perf.csv", help="CSV of every figure (default results/perf.csv)")
+    p.add_argument("--out", default="results/perf.csv", action=_Given,
+                   help="CSV of every figure (default results/perf.csv; with --ops results/perf-ops.csv)")
+    p.add_argument("--ops", action="store_true",
+                   help="instead: images/s of each batched per-sample op (crops, RandAugment, TrivialAugment, "
+                        "AutoAugment, Fast AutoAugment, rotation, colour) beside kornia's (when installed) and "
+                        "torchvision v2 applied per image; --methods picks ops, --reps rounds; CPU clock: process")
+    p.add_argument("--sizes", metavar="SIDExBATCH,...", help="with --ops: image sizes and batches "
+                                                             "(default 224x32,32x128)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, clock_given=False, out_given=False)
