@@ -54,8 +54,8 @@ def test_bench_command_writes_every_figure_and_skips_methods_of_other_families(t
     assert len(crop_rounds["step"]) == 2 and crop["step_ms"] == pytest.approx(statistics.median(crop_rounds["step"]))
     per_round = [a / b for a, b in zip(crop_rounds["step"], none_rounds["step"])]  # ratios pair the rounds
     assert crop["step_x_none"] == pytest.approx(statistics.median(per_round))
-    assert crop["tta_x_plain"] == pytest.approx(
-        statistics.median([a / b for a, b in zip(crop_rounds["tta"], none_rounds["plain"])]))
+    assert crop["tta_x_plain"] == pytest.approx(  # TTA over plain forwards of the same classifier, per round
+        statistics.median([a / b for a, b in zip(crop_rounds["tta"], crop_rounds["plain"])]))
     assert none["augment_required_ms"] == 0.0  # neither reads the classifier's features
     printed = capsys.readouterr().out
     assert "random-crop" in printed and "skipped: random-rotation" in printed and "targets (" in printed

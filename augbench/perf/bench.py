@@ -188,9 +188,6 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
         for e in entries:  # free model and optimizer memory now, not at the caller's next collection
             e.harness = None
     df = pd.DataFrame(rows)
-    plain = next((e.seconds["plain"] for e in entries if e.seconds.get("plain")), [])
-    df["tta_plain_ms"] = _median(plain) * 1e3
-    df["tta_plain_iqr_ms"] = _iqr(plain) * 1e3
     return add_ratios(df)[COLUMNS]
 
 
@@ -220,7 +217,7 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
         elif what == "tta":
             def fn() -> None:
                 h.tta(x_tta, n_views)
-        else:  # "plain": the TTA floor, n_views copies through the classifier
+        else:  # "plain": the TTA floor, n_views copies through the method's own classifier
             def fn() -> None:
                 h.plain_forward(x_tta, n_views)
         return fn
@@ -235,8 +232,9 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
         return call(e, what)
 
     plan = {id(e): [m for m in measures if e.harness is not None and m in e.harness.measures] for e in live}
-    if "tta" in measures:  # the floor TTA is compared with, measured on the first (`none`) model
-        plan[id(live[0])].append("plain")
+    for e in live:  # TTA's floor, right after TTA in the same round on the same classifier: a paired ratio
+        if "tta" in plan[id(e)]:
+            plan[id(e)].append("plain")
     for e in live:
         if not plan[id(e)]:
             e.status, e.note, e.harness = "skipped", f"measures {', '.join(measures)} not defined for it", None
@@ -333,6 +331,7 @@ def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_
         "augment_required_ms": _median(e.required) * 1e3,
         "augment_img_s": batch_size / augment_s if augment_s > 0 else math.nan,
         "step_ms": ms("step"), "step_iqr_ms": iqr("step"), "tta_ms": ms("tta"), "tta_iqr_ms": iqr("tta"),
+        "tta_plain_ms": ms("plain"), "tta_plain_iqr_ms": iqr("plain"),
         "augment_mem_mb": mb("augment"), "step_mem_mb": mb("step"), "tta_mem_mb": mb("tta"),
         "mem_source": e.mem_source,
         "reps_ms": json.dumps({k: v for k, v in per_round.items() if v}),
@@ -348,7 +347,8 @@ NOISY: tuple[str, ...] = ("step_x_crop", "step_x_public", "augment_own_pct", "tt
 #: on one training batch, autograd on), augment_required_ms (its part inside the classifier's
 #: `features`), step_ms (one `Trainer._step`, exploration amortised), tta_ms (`tta_logits` on
 #: tta_batch images x tta_views), tta_plain_ms (the same number of images through plain
-#: forward passes); *_iqr_ms their interquartile ranges; *_mem_mb peak MiB above the start of
+#: forward passes of the same classifier, timed right after TTA in each round; tta_x_plain is
+#: the median of the per-round ratios); *_iqr_ms their interquartile ranges; *_mem_mb peak MiB above the start of
 #: an untimed call (mem_source says how). *_x_none / *_x_crop: time (or step memory) over the
 #: same of none / random-crop. reps_ms: every per-round figure (JSON), so ratios can be redone.
 #: system: "augbench", or "public" for the public code's InstaAug step (`perf.public`, step only);
@@ -398,7 +398,6 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     ref = {m: i for i, (m, good) in enumerate(zip(df["method"], ok)) if good and m in BASELINES}
     public = {m: i for i, (m, st, sy) in enumerate(zip(df["method"], df["status"], systems))
               if st == "ok" and sy == PUBLIC}
-    plain = next((r["plain"] for r in rounds if "plain" in r), None)
     out: dict[str, list[float]] = {}
 
     def put(col: str, value_noise: tuple[float, float], scale: float = 1.0) -> None:
@@ -421,7 +420,7 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
         put("augment_own_pct", ratio(own, none_step, row["augment_ms"] - required, none_median), 100.0)
         put("augment_required_pct", ratio(mine.get("required"), none_step, row["augment_required_ms"],
                                           none_median), 100.0)
-        put("tta_x_plain", ratio(mine.get("tta"), plain, row["tta_ms"], row["tta_plain_ms"]))
+        put("tta_x_plain", ratio(mine.get("tta"), mine.get("plain"), row["tta_ms"], row["tta_plain_ms"]))
         j = public.get(row["method"]) if systems[i] == AUGBENCH else None
         put("step_x_public", (math.nan, math.nan) if j is None else
             ratio(mine.get("step"), rounds[j].get("step"), row["step_ms"], df.at[j, "step_ms"]))
