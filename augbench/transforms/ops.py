@@ -286,6 +286,19 @@ def flip(x: Tensor, magnitude: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------- colour
 
 
+def _black(x: Tensor) -> Tensor:
+    return x.new_zeros(x.shape[0], 1, 1, 1)
+
+
+def _mean_grey(x: Tensor) -> Tensor:
+    """Each image's mean luma (B, 1, 1, 1): the luma of its channel means (the luma is linear)."""
+    _check_channels(x)
+    means = x.mean(dim=(-2, -1))  # (B, C)
+    if x.shape[1] == 3:
+        means = means[:, 0:1].mul(_LUMA[0]).add_(means[:, 1:2], alpha=_LUMA[1]).add_(means[:, 2:3], alpha=_LUMA[2])
+    return means.view(-1, 1, 1, 1)
+
+
 def brightness(x: Tensor, magnitude: Tensor) -> Tensor:
     """Multiply by 1 + m and clamp (blend with black)."""
     return x.mul(_per_sample(1.0 + magnitude, x)).clamp_(0.0, 1.0)
@@ -300,15 +313,8 @@ def color(x: Tensor, magnitude: Tensor) -> Tensor:
 
 
 def contrast(x: Tensor, magnitude: Tensor) -> Tensor:
-    """Blend with the image's mean grey level by 1 + m.
-
-    The mean of the luma is the luma of the channel means (it is linear): no grey image.
-    """
-    _check_channels(x)
-    means = x.mean(dim=(-2, -1))  # (B, C)
-    if x.shape[1] == 3:
-        means = means[:, 0:1].mul(_LUMA[0]).add_(means[:, 1:2], alpha=_LUMA[1]).add_(means[:, 2:3], alpha=_LUMA[2])
-    return _blend(x, means.view(-1, 1, 1, 1), 1.0 + magnitude)
+    """Blend with the image's mean grey level by 1 + m."""
+    return _blend(x, _mean_grey(x), 1.0 + magnitude)
 
 
 def sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
@@ -433,6 +439,9 @@ class OpSpec:
     ``random``: the op draws its own randomness and takes a ``generator``.
     ``affine``: for the nearest-neighbour affine ops, their per-image parameters (x, m) ->
     (B, 7): `apply_ops` warps all images drawing any of them in one resample.
+    ``blend``: for the ops that blend an RGB image with a degenerate one by 1 + m (Brightness:
+    black, Color: its grey image, Contrast: its mean grey), that image (1 channel, broadcast):
+    `apply_ops` blends all images drawing any of them at once.
     """
 
     name: str
@@ -442,6 +451,7 @@ class OpSpec:
     signed: bool = False
     random: bool = False
     affine: Callable[[Tensor, Tensor], Tensor] | None = None
+    blend: Callable[[Tensor], Tensor] | None = None
 
     def __call__(self, x: Tensor, magnitude: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.random:
@@ -458,9 +468,9 @@ OPS: dict[str, OpSpec] = {
         OpSpec("TranslateX", translate_x, "pixels (truncated)", signed=True, affine=_translate_x_params),
         OpSpec("TranslateY", translate_y, "pixels (truncated)", signed=True, affine=_translate_y_params),
         OpSpec("Rotate", rotate, "degrees", signed=True, affine=_rotate_params),
-        OpSpec("Brightness", brightness, "factor - 1", signed=True),
-        OpSpec("Color", color, "factor - 1", signed=True),
-        OpSpec("Contrast", contrast, "factor - 1", signed=True),
+        OpSpec("Brightness", brightness, "factor - 1", signed=True, blend=_black),
+        OpSpec("Color", color, "factor - 1", signed=True, blend=_grey),
+        OpSpec("Contrast", contrast, "factor - 1", signed=True, blend=_mean_grey),
         OpSpec("Sharpness", sharpness, "factor - 1", signed=True),
         OpSpec("Posterize", posterize, "bits kept (truncated)"),
         OpSpec("Solarize", solarize, "threshold in [0, 1]"),
@@ -550,6 +560,15 @@ def apply_ops(
         params = torch.cat([spec.affine(x, magnitude.index_select(0, r)) for spec, r in affine])  # type: ignore[misc]
         out.index_copy_(0, rows, _warp(x.index_select(0, rows), _inverse_affine(params)))
         changed = [(spec, rows) for spec, rows in changed if spec.affine is None]
+    blends = [(spec, rows) for spec, rows in changed if spec.blend is not None]
+    if len(blends) > 1 and x.shape[1] == 3:  # every blend op's images at once, each with its own other image
+        rows = torch.cat([r for _, r in blends])
+        sub = x.index_select(0, rows)
+        parts = sub.split([r.numel() for _, r in blends])
+        others = torch.cat([spec.blend(part).expand(part.shape[0], 1, *x.shape[-2:])  # type: ignore[misc]
+                            for (spec, _), part in zip(blends, parts)])
+        out.index_copy_(0, rows, _blend(sub, others, 1.0 + magnitude.index_select(0, rows)))
+        changed = [(spec, rows) for spec, rows in changed if spec.blend is None]
     for spec, rows in changed:
         out.index_copy_(0, rows, spec(x.index_select(0, rows), magnitude.index_select(0, rows), generator))
     return out
