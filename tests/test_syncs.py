@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from augbench.benchmarks import get_benchmark, list_benchmarks
 from augbench.methods import get_method, list_methods
 from augbench.perf.harness import MethodHarness
-from augbench.perf.syncs import SyncCounter
+from augbench.perf.syncs import HOOKS, SyncCounter, step_syncs
 
 #: method -> (syncs per training step inside its hooks, why). Every other method: zero.
 GROUP_SIZES = "its per-image ops are grouped by op: the group sizes are read back once per batch (ops.group_sizes)"
@@ -31,7 +31,6 @@ DOCUMENTED: dict[str, tuple[int, str]] = {
 }
 #: the trainer reads the step's statistics (loss, accuracy, the method's logs) back for its records
 TRAINER_PER_STEP = 1
-HOOKS = ("sample", "objective", "explore")
 
 
 # ------------------------------------------------------------------------------- the counter
@@ -105,29 +104,13 @@ def _benchmark_for(method: str) -> str:
     return next((b for b in fits if get_benchmark(b).task == "classification"), fits[0])
 
 
-def _attributed(syncs: SyncCounter, part: str, fn):
-    def wrapped(*args, **kwargs):
-        with syncs.part(part):
-            return fn(*args, **kwargs)
-    return wrapped
-
-
 def _step_syncs(method: str, tmp_path) -> tuple[list, list, int]:
     """(events inside the method's hooks, the trainer's own events, steps) over one period of steps."""
     bench = _benchmark_for(method)
     params = get_benchmark(bench).spec().params
     h = MethodHarness(bench, method, {k: v for k, v in TINY.items() if k in params}, None, tmp_path, 0)
-    syncs = SyncCounter()
-    m = h.trainer.method
-    for hook in HOOKS:
-        setattr(m, hook, _attributed(syncs, hook, getattr(m, hook)))
-    idx = torch.arange(16)
-    h.step(idx)  # first-call work (lazy tables, caches) is no step's
-    h.rewind()
-    with syncs:
-        for _ in range(h.block):
-            h.step(idx)
-    return [e for e in syncs.events if e.part in HOOKS], syncs.in_part("step"), h.block
+    syncs, steps = step_syncs(h, torch.arange(16))
+    return [e for e in syncs.events if e.part in HOOKS], syncs.in_part("step"), steps
 
 
 @pytest.mark.parametrize("method", list_methods())

@@ -19,16 +19,24 @@ part of the code (`SyncCounter.part`), e.g. a method's hooks against the trainer
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import sys
+import tempfile
 import traceback
+import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+if TYPE_CHECKING:
+    from augbench.perf.harness import MethodHarness
 
 #: ATen ops that read a value back or whose output shape depends on tensor values
 SYNC_OPS: frozenset[str] = frozenset({
@@ -162,4 +170,104 @@ class SyncCounter:
         return "; ".join(f"{n}x {call} [{p}] at {where}" for (call, p, where), n in counts.items()) or "none"
 
 
-__all__ = ["CPU_ONLY_CHECKS", "SYNC_METHODS", "SYNC_OPS", "SyncCounter", "SyncEvent"]
+#: the method hooks a training step calls; `step_syncs` attributes events to them
+HOOKS: tuple[str, ...] = ("sample", "objective", "explore")
+
+
+def _attributed(counter: SyncCounter, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with counter.part(part):
+            return fn(*args, **kwargs)
+    return wrapped
+
+
+def step_syncs(harness: MethodHarness, idx: torch.Tensor) -> tuple[SyncCounter, int]:
+    """One period of training steps (`harness.block`, the method's periodic work included) on batch
+    `idx`, under a counter whose events inside the method's `HOOKS` carry the hook's name (the
+    trainer's own: "step"). The first step is taken before, uncounted (lazy tables, caches)."""
+    counter = SyncCounter()
+    method = harness.trainer.method
+    for hook in HOOKS:
+        setattr(method, hook, _attributed(counter, hook, getattr(method, hook)))
+    harness.step(idx)
+    harness.rewind()
+    with counter:
+        for _ in range(harness.block):
+            harness.step(idx)
+    for hook in HOOKS:
+        delattr(method, hook)
+    return counter, harness.block
+
+
+def _cuda_syncs(fn: Callable[[], Any]) -> int:
+    """Synchronisations CUDA itself reports while `fn` runs (torch.cuda.set_sync_debug_mode)."""
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m augbench.perf.syncs`: syncs per training step of every method of a bench config."""
+    from augbench.benchmarks import get_benchmark
+    from augbench.methods import get_method, list_methods
+    from augbench.perf.configs import get_config
+    from augbench.perf.harness import MethodHarness, dataset_for, fixed_batches
+    from augbench.runs import resolve
+
+    p = argparse.ArgumentParser(prog="python -m augbench.perf.syncs", description=main.__doc__)
+    p.add_argument("--config", default="paper")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="benchmark setting")
+    p.add_argument("--out", help="CSV of the counts")
+    args = p.parse_args(argv)
+    cfg = get_config(args.config)
+    overrides: dict[str, Any] = {**cfg.settings, "run.device": args.device, "run.progress": False}
+    overrides.update(item.split("=", 1) for item in args.set)
+    s = resolve(cfg.benchmark, "none", 0, overrides).settings
+    data = dataset_for(cfg, s["train.batch_size"], s["train.val_fraction"], 2, 2, 0)
+    family = get_benchmark(cfg.benchmark).family
+    rows, failed = [], False
+    for name in list_methods():
+        if get_method(name).families and family not in get_method(name).families:
+            continue
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                h = MethodHarness(cfg.benchmark, name, overrides, data, Path(tmp), 0)
+                idx = fixed_batches(len(h.trainer.train_split), s["train.batch_size"], 1, h.device)[0]
+                counter, steps = step_syncs(h, idx)
+                row = {"method": name, "steps": steps,
+                       "method_calls_per_step": sum(e.part in HOOKS for e in counter.events) / steps,
+                       "trainer_calls_per_step": len(counter.in_part("step")) / steps,
+                       "where": counter.report()}
+                if h.device.type == "cuda":
+                    def period(h: MethodHarness = h, idx: torch.Tensor = idx, steps: int = steps) -> None:
+                        for _ in range(steps):
+                            h.step(idx)
+                    row["cuda_syncs_per_step"] = _cuda_syncs(period) / steps
+                rows.append(row)
+        except Exception as exc:  # noqa: BLE001 - one failing method must not hide the others' counts
+            failed = True
+            print(f"{name}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if args.out:
+        df.to_csv(args.out, index=False)
+    print(df.drop(columns="where").to_string(index=False))
+    for _, r in df.iterrows():
+        if r["where"] != "none":
+            print(f"{r['method']}: {r['where']}")
+    return 1 if failed else 0
+
+
+__all__ = ["CPU_ONLY_CHECKS", "HOOKS", "SYNC_METHODS", "SYNC_OPS", "SyncCounter", "SyncEvent", "step_syncs"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
