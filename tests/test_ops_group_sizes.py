@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 
 from augbench.errors import ConfigError, DataError
+from augbench.perf.syncs import cuda_syncs
 from augbench.transforms import ops, policies
 from augbench.transforms.ops import OPS, apply_ops, group_sizes
 from augbench.transforms.policies import ADAAUG_NAMES, RandAugmentSampler, adaaug_apply, apply_policy
@@ -67,13 +66,5 @@ def test_a_policy_batch_syncs_the_device_once_on_cuda():
     cases["adaaug_apply"] = lambda: adaaug_apply(x, op_index, magnitude)
     for name, fn in cases.items():
         fn()  # tables are copied to the device once, on the first call
-        torch.cuda.synchronize()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                fn()
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+        syncs = cuda_syncs(fn)
         assert len(syncs) == 1, (name, syncs)

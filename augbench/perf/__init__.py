@@ -7,7 +7,9 @@
 `measure` holds the device-agnostic primitives (timing with synchronisation, clocks, peak
 memory, ATen op counts), `harness` wraps one method in the real trainer, `public` rebuilds the
 public InstaAug code's two-pass training step for comparison, `bench` runs and tabulates,
-`report` prints and `figure` draws the step times.
+`report` prints and `figure` draws the step times. `ops` times each batched per-sample op
+beside kornia and torchvision (`augbench bench --ops`), `syncs` counts host-device
+synchronisations on any device, `epochs` times whole epochs and extrapolates a run.
 """
 
 
@@ -22,6 +24,9 @@ _EXPORTS = {
     **dict.fromkeys(("CLOCKS", "PeakMemory", "count_ops", "synchronize", "time_calls"), "augbench.perf.measure"),
     **dict.fromkeys(("PublicInstaAugHarness",), "augbench.perf.public"),
     **dict.fromkeys(("save_step_figure", "step_figure"), "augbench.perf.figure"),
+    **dict.fromkeys(("CASES", "format_ops", "run_op_bench", "torchvision_op"), "augbench.perf.ops"),
+    **dict.fromkeys(("SyncCounter", "step_syncs"), "augbench.perf.syncs"),
+    **dict.fromkeys(("format_epochs", "time_epochs"), "augbench.perf.epochs"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -199,8 +199,9 @@ def step_syncs(harness: MethodHarness, idx: torch.Tensor) -> tuple[SyncCounter, 
     return counter, harness.block
 
 
-def _cuda_syncs(fn: Callable[[], Any]) -> int:
-    """Synchronisations CUDA itself reports while `fn` runs (torch.cuda.set_sync_debug_mode)."""
+def cuda_syncs(fn: Callable[[], Any]) -> list[str]:
+    """The synchronisations CUDA itself reports while `fn` runs (torch.cuda.set_sync_debug_mode), one
+    message each: the check on a GPU that `SyncCounter` makes on any device."""
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -209,7 +210,7 @@ def _cuda_syncs(fn: Callable[[], Any]) -> int:
             fn()
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
+    return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     def period(h: MethodHarness = h, idx: torch.Tensor = idx, steps: int = steps) -> None:
                         for _ in range(steps):
                             h.step(idx)
-                    row["cuda_syncs_per_step"] = _cuda_syncs(period) / steps
+                    row["cuda_syncs_per_step"] = len(cuda_syncs(period)) / steps
                 rows.append(row)
         except Exception as exc:  # noqa: BLE001 - one failing method must not hide the others' counts
             failed = True
@@ -266,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-__all__ = ["CPU_ONLY_CHECKS", "HOOKS", "SYNC_METHODS", "SYNC_OPS", "SyncCounter", "SyncEvent", "step_syncs"]
+__all__ = ["CPU_ONLY_CHECKS", "HOOKS", "SYNC_METHODS", "SYNC_OPS", "SyncCounter", "SyncEvent", "cuda_syncs",
+           "step_syncs"]
 
 
 if __name__ == "__main__":
