@@ -18,6 +18,7 @@ from augbench.benchmarks import get_benchmark, list_benchmarks
 from augbench.methods import get_method, list_methods
 from augbench.perf.harness import MethodHarness
 from augbench.perf.syncs import HOOKS, SyncCounter, step_syncs
+from augbench.settings import settings_spec
 
 #: method -> (syncs per training step inside its hooks, why). Every other method: zero.
 GROUP_SIZES = "its per-image ops are grouped by op: the group sizes are read back once per batch (ops.group_sizes)"
@@ -107,7 +108,7 @@ def _benchmark_for(method: str) -> str:
 def _step_syncs(method: str, tmp_path) -> tuple[list, list, int]:
     """(events inside the method's hooks, the trainer's own events, steps) over one period of steps."""
     bench = _benchmark_for(method)
-    params = get_benchmark(bench).spec().params
+    params = settings_spec(bench).params
     h = MethodHarness(bench, method, {k: v for k, v in TINY.items() if k in params}, None, tmp_path, 0)
     syncs, steps = step_syncs(h, torch.arange(16))
     return [e for e in syncs.events if e.part in HOOKS], syncs.in_part("step"), steps

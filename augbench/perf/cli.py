@@ -19,7 +19,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from augbench.perf.report import format_report
 
     if args.ops:
-        return _cmd_ops(args, torch)
+        return _cmd_ops(args)
     routed = route(parse_sets(args.set))
     if args.threads is not None:
         if args.threads < 1:
@@ -54,18 +54,16 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def _cmd_ops(args: argparse.Namespace, torch: Any) -> int:
+def _cmd_ops(args: argparse.Namespace) -> int:
     """`bench --ops`: the per-op table against kornia and torchvision's per-image loop."""
+    from augbench.device import resolve_device
     from augbench.perf.ops import SIZES, format_ops, run_op_bench
-    from augbench.train.trainer import resolve_device
 
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("bench: --device cuda asked for, but torch.cuda.is_available() is False; use cpu")
+        apply_threads(args.threads)
+    device = resolve_device(args.device)  # a GPU asked for that is not there is a one-line error
     sizes = _parse_sizes(args.sizes) if args.sizes else list(SIZES)
     clock = args.clock if args.clock_given else ("process" if device.type == "cpu" else "wall")
     df = run_op_bench(sizes, device=device, reps=args.reps, min_time=args.min_time, clock=clock, seed=args.seed,

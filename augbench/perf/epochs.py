@@ -24,13 +24,14 @@ from typing import Any
 
 import torch
 
-from augbench.benchmarks import create_benchmark
+from augbench.device import device_name, resolve_device
 from augbench.errors import AugbenchError, ConfigError
 from augbench.overrides import parse_sets, route
 from augbench.perf.harness import synthetic_dataset
 from augbench.perf.measure import synchronize
-from augbench.runs import device_name, resolve
-from augbench.train.trainer import Trainer, resolve_device
+from augbench.runs import resolve
+from augbench.settings import create_benchmark
+from augbench.train.trainer import Trainer
 
 #: (train images, test images, side, classes, channels) of the datasets whose size is known
 REAL_SIZES: dict[str, tuple[int, int, int, int, int]] = {

@@ -234,7 +234,7 @@ def run_op_bench(sizes: Sequence[tuple[int, int]] = SIZES, *, device: str | torc
                 seconds[i].append(time_calls(lambda: fn(x), calls[i], dev, timer))  # noqa: B023
             log(f"bench --ops: round {r + 1}/{reps} done")
     synchronize(dev)
-    from augbench.runs import device_name
+    from augbench.device import device_name
 
     rows = []
     for (case, side, batch, lib, _, _), secs in zip(cells, seconds):
