@@ -171,6 +171,16 @@ def test_exploration_is_amortised_and_the_feature_pass_is_shown_apart(monkeypatc
     assert r["augment_own_pct"] == pytest.approx(statistics.median(own))  # per round, minus the feature pass
 
 
+def test_tta_shows_the_feature_passes_a_policy_requires_apart():
+    df = run_bench("tiny", ["adaaug"], reps=2, warmup=1, measures=("tta",), memory=False, **QUIET).set_index("method")
+    r = df.loc["adaaug"]
+    assert 0 < r["tta_required_ms"] < r["tta_ms"]  # its policy reads the classifier's features of every view
+    mine = json.loads(r["reps_ms"])
+    own = [(t - q) / p for t, q, p in zip(mine["tta"], mine["tta_required"], mine["plain"])]
+    assert r["tta_own_x_plain"] == pytest.approx(statistics.median(own)) and r["tta_own_x_plain"] < r["tta_x_plain"]
+    assert df.loc["none", "tta_required_ms"] == 0.0
+
+
 def test_a_timed_block_holds_exactly_one_teachaugment_update(monkeypatch, tmp_path):
     teach = get_method("teachaugment")
     steps, updates = _count_calls(monkeypatch, teach, "adversarial_step")
@@ -195,6 +205,7 @@ def _figures(**changes) -> pd.DataFrame:
         "augment_ms": [0.1, 2.0, 6.0, 30.0], "augment_iqr_ms": [0.0] * 4, "augment_required_ms": [0.0, 0.0, 0.0, 25.0],
         "step_ms": [100.0, 110.0, 132.0, 150.0], "step_iqr_ms": [0.0] * 4, "tta_ms": [50.0, 55.0, 60.0, 80.0],
         "tta_iqr_ms": [0.0] * 4, "tta_plain_ms": [50.0] * 4, "tta_plain_iqr_ms": [0.0] * 4,
+        "tta_required_ms": [0.0, 0.0, 0.0, 20.0],
         "step_mem_mb": [1000.0, 1000.0, 1100.0, 1500.0],
     })
     for col, values in changes.items():
@@ -210,6 +221,7 @@ def test_ratios_and_targets_from_known_figures():
     assert r.loc["adaaug", "augment_required_pct"] == pytest.approx(25.0)
     assert r.loc["instaaug", "mem_x_crop"] == pytest.approx(1.1)
     assert r.loc["random-crop", "tta_x_plain"] == pytest.approx(1.1)
+    assert r.loc["adaaug", "tta_own_x_plain"] == pytest.approx(1.2)  # (80 - 20) / 50: its feature passes apart
     t = check_targets(r.reset_index())
     insta = t[(t["method"] == "instaaug") & (t["target"].str.startswith("InstaAug"))].iloc[0]
     assert insta["value"] == pytest.approx(1.2) and math.isnan(insta["noise"])  # no rounds: noise unknown

@@ -68,7 +68,8 @@ TARGETS: tuple[Target, ...] = (
            "step_x_public", 1.0, methods="instaaug*", config=None),
     Target("augmentation's own work, % of the none training step (required work shown apart)",
            "augment_own_pct", 10.0),
-    Target("test-time augmentation / the same views through plain forward passes", "tta_x_plain", 1.0, config=None),
+    Target("test-time augmentation's own work (feature passes a method requires shown apart) / the same views "
+           "through plain forward passes", "tta_own_x_plain", 1.0, config=None),
 )
 
 
@@ -84,6 +85,7 @@ class _Entry:
     calls: dict[str, int] = field(default_factory=dict)  # calls per timed block, per measure
     seconds: dict[str, list[float]] = field(default_factory=dict)  # per call, one value per round
     required: list[float] = field(default_factory=list)  # seconds per augment call inside model.features
+    tta_required: list[float] = field(default_factory=list)  # seconds per TTA call inside model.features
     peak: dict[str, float] = field(default_factory=dict)  # bytes, from the untimed memory call
     mem_source: str = ""  # how peak memory was measured (PeakMemory.source)
 
@@ -266,6 +268,8 @@ def _measure_all(live: list[_Entry], measures: list[str], idx: list[torch.Tensor
                     e.seconds[what].append(seconds / per_call)
                     if what == "augment":
                         e.required.append((e.harness.required_seconds - before) / (n * per_call))
+                    elif what == "tta":
+                        e.tta_required.append((e.harness.required_seconds - before) / n)
                 log(f"rep {r + 1}/{reps} {_label(e.method, e.system)}: " + ", ".join(
                     f"{w} {e.seconds[w][-1] * 1e3:.1f} ms" for w in plan[id(e)]))
             except Exception as exc:  # noqa: BLE001
@@ -318,7 +322,8 @@ def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_
     iqr = lambda what: _iqr(e.seconds.get(what, [])) * 1e3  # noqa: E731
     mb = lambda what: e.peak.get(what, math.nan) / 2**20  # noqa: E731
     augment_s = _median(e.seconds.get("augment", []))
-    per_round = {k: [round(v * 1e3, 6) for v in vals] for k, vals in {**e.seconds, "required": e.required}.items()}
+    per_round = {k: [round(v * 1e3, 6) for v in vals]
+                 for k, vals in {**e.seconds, "required": e.required, "tta_required": e.tta_required}.items()}
     return {
         "config": cfg.name, "benchmark": bench_name, "device": str(dev), "device_name": device_name(dev),
         "threads": torch.get_num_threads(), "clock": clock, "torch": torch.__version__, "method": e.method,
@@ -331,7 +336,7 @@ def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_
         "augment_required_ms": _median(e.required) * 1e3,
         "augment_img_s": batch_size / augment_s if augment_s > 0 else math.nan,
         "step_ms": ms("step"), "step_iqr_ms": iqr("step"), "tta_ms": ms("tta"), "tta_iqr_ms": iqr("tta"),
-        "tta_plain_ms": ms("plain"), "tta_plain_iqr_ms": iqr("plain"),
+        "tta_plain_ms": ms("plain"), "tta_plain_iqr_ms": iqr("plain"), "tta_required_ms": _median(e.tta_required) * 1e3,
         "augment_mem_mb": mb("augment"), "step_mem_mb": mb("step"), "tta_mem_mb": mb("tta"),
         "mem_source": e.mem_source,
         "reps_ms": json.dumps({k: v for k, v in per_round.items() if v}),
@@ -341,14 +346,16 @@ def _row(e: _Entry, cfg: BenchConfig, bench_name: str, dev: torch.device, batch_
 
 # ---------------------------------------------------------------------- ratios and targets
 RATIOS: dict[str, str] = {"augment": "augment_ms", "step": "step_ms", "tta": "tta_ms", "mem": "step_mem_mb"}
-NOISY: tuple[str, ...] = ("step_x_crop", "step_x_public", "augment_own_pct", "tta_x_plain")  # the targets' columns
+NOISY: tuple[str, ...] = ("step_x_crop", "step_x_public", "augment_own_pct", "tta_x_plain", "tta_own_x_plain")
 
 #: The CSV's columns. Times are per call and medians over rounds: augment_ms (`method.sample`
 #: on one training batch, autograd on), augment_required_ms (its part inside the classifier's
 #: `features`), step_ms (one `Trainer._step`, exploration amortised), tta_ms (`tta_logits` on
 #: tta_batch images x tta_views), tta_plain_ms (the same number of images through plain
 #: forward passes of the same classifier, timed right after TTA in each round; tta_x_plain is
-#: the median of the per-round ratios); *_iqr_ms their interquartile ranges; *_mem_mb peak MiB above the start of
+#: the median of the per-round ratios), tta_required_ms (TTA's part inside the classifier's
+#: `features`: AdaAug's and MADAug's policies read every view; tta_own_x_plain leaves it out);
+#: *_iqr_ms their interquartile ranges; *_mem_mb peak MiB above the start of
 #: an untimed call (mem_source says how). *_x_none / *_x_crop: time (or step memory) over the
 #: same of none / random-crop. reps_ms: every per-round figure (JSON), so ratios can be redone.
 #: system: "augbench", or "public" for the public code's InstaAug step (`perf.public`, step only);
@@ -359,10 +366,11 @@ COLUMNS: list[str] = [
     "config", "benchmark", "device", "device_name", "threads", "clock", "torch", "method", "system", "status",
     "note", "model", "batch_size", "image_size", "tta_views", "tta_views_evaluated", "tta_batch", "reps",
     "augment_ms", "augment_iqr_ms", "augment_required_ms", "augment_img_s", "step_ms", "step_iqr_ms",
-    "tta_ms", "tta_iqr_ms", "tta_plain_ms", "tta_plain_iqr_ms",
+    "tta_ms", "tta_iqr_ms", "tta_plain_ms", "tta_plain_iqr_ms", "tta_required_ms",
     "augment_mem_mb", "step_mem_mb", "tta_mem_mb", "mem_source",
     *[f"{k}_x_{ref}" for k in RATIOS for ref in ("none", "crop")],
-    "step_x_public", "augment_own_pct", "augment_required_pct", "tta_x_plain", *[f"{c}_noise" for c in NOISY],
+    "step_x_public", "augment_own_pct", "augment_required_pct", "tta_x_plain", "tta_own_x_plain",
+    *[f"{c}_noise" for c in NOISY],
     "reps_ms", "hparams",
 ]
 
@@ -421,6 +429,10 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
         put("augment_required_pct", ratio(mine.get("required"), none_step, row["augment_required_ms"],
                                           none_median), 100.0)
         put("tta_x_plain", ratio(mine.get("tta"), mine.get("plain"), row["tta_ms"], row["tta_plain_ms"]))
+        tta_required = row.get("tta_required_ms", 0.0)
+        tta_required = 0.0 if pd.isna(tta_required) else tta_required
+        tta_own = [a - r for a, r in zip(mine.get("tta", []), mine.get("tta_required", []))] or mine.get("tta")
+        put("tta_own_x_plain", ratio(tta_own, mine.get("plain"), row["tta_ms"] - tta_required, row["tta_plain_ms"]))
         j = public.get(row["method"]) if systems[i] == AUGBENCH else None
         put("step_x_public", (math.nan, math.nan) if j is None else
             ratio(mine.get("step"), rounds[j].get("step"), row["step_ms"], df.at[j, "step_ms"]))

@@ -118,8 +118,8 @@ class MethodHarness:
     def tta(self, x: Tensor, n_views: int) -> Tensor:
         """Test-time augmentation exactly as the final report computes it (`tta_logits`)."""
         t = self.trainer
-        with eval_mode(t.model, t.method):
-            ctx = StepContext(training=False, features=model_features(t.model))
+        with eval_mode(t.model, t.method):  # the features a method reads are timed apart, as in `augment`
+            ctx = StepContext(training=False, features=self._features if model_features(t.model) else None)
             return tta_logits(t.model, t.method, x, n_views, ctx)
 
     @torch.no_grad()

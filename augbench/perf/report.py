@@ -22,6 +22,7 @@ DISPLAY: list[tuple[str, str, str]] = [
     ("tta_ms", "tta ms", ".1f"),
     ("tta_x_none", "x none", ".2f"),
     ("tta_x_plain", "x plain", ".2f"),
+    ("tta_own_x_plain", "own x plain", ".2f"),
     ("step_mem_mb", "step MB", ".1f"),
     ("mem_x_none", "x none", ".2f"),
     ("mem_x_crop", "x crop", ".2f"),
@@ -50,7 +51,8 @@ def format_report(df: pd.DataFrame) -> str:
     if sources:
         lines.append("peak memory above the start of an untimed call: " + "; ".join(sources))
     lines.append("x none / x crop: cost relative to none / random-crop; aug %step, req %step: augmentation "
-                 "(own work / required feature pass) as % of the none training step")
+                 "(own work / required feature pass) as % of the none training step; x plain: TTA over as many "
+                 "plain forwards of the same classifier, own x plain: without the feature passes it requires")
     if "system" in df and (df["system"] == "public").any():
         lines.append("[public code]: InstaAug's training step as the public code runs it (two classifier passes, "
                      "the second in eval mode backpropagating through the classifier); x public: augbench's step "
