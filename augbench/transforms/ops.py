@@ -28,10 +28,10 @@ Cutout         side of a square as a fraction of the width; random centre (AdaAu
 =============  ===========================================================================
 
 Geometric ops use nearest interpolation and fill 0 (torchvision's AutoAugment defaults).
-Their sampling grid is built separably (:func:`augbench.transforms.geometry.affine_grid`), so
-it can differ from torchvision's matrix product in the last bit of a coordinate; a pixel
-whose source lies within that rounding of a half-pixel boundary may then take the other
-neighbour (never seen in the tests, which compare every pixel).
+Their sampling grid is built separably (:func:`augbench.transforms.geometry.separable_grid`)
+with the float operations of torchvision's matrix product on a CPU, so nearest-neighbour
+picks the same pixels; on other devices torchvision's own matrix product may round a
+coordinate differently in its last bit.
 
 Kernels. Every op makes at most one or two full-size temporaries and then works in place on
 them (never on its input, so autograd stays correct): at 224 px a batch of 32 is 19 MB, and
