@@ -29,6 +29,9 @@ DOCUMENTED: dict[str, tuple[int, str]] = {
     "fast-autoaugment": (1, GROUP_SIZES),
     "adaaug": (1, GROUP_SIZES + " (exploration mixes every op over every image: sizes known, no read-back)"),
     "madaug": (1, GROUP_SIZES + " (exploration mixes every op over every image: sizes known, no read-back)"),
+    "adaaugment": (1, GROUP_SIZES),
+    "entaugment": (1, GROUP_SIZES),
+    "sra": (2, GROUP_SIZES + "; `objective` reads its refine flag, a tensor made on the host (no wait on a GPU)"),
 }
 #: the trainer reads the step's statistics (loss, accuracy, the method's logs) back for its records
 TRAINER_PER_STEP = 1

@@ -163,14 +163,15 @@ class AdaAugment(AugmentationMethod):
         if not (ctx.training and self.training and ctx.y is not None):  # test-time views: the policy's draws
             with torch.no_grad(), eval_mode(model):
                 alpha, beta = self.actor(features(views))
-                return Views(self._augment(views, Beta(alpha, beta).sample()), n_views)
+                return Views(self._augment(views, Beta(alpha, beta, validate_args=False).sample()), n_views)
         y = ctx.y.repeat(n_views)
         n = views.shape[0]
         with torch.no_grad(), eval_mode(model):
             plain = random_pad_crop(views, self.pad)
             state = features(plain)
             alpha, beta = self.actor(state)
-            action = Beta(alpha, beta).sample()
+            # alpha, beta >= 1 by construction: torch's argument checks would read them back every step
+            action = Beta(alpha, beta, validate_args=False).sample()
             # the adaptive and the full-strength view in one batch: one op grouping, one classifier pass
             both = self._augment(torch.cat([views, views]), torch.cat([action, torch.ones_like(action)]))
             feats = features(both)
@@ -186,7 +187,7 @@ class AdaAugment(AugmentationMethod):
         """One actor-critic step on the batch's transitions (s, a, r, s')."""
         with torch.enable_grad():
             alpha, beta = self.actor(state)
-            log_prob = Beta(alpha, beta).log_prob(action.clamp(ACTION_EPS, 1.0 - ACTION_EPS))
+            log_prob = Beta(alpha, beta, validate_args=False).log_prob(action.clamp(ACTION_EPS, 1.0 - ACTION_EPS))
             value = self.critic(state)
             with torch.no_grad():
                 target = reward + self.hp["gamma"] * self.critic(next_state)
