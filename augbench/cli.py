@@ -11,14 +11,15 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from augbench import provenance
+from augbench import __version__, provenance
 from augbench.catalog import listing, render
 from augbench.distenv import is_follower
 from augbench.errors import AugbenchError
+from augbench.log import configure, logger
 from augbench.overrides import parse_sets
 from augbench.rundir import RunDir, to_jsonable
 
@@ -45,12 +46,33 @@ def describe_run(trainer: Any) -> str:
     return "\n".join(lines)
 
 
-def format_metrics(metrics: dict[str, Any]) -> str:
+def format_metrics(metrics: Mapping[str, Any], arrows: bool = True) -> str:
+    """The final metrics as a table: value, unit, and an arrow for the better direction; text metrics
+    (a diagnosis) last. `arrows=False` uses "higher"/"lower" for a terminal that cannot show arrows."""
+    from augbench.results.units import ARROWS, direction, format_value, unit
+
+    words = {1: "higher", -1: "lower", 0: ""}
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    texts = {k: v for k, v in metrics.items() if k not in numbers and v not in ("", None)}
     width = max((len(k) for k in metrics), default=0)
-    lines = []
-    for k, v in metrics.items():
-        lines.append(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    rows = [(k, format_value(k, v), unit(k), (ARROWS if arrows else words)[direction(k)]) for k, v in numbers.items()]
+    value_w = max((len(r[1]) for r in rows), default=0)
+    unit_w = max((len(r[2]) for r in rows), default=0)
+    lines = [f"{k:<{width}}  {v:>{value_w}} {u:<{unit_w}}  {a}".rstrip() for k, v, u, a in rows]
+    lines += [f"{k:<{width}}  {v}" for k, v in texts.items()]
+    if any(r[3] for r in rows):
+        lines.append(f"({ARROWS[1]} higher is better, {ARROWS[-1]} lower is better)" if arrows
+                     else "(higher/lower: the better direction)")
     return "\n".join(lines)
+
+
+def _can_print(text: str) -> bool:
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -71,18 +93,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / cfg.run_id
     what = f"run {cfg.run_id}: {cfg.benchmark} / {cfg.method} / seed {cfg.seed}"
     if RunDir(out).finished(cfg.run_id) is not None:
-        print(f"{what}: already done in {out}", file=sys.stderr)
-    metrics = execute(cfg, out, announce=lambda trainer: print(f"{what} -> {out}\n{describe_run(trainer)}",
-                                                               file=sys.stderr, flush=True))
+        logger.info(f"{what}: already done in {out}")
+    metrics = execute(cfg, out, announce=lambda trainer: logger.info(f"{what} -> {out}\n{describe_run(trainer)}"))
     if is_follower(cfg.settings):  # another process of a data-parallel run: rank 0 prints the metrics
         return 0
-    print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics))
+    print(json.dumps(metrics, indent=1) if args.json else format_metrics(metrics, arrows=_can_print("\u2191\u2193")))
     if metrics.get("diagnosis"):
         from augbench.train.diagnosis import verdict
 
         flags = str(metrics["diagnosis"])
-        print(f"warning: {cfg.method} {verdict(flags.split(','))} ({flags}): {metrics.get('diagnosis_detail', '')}",
-              file=sys.stderr)
+        logger.warning(f"{cfg.method} {verdict(flags.split(','))} ({flags}): {metrics.get('diagnosis_detail', '')}")
     return 0
 
 
@@ -104,11 +124,13 @@ def describe_config(cfg: Any) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augbench", description="Benchmarks for learned data augmentation.")
+    parser.add_argument("--version", action="version", version=f"augbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="methods with their hyperparameters, benchmarks, datasets")
     p.add_argument("what", nargs="?", default="all", choices=("all", "methods", "benchmarks", "datasets"))
-    p.add_argument("-v", "--verbose", action="store_true", help="show every benchmark setting")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="every hyperparameter, benchmark setting and per-benchmark method default")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="train one method on one benchmark (resumes; prints final metrics)")
@@ -132,13 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure()
     try:
         return int(args.func(args) or 0)
     except AugbenchError as exc:
-        print(f"augbench: error: {exc}", file=sys.stderr)
+        logger.error(str(exc))
         return 2
     except KeyboardInterrupt:
-        print("augbench: interrupted (finished results are kept; re-run to resume)", file=sys.stderr)
+        logger.warning("interrupted (finished results are kept; re-run to resume)")
         return 130
     except BrokenPipeError:  # `augbench list -v | head`: the reader left; say nothing
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from augbench.log import configure
+
 torch.set_num_threads(1)
+configure()  # as the command line does: library warnings and info lines on stderr, in augbench's format
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # runs' auto run.threads: 1 here too
 
 TINY = {
@@ -85,7 +88,7 @@ def pytest_collection_modifyitems(config, items):
 
 # ----------------------------------------------------------------------------- the repository stays clean
 REPO = Path(__file__).resolve().parents[1]
-_OUTPUTS = ("runs", "results", "sweeps", "figures", "docs")  # where a careless test would write
+_OUTPUTS = ("runs", "results", "sweeps", "figures", "docs", "augbench-demo")  # where a careless test would write
 
 
 def _tree() -> dict[str, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import Tensor
 
 from augbench.atomic import atomic_torch_save
 from augbench.errors import DataError
+from augbench.log import logger
 
 #: Bump when the cached layout (or anything that changes decoded values) changes: it is
 #: part of every cache key, so old files are simply never read again.
@@ -188,10 +188,10 @@ def cached(kind: str, key: dict, build: Callable[[], Dataset]) -> Dataset:
                 raise ValueError("stored key differs")
             return _from_state(state)
         except Exception as e:  # corrupt, truncated or foreign file: rebuild
-            warnings.warn(f"augbench: rebuilding unreadable cache file {path} ({type(e).__name__}: {e})", stacklevel=2)
+            logger.warning(f"rebuilding unreadable cache file {path} ({type(e).__name__}: {e})")
     ds = build()
     try:
         atomic_torch_save(path, _to_state(ds, key_json))  # readers never see half a file
     except OSError as e:  # a read-only or full disk must not stop the run
-        warnings.warn(f"augbench: could not write cache file {path} ({e})", stacklevel=2)
+        logger.warning(f"could not write cache file {path} ({e})")
     return ds

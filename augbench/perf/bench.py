@@ -22,7 +22,6 @@ import fnmatch
 import json
 import math
 import statistics
-import sys
 import tempfile
 import time
 import traceback
@@ -36,6 +35,7 @@ import torch
 
 from augbench.device import device_name, resolve_device
 from augbench.errors import AugbenchError, ConfigError
+from augbench.log import logger
 from augbench.methods import get_method, list_methods
 from augbench.overrides import Routed, check_hparams
 from augbench.perf.configs import MEASURES, BenchConfig, get_config
@@ -93,7 +93,7 @@ class _Entry:
         """Record a failure; its traceback always reaches stderr (a failure is a bug to fix)."""
         self.status = "failed"
         self.note = failure_reason(exc)
-        print(f"augbench bench: {self.method} FAILED\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        logger.error(f"bench: {self.method} FAILED\n{traceback.format_exc()}")
         self.harness = None
 
 
@@ -133,7 +133,7 @@ def run_bench(config: str | BenchConfig = "embedded", methods: Sequence[str] | N
     block of training steps starts from the harness's start state (`MethodHarness.rewind`), so
     repetitions time the same steps and never a classifier diverged on the synthetic data.
     """
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or logger.info
     cfg = get_config(config) if isinstance(config, str) else config
     bench_name = benchmark or cfg.benchmark
     for name, value, low in (("reps", reps, 1), ("warmup", warmup, 1), ("min_time", min_time, 0)):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from augbench.errors import ConfigError
+from augbench.log import logger
 from augbench.overrides import parse_sets, route
 from augbench.perf.configs import CONFIGS, MEASURES
 from augbench.threads import apply_threads
@@ -35,11 +35,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     print(format_report(df))
-    print(f"\nwrote {out}", file=sys.stderr)
+    logger.info(f"wrote {out}")
     if args.figure:
         from augbench.perf.figure import save_step_figure  # matplotlib: only with --figure
 
-        print(f"wrote {save_step_figure(df, args.figure)}", file=sys.stderr)
+        logger.info(f"wrote {save_step_figure(df, args.figure)}")
     return 1 if (df["status"] == "failed").any() else 0
 
 
@@ -72,7 +72,7 @@ def _cmd_ops(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     print(format_ops(df))
-    print(f"\nwrote {out}", file=sys.stderr)
+    logger.info(f"wrote {out}")
     return 0
 
 

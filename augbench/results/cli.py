@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from augbench import rundir
 from augbench.errors import ConfigError
+from augbench.log import logger
 
 
 def _say(line: str) -> None:
-    print(f"augbench: {line}", file=sys.stderr)
+    logger.info(line)
 
 
 def _frame(root: str, running_within: float | None = None) -> Any:

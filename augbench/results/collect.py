@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -39,6 +38,7 @@ import pandas as pd
 from augbench import rundir
 from augbench.catalog_file import benchmark_entry
 from augbench.errors import DataError
+from augbench.log import logger
 from augbench.results.schema import (
     IDENTITY_COLUMNS,
     PROVENANCE_COLUMNS,
@@ -253,10 +253,6 @@ def _run_rows(root: Path, run: RunDir, report: Callable[[str], None], now: float
     return rows
 
 
-def _stderr(line: str) -> None:
-    print(f"augbench: {line}", file=sys.stderr)
-
-
 def _order_columns(columns: Iterable[str]) -> list[str]:
     cols = set(columns)
     meta = [c for c in META_COLUMNS + RUN_COLUMNS if c in cols]
@@ -278,7 +274,7 @@ def collect(root: Path | str, *, report: Callable[[str], None] | None = None,
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"results folder {root} does not exist (expected a folder of run directories)")
-    report = report or _stderr
+    report = report or logger.info
     now = time.time() if now is None else now
     rows: list[dict[str, Any]] = []
     sweeps: dict[Path, dict[str, dict[str, Any]]] = {}
@@ -320,7 +316,7 @@ def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
             import pyarrow  # noqa: F401
         except ImportError:
             path = path.with_suffix(".csv")
-            _stderr(f"pyarrow is not installed: writing {path} instead")
+            logger.warning(f"pyarrow is not installed: writing {path} instead")
         else:
             _parquet_safe(frame).to_parquet(path, index=False)
             return path

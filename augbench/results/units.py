@@ -1,4 +1,6 @@
-"""What a metric's name says about it: shown in percent or not, which direction is better, its range.
+"""What a metric's name says about it: its unit, shown in percent or not, counted in integers or
+not, which direction is better, its range. The terminal (`augbench run`), tables and the
+leaderboard read these, so a metric reads the same everywhere.
 
 Our metrics are fractions, the paper's percentages: fraction metrics (accuracies, coverage,
 violation, kept-object rates, per-image magnitudes as a fraction of the ops' full strength) are
@@ -10,9 +12,19 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import numbers
 from collections.abc import Iterable
 
+from augbench.numformat import format_number
+
 PERCENT_METRICS = ("*acc*", "*coverage", "*violation", "*keeps*", "*frac*", "magnitude*")
+#: Counts: shown as integers even when a record stores them as floats.
+INTEGER_METRICS = ("steps", "best_epoch", "epoch", "*views_evaluated", "n_*")
+#: Units of the metrics that are not fractions (percent) or plain numbers: shell patterns -> unit.
+UNITS = {"*hue_width*": "turns", "*_deg": "deg", "*rotation_width": "rad", "width_rotation": "rad",
+         "*views_evaluated": "views", "steps": "steps", "*seconds": "s", "*time": "s"}
+#: The sign `direction` gives, as the arrow shown beside a value ("" where neither is better).
+ARROWS = {1: "\u2191", -1: "\u2193", 0: ""}
 HIGHER_IS_BETTER = ("*acc*", "*coverage", "*keeps*")
 LOWER_IS_BETTER = ("*loss*", "*violation", "*error*")
 #: Neither better nor worse: what a method's own choices would score at random (`*_chance`), and
@@ -71,3 +83,32 @@ def metric_range(metric: str) -> tuple[float, float]:
         if fnmatch.fnmatch(leaf, pattern):
             return bounds
     return (-math.inf, math.inf)
+
+
+def is_integer(metric: str) -> bool:
+    """Counts (steps, epochs, views), shown without decimals."""
+    return _matches(metric.split("/")[-1], INTEGER_METRICS)
+
+
+def unit(metric: str) -> str:
+    """The unit a value of `metric` is shown in ("%" for fractions shown in percent; "" if none)."""
+    if is_percent(metric):
+        return "%"
+    leaf = metric.split("/")[-1]
+    return next((u for pattern, u in UNITS.items() if fnmatch.fnmatch(leaf, pattern)), "")
+
+
+def arrow(metric: str) -> str:
+    """An up arrow if higher is better, a down arrow if lower is, "" if neither (`direction`)."""
+    return ARROWS[direction(metric)]
+
+
+def format_value(metric: str, value: object) -> str:
+    """One value as a person reads it, without its unit: 97.31 (a percent metric), 10 (a count), 0.0812."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    if not math.isfinite(value):
+        return format_number(value, missing="-")
+    if isinstance(value, numbers.Integral) or (is_integer(metric) and float(value).is_integer()):
+        return format_number(int(value), "d")
+    return format_number(100 * value if is_percent(metric) else value, ".2f" if is_percent(metric) else ".4g")

@@ -48,6 +48,8 @@ import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from augbench.errors import ConfigError
+from augbench.log import configure, logger
+from augbench.progress import duration
 from augbench.rundir import RunConfig, append_jsonl, failure_reason
 from augbench.sweep.grid import PlannedRun, Resources
 from augbench.sweep.job import SweepJob, load_launch
@@ -76,7 +78,7 @@ class Launch:
     provenance: Mapping[str, Any] = field(default_factory=dict)  # each run's attempts record it
     max_parallel: int = 1
     resources: Mapping[str, Resources] = field(default_factory=dict)  # per benchmark
-    log: Log = print
+    log: Log = logger.info
 
     @property
     def manifest(self) -> Path:
@@ -447,14 +449,6 @@ def executor_of(sub: Mapping[str, Any] | None) -> Executor:
     return cls() if cls is not None else Executor()
 
 
-def duration(seconds: float) -> str:
-    """`1h02m` or `3m05s`."""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 # --------------------------------------------------------------------------------- local supervisor
 def supervise(launch_file: Path | str) -> int:
     """Run a local launch's workers, at most `max_parallel` at a time (the detached supervisor)."""
@@ -502,8 +496,9 @@ def supervise(launch_file: Path | str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    configure()
     if len(args) != 2 or args[0] != "supervise":
-        print("usage: augbench.sweep.executors.main([\"supervise\", LAUNCH_FILE])", file=sys.stderr)
+        logger.error('usage: augbench.sweep.executors.main(["supervise", LAUNCH_FILE])')
         return 2
     return supervise(args[1])
 

@@ -30,7 +30,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import submitit
 
 from augbench.distenv import is_follower
+from augbench.log import configure, logger
 from augbench.rundir import RunConfig, RunDir, RunState, append_jsonl, failure_reason
 from augbench.stop import STOP
 from augbench.sweep.process import process_start
@@ -94,6 +94,7 @@ class SweepJob(submitit.helpers.Checkpointable):
     def __call__(self, config: RunConfig) -> dict[str, Any]:
         from augbench.runs import execute  # imports torch: only the job itself needs it
 
+        configure()  # a SLURM job enters here (idempotent where the command line configured it)
         root = Path(self.root)
         run = RunDir(run_dir(root, config.run_id))
         finished = run.finished(config.run_id)
@@ -135,8 +136,9 @@ def load_launch(path: Path | str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Worker of the local executor: runs entry INDEX of LAUNCH_FILE."""
     args = sys.argv[1:] if argv is None else argv
+    configure()
     if len(args) != 2:
-        print("usage: augbench.sweep.job.main([LAUNCH_FILE, INDEX])", file=sys.stderr)
+        logger.error("usage: augbench.sweep.job.main([LAUNCH_FILE, INDEX])")
         return 2
 
     def _terminate(signum: int, frame: Any) -> None:  # cancel: stop as an interruption, not a failure
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else 1
     except Exception:  # noqa: BLE001 - also in the run's status.json when execute got that far
-        traceback.print_exc()
+        logger.exception(f"run {entry['run_id']} failed")
         return 1
     return 0
 

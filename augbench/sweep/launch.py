@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -19,17 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from augbench.errors import ConfigError
+from augbench.log import logger
+from augbench.progress import duration
 from augbench.rundir import RunState, append_jsonl
-from augbench.sweep.executors import Launch, Submitted, choose_executor, duration, executor_of
+from augbench.sweep.executors import Launch, Submitted, choose_executor, executor_of
 from augbench.sweep.grid import Grid, PlannedRun, Resources
 from augbench.sweep.status import RunStatus, SweepStatus, collect_status
 from augbench.sweeproot import MANIFEST, grid_copy, read_manifest
 
 Log = Callable[[str], None]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
 
 
 @dataclass
@@ -95,7 +92,7 @@ def classify(runs: Sequence[PlannedRun], status: SweepStatus, retry_failed: bool
 def launch_sweep(grid: Grid, root: Path | str, *, executor: str = "auto", overrides: Mapping[str, Any] | None = None,
                  seeds: Sequence[int] | None = None, resources: Resources | None = None,
                  max_parallel: int | None = None, dry_run: bool = False, wait: bool = False,
-                 retry_failed: bool = False, log: Log = _stderr, poll_seconds: float | None = None,
+                 retry_failed: bool = False, log: Log = logger.info, poll_seconds: float | None = None,
                  skip_unregistered: bool = False) -> LaunchReport:
     """Expand `grid`, skip done and alive runs, submit the rest; never blocks unless `wait`.
 
@@ -158,7 +155,7 @@ def _run_name(r: RunStatus) -> str:
     return f"{r.run_id} {r.benchmark}/{r.label}{variant} seed {r.seed}"
 
 
-def wait_for(root: Path, run_ids: Sequence[str], *, log: Log = _stderr, poll_seconds: float = 5.0,
+def wait_for(root: Path, run_ids: Sequence[str], *, log: Log = logger.info, poll_seconds: float = 5.0,
              timeout: float | None = None) -> SweepStatus:
     """Block until none of `run_ids` is pending or running.
 
@@ -202,7 +199,7 @@ def wait_for(root: Path, run_ids: Sequence[str], *, log: Log = _stderr, poll_sec
         time.sleep(poll_seconds)
 
 
-def cancel(root: Path | str, *, log: Log = _stderr) -> list[str]:
+def cancel(root: Path | str, *, log: Log = logger.info) -> list[str]:
     """Stop every alive run of the sweep through its executor (scancel, SIGTERM to local supervisors).
 
     Returns the ids of the runs cancelled; writes a cancel event for each.

@@ -36,6 +36,7 @@ from augbench.hparams import HParam
 from augbench.methods import AugmentationMethod, StepContext
 from augbench.models import Classifier, build_model
 from augbench.models.modes import eval_mode
+from augbench.progress import advance
 from augbench.tasks import register_task
 from augbench.tasks.base import Evaluation, Task, inspect_means
 from augbench.tasks.evaluate import as_views, batches, to_float, views_evaluated
@@ -303,6 +304,7 @@ def encode_split(model: ContrastiveModel, method: AugmentationMethod, split: Spl
         if inspect:
             for k, v in method.inspect(x, ctx).items():
                 insp.setdefault(k, []).append(v.detach())
+        advance(b)
     return EncodedSplit(
         features=torch.cat(feats), tta_features=torch.cat(tta) if tta else None,
         loss=torch.cat(losses) if losses else None, inspect={k: torch.cat(v).cpu() for k, v in insp.items()})

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from augbench.datasets.base import Split
 from augbench.methods import AugmentationMethod, StepContext
 from augbench.models.modes import eval_mode
+from augbench.progress import advance
 from augbench.tasks.base import inspect_means
 
 
@@ -102,6 +103,7 @@ def evaluate_classifier(model: nn.Module, method: AugmentationMethod, split: Spl
             if inspect_all:
                 for k, v in method.inspect(x, ctx).items():
                     inspect.setdefault(k, []).append(v.detach())
+            advance(x.shape[0])
     return EvalResult(
         loss=torch.cat(losses).cpu(), correct=torch.cat(correct).cpu(),
         tta_correct=torch.cat(tta_correct).cpu() if tta_correct else None,

@@ -35,6 +35,7 @@ from augbench.hparams import HParam, Spec
 from augbench.methods import AugmentationMethod, StepContext, get_method
 from augbench.models.modes import eval_mode
 from augbench.models.pretrained import ClassifierSpec, load_classifier, parse_classifier_spec
+from augbench.progress import advance
 from augbench.rundir import FINAL_WEIGHTS, RunConfig, RunDir
 from augbench.tasks import register_task
 from augbench.tasks.base import Evaluation, Prerequisite, inspect_means
@@ -176,6 +177,7 @@ def evaluate_frozen(classifiers: Mapping[str, nn.Module], method: AugmentationMe
                     acc.setdefault(f"tta/{n}/{tag}", []).append(pred == y)
             for k, v in method.inspect(x, ctx).items():
                 inspect.setdefault(k, []).append(v.detach())
+            advance(b)
     for key, parts in acc.items():
         kind, _, rest = key.partition("/")
         value = torch.cat(parts).cpu()

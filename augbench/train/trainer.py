@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -26,7 +25,6 @@ from typing import Any, cast
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from augbench.atomic import atomic_torch_save
 from augbench.benchmarks import Benchmark
@@ -35,12 +33,14 @@ from augbench.datasets.stream import FileSplit
 from augbench.device import process_device, resolve_device
 from augbench.distenv import launch_env
 from augbench.errors import TrainingDiverged
+from augbench.log import logger, showing_progress
 from augbench.methods import AugmentationMethod, MethodContext, StepContext, Views, create_method
+from augbench.progress import RunPlan, RunProgress
 from augbench.rundir import CHECKPOINT, CHECKPOINT_PREVIOUS, FINAL_WEIGHTS, INSPECT, RECORDS, RecordWriter, read_records
 from augbench.seeds import run_generator, run_seed
 from augbench.stop import STOP
 from augbench.tasks import Task, get_task
-from augbench.tasks.evaluate import model_features, to_float
+from augbench.tasks.evaluate import model_features, to_float, views_evaluated
 from augbench.train.checkpoint import load_latest, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
 from augbench.train.diagnosis import diagnose, divergence, explain
 from augbench.train.distributed import (
@@ -51,38 +51,6 @@ from augbench.train.distributed import (
 )
 from augbench.train.tensorboard import TensorBoardRecords
 from augbench.transforms.geometry import hflip
-
-STATUS_SECONDS = 60.0  # off a terminal, a progress line at most this often
-
-class _StatusLines:
-    """tqdm's interface as plain lines for log files: one at most every STATUS_SECONDS, one at the end."""
-
-    def __init__(self, desc: str, total: int, initial: int) -> None:
-        self.desc, self.total, self.n = desc, total, initial
-        self.postfix: dict[str, Any] = {}
-        self.start = self.last = time.monotonic()
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        if time.monotonic() - self.last >= STATUS_SECONDS:
-            self._line()
-
-    def set_postfix(self, **values: Any) -> None:
-        self.postfix = values
-
-    def close(self) -> None:
-        if self.n > 0:
-            self._line()
-
-    def _line(self) -> None:
-        self.last = time.monotonic()
-        extra = "".join(f" {k}={v}" for k, v in self.postfix.items())
-        print(f"augbench: {self.desc} step {self.n}/{self.total}{extra} ({self.last - self.start:.0f} s)",
-              file=sys.stderr, flush=True)
-
-
-def _warn(line: str) -> None:
-    print(f"augbench: warning: {line}", file=sys.stderr, flush=True)
 
 
 def split_train_val(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
@@ -226,7 +194,7 @@ class Trainer:
         if self.replicas.main:
             remove_stale_temporaries(self.run_dir)
         ck = load_latest([self.run_dir / CHECKPOINT, self.run_dir / CHECKPOINT_PREVIOUS],
-                         warn=_warn if self.replicas.main else lambda _: None, usable=self._records_cover)
+                         warn=logger.warning if self.replicas.main else lambda _: None, usable=self._records_cover)
         if ck is None:
             self.records.truncate(0)  # records of an attempt that left no readable checkpoint are replayed
             return False
@@ -267,7 +235,7 @@ class Trainer:
         if not self.replicas.active or (ranks is not None and len(ranks) == self.replicas.world):
             return ck["rng"] if not self.replicas.active else ranks[r]  # type: ignore[index]
         if self.replicas.main:
-            _warn(f"the checkpoint was written by {len(ranks or [0])} process(es), this run has "
+            logger.warning(f"the checkpoint was written by {len(ranks or [0])} process(es), this run has "
                   f"{self.replicas.world}: the other processes' augmentation draws restart from their seeds")
         return ck["rng"] if r == 0 else rng_state()
 
@@ -353,17 +321,17 @@ class Trainer:
         stats.update(logs)
         return _scalars(stats)
 
-    def _progress(self, total: int, initial: int) -> Any:
-        """A bar on a terminal; elsewhere (cluster log files) a status line at most every STATUS_SECONDS."""
-        desc = f"epoch {self.epoch + 1}/{self.epochs}"
-        show = self.s["run.progress"] and self.replicas.main
-        if show and not sys.stderr.isatty():
-            return _StatusLines(desc, total, initial)
-        return tqdm(total=total, initial=initial, disable=not show, leave=False, desc=desc, dynamic_ncols=True)
-
-    def _say(self, line: str) -> None:
-        if self.s["run.progress"] and self.replicas.main:
-            print(f"augbench: {line}", file=sys.stderr, flush=True)
+    def _start_progress(self) -> RunProgress:
+        """The run's progress from where it stands (after a resume: the checks already run count as done)."""
+        checks = len(self._check_steps)
+        val = len(self.val_split) if self.val_split is not None else 0
+        plan = RunPlan(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, batch_size=self.s["train.batch_size"],
+                       val_images=val, checks_per_epoch=checks if val else 0, test_images=len(self.test_split),
+                       test_views=views_evaluated(self.method, self.s["eval.tta_views"]))
+        done = self.epoch * checks + sum(s <= self.step_in_epoch for s in self._check_steps)
+        show = bool(self.s["run.progress"]) and self.replicas.main and showing_progress()
+        return RunProgress(plan, show, epoch=self.epoch, step=self.epoch * self.steps_per_epoch + self.step_in_epoch,
+                           checks_done=done if val else 0)
 
     def fit(self) -> dict[str, float]:
         """Train (resuming if a checkpoint exists), then report on the test split."""
@@ -371,13 +339,15 @@ class Trainer:
         self._started = time.monotonic()
         if self.model_opt is None and self.method_opt is None:
             self.epoch = self.epochs  # nothing can learn (a fixed policy on a frozen classifier): report only
+        self.progress = self._start_progress()
         while self.epoch < self.epochs:
             self.model.train()
             self.method.train()
             self.method.begin_epoch(self.epoch)  # idempotent: called again after a resume
             batches = self._batches(self._order(self.epoch))
-            bar = self._progress(self.steps_per_epoch, self.step_in_epoch)
+            self.progress.start_epoch(self.epoch, self.step_in_epoch)
             while self.step_in_epoch < self.steps_per_epoch:
+                began = time.monotonic()
                 stats = self._step(*next(batches))
                 self.replicas.average_buffers(self.method)
                 self.step_in_epoch += 1
@@ -390,26 +360,24 @@ class Trainer:
                 if not math.isfinite(stats["loss"]):
                     raise TrainingDiverged(f"the training loss is {stats['loss']} at step {self.global_step} "
                                            f"(epoch {self.epoch + 1}); lower train.lr or check the data")
-                bar.update(1)
                 if self.global_step % self.s["run.log_every"] == 0 or self.step_in_epoch == self.steps_per_epoch:
                     self.records.write(step=self.global_step, epoch=self.epoch, split="train", metrics=stats)
-                    bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats.get('acc', float('nan')):.3f}")
+                self.progress.step(time.monotonic() - began, stats)
                 if mid and self.step_in_epoch in self._check_steps:
                     self._validation_check()  # before any checkpoint of this step, so a resume skips it
                 if mid and (due or stop):
                     if stop:
                         STOP.set()  # every process stops at this step
                     self.save()
-                    self._stop_if_asked(bar)
+                    self._stop_if_asked()
             batches.close()  # a streamed epoch's loader workers exit
-            bar.close()
             self._end_epoch()
             self.epoch += 1
             self.step_in_epoch = 0
             self.save()
             if self.replicas.any(STOP.is_set()):
                 STOP.set()
-            self._stop_if_asked(bar)
+            self._stop_if_asked()
         return self._final_report()
 
     def elapsed(self) -> float:
@@ -417,11 +385,10 @@ class Trainer:
         (work an interruption loses is not counted): the run's wall time in the results."""
         return self._elapsed_before + time.monotonic() - self._started
 
-    @staticmethod
-    def _stop_if_asked(bar: Any) -> None:
+    def _stop_if_asked(self) -> None:
         """After a checkpoint: exit if a termination signal asked for it (resumable, not failed)."""
         if STOP.is_set():
-            bar.close()
+            self.progress.close()
             raise SystemExit(143)
 
     def _validation_check(self) -> None:
@@ -429,7 +396,8 @@ class Trainer:
         (the epoch's own validation record and model selection stay at the epoch's end)."""
         metrics: dict[str, float] = {}
         if self.val_split is not None and self.replicas.main:
-            metrics = self.task.evaluate(self.model, self.method, self.val_split, self.device, final=False).metrics
+            with self.progress.evaluation("validation check", len(self.val_split)):
+                metrics = self.task.evaluate(self.model, self.method, self.val_split, self.device, final=False).metrics
         self.method.validation_check(self.epoch, self.replicas.broadcast(metrics))
 
     def _end_epoch(self) -> None:
@@ -437,7 +405,8 @@ class Trainer:
         split = self.val_split
         metrics: dict[str, float] = {}
         if split is not None and self.replicas.main:  # rank 0 evaluates, every process follows its decisions
-            metrics = self.task.evaluate(self.model, self.method, split, self.device, final=False).metrics
+            with self.progress.evaluation("validation", len(split)):
+                metrics = self.task.evaluate(self.model, self.method, split, self.device, final=False).metrics
         metrics = self.replicas.broadcast(metrics)
         metrics.update(_scalars(self.method.end_epoch(self.epoch, metrics)))
         score = self.task.score(metrics)
@@ -449,12 +418,14 @@ class Trainer:
         if self.model_opt is not None:
             metrics["lr"] = self.model_opt.param_groups[0]["lr"]
         chosen = split is None or self.s["train.select"] == "last" or score >= self.best["score"]  # ties: the later
-        if chosen and self.method.selectable(self.epoch):
+        selected = chosen and self.method.selectable(self.epoch)
+        if selected:
             keep = self.replicas.main  # only rank 0 reports
             self.best = {"score": score, "epoch": self.epoch,
                          "model": copy.deepcopy(self.model.state_dict()) if keep else None,
                          "method": copy.deepcopy(self.method.state_dict()) if keep else None}
         self.records.write(step=self.global_step, epoch=self.epoch, split="val", metrics=metrics)
+        self.progress.end_epoch(metrics, self.task.score_key, selected and split is not None, metrics.get("lr"))
 
     def _final_report(self) -> dict[str, float]:
         if not self.replicas.main:
@@ -462,12 +433,8 @@ class Trainer:
         if self.best["model"] is not None:
             self.model.load_state_dict(self.best["model"])
             self.method.load_state_dict(self.best["method"])
-        views = self.s["eval.tta_views"]
-        self._say(f"final evaluation: {len(self.test_split)} test images" + (
-            f", {views} test-time views each" if views else ""))
-        t0 = time.monotonic()
-        ev = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
-        self._say(f"final evaluation took {time.monotonic() - t0:.0f} s")
+        with self.progress.final_evaluation():
+            ev = self.task.evaluate(self.model, self.method, self.test_split, self.device, final=True)
         metrics: dict[str, Any] = ev.metrics  # floats, plus the `diagnosis` strings
         metrics["best_epoch"] = self.best["epoch"]
         metrics["steps"] = self.global_step
@@ -476,6 +443,7 @@ class Trainer:
         self._save_inspect(ev.inspect)
         atomic_torch_save(self.run_dir / FINAL_WEIGHTS,
                           {"model": self.model.state_dict(), "method": self.method.state_dict()})
+        self.progress.finish(self.elapsed())
         return dict(self.replicas.broadcast(metrics))
 
     def _diagnosis(self, test: dict[str, Any]) -> dict[str, str]:
