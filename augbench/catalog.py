@@ -72,7 +72,7 @@ def build(builtin_only: bool = True) -> dict[str, Any]:
             continue
         methods[name] = {
             "families": sorted(method_cls.families),
-            "summary": method_cls.__doc__.strip().splitlines()[0] if method_cls.__doc__ else "",
+            "summary": " ".join((method_cls.__doc__ or "").strip().split("\n\n")[0].split()),  # first paragraph
             "hparams": [{"name": k, "describe": hp.describe(), "help": hp.help}
                         for k, hp in method_cls.hparams.items()],
             "variants": [{"variant": v, "values": values(preset)} for v, preset in method_cls.variants.items()],
@@ -128,36 +128,42 @@ def listing() -> dict[str, Any]:
 
 
 def render(catalog: dict[str, Any], what: str = "all", verbose: bool = False) -> list[str]:
-    """The lines of `augbench list [what] [-v]`."""
+    """The lines of `augbench list [what] [-v]`: one line per method and benchmark; `verbose` adds every
+    hyperparameter, benchmark setting and per-benchmark method default, and the datasets."""
     lines: list[str] = []
     methods, benchmarks = catalog["methods"], catalog["benchmarks"]
     if what in ("all", "methods"):
         lines.append("methods:")
+        width = max((len(n) for n in methods), default=0)
         for name in sorted(methods):
             m = methods[name]
-            lines.append(f"  {name}  [{','.join(m['families'])}]  {m['summary']}")
-            for hp in m["hparams"]:
-                lines.append(f"      {hp['name']}: {hp['describe']}" + (f"  -- {hp['help']}" if hp["help"] else ""))
-            for v in m["variants"]:
-                shown = ", ".join(f"{x['name']}={x['repr']}" for x in v["values"])
-                lines.append(f"      variant={v['variant']}: {shown}")
+            lines.append(f"  {name:<{width}}  [{','.join(m['families'])}]  {m['summary']}")
+            if verbose:
+                lines.extend(f"      {hp['name']}: {hp['describe']}" + (f"  -- {hp['help']}" if hp["help"] else "")
+                             for hp in m["hparams"])
+                for v in m["variants"]:
+                    shown = ", ".join(f"{x['name']}={x['repr']}" for x in v["values"])
+                    lines.append(f"      variant={v['variant']}: {shown}")
     if what in ("all", "benchmarks"):
         lines.append("benchmarks:")
+        width = max((len(n) for n in benchmarks), default=0)
         for name in sorted(benchmarks):
             b = benchmarks[name]
             data = "embedded" if b["embedded"] else "data.root required"
             paper = f"  paper: {b['paper']}" if b["paper"] else ""
-            lines.append(f"  {name}  family={b['family']} task={b['task']} model={b['model']} ({data}){paper}")
-            if b["description"]:
-                lines.append(f"      {b['description']}")
+            lines.append(f"  {name:<{width}}  {b['family']}, {b['task']}, {b['model']} ({data}){paper}")
             if verbose:
+                if b["description"]:
+                    lines.append(f"      {b['description']}")
                 lines.extend(f"      {s['name']}: {s['describe']}" for s in b["settings"])
                 for entry in b["method_defaults"]:
                     shown = ", ".join(f"{v['name']}={v['repr']}" for v in entry["values"])
                     lines.append(f"      method defaults {entry['method']}: {shown}")
-    if what in ("all", "datasets"):
+    if what == "datasets" or (what == "all" and verbose):
         lines.append("datasets:")
         lines.extend(f"  {name}: {benchmarks[name]['dataset']}" for name in sorted(benchmarks))
+    if not verbose:
+        lines.append("(augbench list -v: every hyperparameter, benchmark setting and dataset)")
     return lines
 
 
@@ -171,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     current = path.read_text(encoding="utf-8") if path.exists() else None
     if args.check:
         if current != text:
-            print(f"{path} is stale; regenerate it with `{REGENERATE}`", file=sys.stderr)
+            from augbench.log import configure
+
+            configure().error(f"{path} is stale; regenerate it with `{REGENERATE}`")
             return 1
         return 0
     if current != text:

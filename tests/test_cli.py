@@ -62,10 +62,22 @@ def test_method_defined_in_a_test_runs_end_to_end(tmp_path, tiny, capsys):
     assert weights["method"]["calls"].item() > 0
 
 
-def test_list_shows_methods_hyperparameters_and_benchmarks(capsys):
+def test_list_is_short_and_verbose_shows_hyperparameters(capsys):
     assert main(["list"]) == 0
+    short = capsys.readouterr().out
+    assert "random-crop" in short and "glyphs-rotation" in short and "scale_min" not in short
+    assert len(short.splitlines()) < 40  # a line per method and benchmark
+    assert main(["list", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "random-crop" in out and "scale_min" in out and "glyphs-rotation" in out
+    assert "random-crop" in out and "scale_min" in out and "glyphs-rotation" in out and "datasets:" in out
+
+
+def test_version(capsys):
+    from augbench import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"augbench {__version__}"
 
 
 @pytest.mark.parametrize("argv,fragment", [
