@@ -5,28 +5,35 @@ The grid is a grid file like the paper's, so a new method or benchmark is one mo
 entry. It goes through the sweep launcher (inline, or N local processes), so runs live under
 ROOT/runs/<run_id>, an interrupted demo resumes, and a finished one is only collected again.
 Entries whose benchmark or method is not registered are skipped with a note.
+
+Everything goes under `./augbench-demo/` by default (ignored by the repository's .gitignore), so a
+newcomer's first command leaves a clone clean; the committed `results/` are regenerated only by
+naming them: `augbench demo --out results` (and `augbench demo --full --out results/full`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from augbench.atomic import write_if_changed
+from augbench.log import logger
 from augbench.overrides import parse_sets
 from augbench.rundir import RunState
 from augbench.sweep.grid import load_grid
 
 DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
 DEMO_SEEDS = 2
+DEMO_DIR = "augbench-demo"  # under the working directory, outside the tracked tree
 # `--full`: the stand-ins at their benchmarks' own sizes and schedules, 5 seeds (over 2 hours
 # on 2 cores): where learned crops and colour ranges have the steps to show input dependence
-FULL: dict[str, Any] = {"grid": "demo_full", "root": "runs/demo-full", "out": "results/full", "seeds": 5}
-QUICK: dict[str, Any] = {"grid": DEMO_GRID, "root": "runs/demo", "out": "results", "seeds": DEMO_SEEDS}
+FULL: dict[str, Any] = {"grid": "demo_full", "root": f"{DEMO_DIR}/full/runs", "out": f"{DEMO_DIR}/full/results",
+                        "seeds": 5}
+QUICK: dict[str, Any] = {"grid": DEMO_GRID, "root": f"{DEMO_DIR}/runs", "out": f"{DEMO_DIR}/results",
+                         "seeds": DEMO_SEEDS}
 DEMO_PARALLEL = max(1, min(4, os.cpu_count() or 1))  # local processes by default
 
 VOLATILE_COLUMNS = ("time", "wall_time")  # wall-clock times: in the run directories, not in committed results
@@ -68,7 +75,7 @@ def write_outputs(root: Path, out: Path, report: Report = print) -> list[Path]:
     return written
 
 
-def run_demo(root: Path | str = "runs/demo", out: Path | str = "results", max_parallel: int = DEMO_PARALLEL,
+def run_demo(root: Path | str = QUICK["root"], out: Path | str = QUICK["out"], max_parallel: int = DEMO_PARALLEL,
              seeds: int = DEMO_SEEDS, overrides: Mapping[str, Any] | None = None, grid: str | Path = DEMO_GRID,
              report: Report | None = None) -> int:
     """Run the grid (inline, or `max_parallel` local processes), write tables and figures, print the
@@ -78,18 +85,20 @@ def run_demo(root: Path | str = "runs/demo", out: Path | str = "results", max_pa
     from augbench.results.tables import to_markdown
     from augbench.sweep import launch_sweep
 
-    say = report or (lambda line: print(line, file=sys.stderr))
+    say = report or logger.info
     root, out = Path(root), Path(out)
+    say(f"demo: run directories under {root}/, tables, figures and leaderboard under {out}/")
     rep = launch_sweep(load_grid(grid), root, executor="inline" if max_parallel <= 1 else "local",
                        overrides=overrides, seeds=range(seeds), skip_unregistered=True,
                        max_parallel=max(1, max_parallel), wait=True, log=lambda line: say(f"demo: {line}"),
                        poll_seconds=2.0)
     say(f"demo: {len(rep.runs)} runs ({len(rep.done)} were already done, {len(rep.failed)} failed before)")
     written = write_outputs(root, out, say)
-    say(f"demo: wrote {len(written)} files under {out}")
     frame = collect(root, report=lambda line: None)
     for res in auto_tables(frame) if not frame.empty else []:
-        print(to_markdown(res))
+        print(to_markdown(res), flush=True)
+    say(f"demo: wrote {len(written)} files under {out}/ (open {out / 'leaderboard' / 'index.html'}); "
+        f"run directories under {root}/")
     states = frame.drop_duplicates("run_id")["state"] if not frame.empty else []
     return int(sum(s != RunState.DONE for s in states))
 
@@ -101,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     failed = run_demo(chosen["root"], chosen["out"], args.max_parallel, chosen["seeds"], parse_sets(args.set),
                       grid=chosen["grid"])
     if failed:
-        print(f"augbench: {failed} run(s) failed; their status.json holds the reason and traceback", file=sys.stderr)
+        logger.error(f"{failed} run(s) failed; their status.json holds the reason and traceback")
     return 1 if failed else 0
 
 
@@ -110,9 +119,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="run a small grid on the embedded benchmarks, write tables and figures")
     p.add_argument("--full", action="store_true",
                    help="the stand-ins at their own sizes and 15-epoch schedules, 5 seeds (grid demo_full; "
-                        "over 2 hours on 2 cores; defaults --root runs/demo-full --out results/full)")
-    p.add_argument("--root", default=None, help="run directories (default: runs/demo; resumes)")
-    p.add_argument("--out", default=None, help="tables and figures (default: results)")
+                        f"over 2 hours on 2 cores; defaults --root {FULL['root']} --out {FULL['out']})")
+    p.add_argument("--root", default=None, help=f"run directories (default: {QUICK['root']}; resumes)")
+    p.add_argument("--out", default=None,
+                   help=f"tables, figures and leaderboard (default: {QUICK['out']}; the committed copies: results)")
     p.add_argument("--max-parallel", type=int, default=DEMO_PARALLEL,
                    help=f"runs at a time, as local processes (default here: {DEMO_PARALLEL}; 1 runs inline)")
     p.add_argument("--seeds", type=int, default=None,
