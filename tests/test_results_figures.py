@@ -359,7 +359,8 @@ def test_id_ood_figure_names_variants_seeds_and_explains_its_shading(tmp_path):
     texts = " | ".join(t.get_text() for t in key.get_texts())
     for channel in ("hue jitter", "size: value jitter", "opacity: saturation jitter", "thick line", "thin line"):
         assert channel in texts
-    assert fig.axes[0].get_title().endswith("every seed")
+    title = fig.axes[0].get_title()
+    assert "mean ± sd over seeds" in title and "every seed" not in title  # what the markers are
 
 
 def render_fig7(root: Path):
@@ -410,3 +411,126 @@ def test_demo_output_holds_the_e1_heatmap_when_its_runs_are(tmp_path, monkeypatc
                                "lambda_rule": "dynamic"}, test={"acc": 0.5 + lo / 10, "tta_acc": 0.5})
     written = demo.write_outputs(root, tmp_path / "out", report=lambda _: None)
     assert tmp_path / "out" / "figures" / "E1-heatmap.png" in written
+
+
+# ---------------------------------------------------------------------------------------------- fit for a paper
+def drawn_texts(fig) -> list:
+    """The texts a render draws (visible, non-empty; tick labels outside the view are never drawn), with
+    their boxes on the canvas."""
+    from unittest import mock
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    seen: list = []
+    draw = Text.draw
+
+    def record(self, renderer):
+        if self.get_visible() and self.get_text().strip():
+            seen.append(self)
+        return draw(self, renderer)
+
+    FigureCanvasAgg(fig)
+    with mock.patch.object(Text, "draw", record):
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [(t, t.get_window_extent(renderer)) for t in dict.fromkeys(seen)]
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    boxes = drawn_texts(fig)
+    return [(a.get_text(), b.get_text()) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
+            if ba.overlaps(bb)]
+
+
+def _demo_like_runs(root: Path) -> None:
+    """What the quick demo's glyphs-rotation rows look like: five methods, two seeds each, error bars,
+    per-instance ranges with their true intervals (fig5's five panels)."""
+    meta = {"meta.angle": ANGLES, "meta.interval": torch.stack([-math.pi / 2 - ANGLES, math.pi / 2 - ANGLES], -1)}
+    methods = (("augerino", {}), ("flowinv", {}), ("instaaug", {"parameterization": "rotation"}),
+               ("random-rotation", {}), ("teachaugment", {}))
+    for i, (method, hp) in enumerate(methods):
+        for seed in range(2):
+            half = torch.full_like(ANGLES, 0.2 * (1 + i))
+            d = write_run(root, f"{method}-{seed}", benchmark="glyphs-rotation", method=method, seed=seed, hparams=hp,
+                          test={"acc": 1.0 - 0.003 * seed, "tta_acc": 0.997 + 0.003 * seed,
+                                "coverage": 0.15 * (1 + i) + 0.08 * seed, "violation": 0.01 * seed})
+            torch.save({**_images(seed), **meta, "rotation_range": torch.stack([-half, half], -1)}, d / "inspect.pt")
+    for seed in range(2):
+        write_run(root, f"none-{seed}", benchmark="glyphs-rotation", method="none", seed=seed,
+                  test={"acc": 1.0, "tta_acc": 1.0})
+
+
+def _table_2_and_5_runs(root: Path) -> None:
+    """Fake runs of the two paper tables the golden set lacks, two seeds each."""
+    for seed in range(2):
+        for method, hp in (("none", {}), ("random-crop", {}), ("instaaug", INSTA)):
+            acc = {f"{p}tta_acc@{n}": 0.7 + 0.01 * seed for p in ("", "resnet18/", "xcit/") for n in (1, 4, 10)}
+            write_run(root, f"t2-{method}-{seed}", benchmark="imagenet-tta", method=method, seed=seed, hparams=hp,
+                      test={"acc": 0.7, **acc})
+            write_run(root, f"t5-{method}-{seed}", benchmark="tinyimagenet-contrastive", method=method, seed=seed,
+                      hparams=hp, test={"acc": 0.4 + 0.01 * seed, "tta_acc": 0.45})
+
+
+@pytest.fixture(scope="module")
+def every_figure(tmp_path_factory, golden_frame):
+    """Every registered figure, each on the golden runs or on small fake runs where those lack its inputs."""
+    import seaborn as sns
+
+    fake = tmp_path_factory.mktemp("fake")
+    _demo_like_runs(fake / "demo")
+    _crop_runs(fake / "crop")
+    _color_runs(fake / "color")
+    _table_2_and_5_runs(fake / "tables")
+    sources = [(GOLDEN_RUNS, golden_frame)] + [(fake / d, _frame(fake / d)) for d in ("demo", "crop", "color",
+                                                                                      "tables")]
+    figures: dict[str, object] = {}
+    with sns.axes_style("whitegrid"):
+        for root, frame in sources:
+            ctx = PlotContext(frame, root)
+            for builder in FIGURES.values():
+                try:
+                    for fig_name, fig in builder(ctx, None):
+                        figures[f"{fig_name} ({root.name})"] = fig
+                except MissingRuns:
+                    continue
+    assert {key.split(" ")[0].split("-")[0] if key.startswith(("bars-", "curves-")) else key.split(" ")[0]
+            for key in figures} >= set(FIGURES)
+    return figures
+
+
+@pytest.mark.slow
+def test_no_figure_has_overlapping_text(every_figure):
+    overlaps = {name: overlapping_texts(fig) for name, fig in every_figure.items()}
+    assert {name: pairs for name, pairs in overlaps.items() if pairs} == {}
+
+
+@pytest.mark.slow
+def test_bar_labels_clear_their_error_bars(every_figure):
+    """A bar's value label starts past its error bar and the paper's diamond, never on them."""
+    checked = 0
+    for name, fig in every_figure.items():
+        if not name.startswith(("bars-", "table-")):
+            continue
+        drawn = dict((id(t), box) for t, box in drawn_texts(fig))
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            marks = [line.get_window_extent(renderer) for line in ax.lines if len(line.get_xdata())]
+            marks += [c.get_window_extent(renderer) for c in ax.collections if len(c.get_offsets())]
+            for label in ax.texts:
+                box = drawn.get(id(label))
+                hits = [m for m in marks if box is not None and box.overlaps(m) and m.width > 0]
+                assert not hits, f"{name}: label {label.get_text()} lies on an error bar or marker"
+                checked += box is not None
+    assert checked > 20
+
+
+@pytest.mark.slow
+def test_titles_say_what_is_plotted(every_figure):
+    for name, fig in every_figure.items():
+        titles = " ".join([fig.get_suptitle()] + [ax.get_title() for ax in fig.axes])
+        assert titles.strip(), f"{name} has no title"
+        if name.startswith(("bars-", "fig7-")):
+            assert "mean ± sd" in titles and "every seed" not in titles, name
+        if name.startswith(("fig5-", "fig6-")):
+            assert "median seed" in titles, name

@@ -78,7 +78,8 @@ def fig7_id_ood(ctx: PlotContext, benchmark: str | None) -> Figure:
     ax.set_xlabel(f"in-distribution {x} (%)")
     ax.set_ylabel(f"out-of-distribution {y} (%)")
     ax.legend(fontsize=7)
-    ax.set_title(f"{bench}: in- vs out-of-distribution (Figure 7), every seed", fontsize=10)
+    ax.set_title(f"{bench}: in- vs out-of-distribution accuracy (Figure 7)\nmethods: mean ± sd over seeds"
+                 + ("; random colour: mean of each setting's seeds" if not sweep.empty else ""), fontsize=10)
     return fig
 
 

@@ -11,6 +11,7 @@ Each panel is one run: of the configuration its table reports, the seed of media
 from __future__ import annotations
 
 import math
+import textwrap
 
 import pandas as pd
 import torch
@@ -19,6 +20,8 @@ from matplotlib.figure import Figure
 from augbench.catalog_file import committed
 from augbench.results.figures.common import META, MissingRuns, PlotContext, new_figure, pick_benchmark, run_label
 from augbench.results.selection import SEED_RULE, representatives
+
+TITLE_SIZE = 9  # points: a panel's title
 
 RANGE = "rotation_range"
 INTERVAL = META + "interval"
@@ -60,6 +63,7 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
         panels.append((run_label(r.method, r.variant), learned[:n], true[:n],
                        getattr(r, "coverage", float("nan")), getattr(r, "violation", float("nan")), r.shown))
     fig, axes = new_figure("fig5-rotation", 1, len(panels), sharey=True)
+    width = _title_chars(fig.get_figwidth() / len(panels), TITLE_SIZE)
     for ax, (label, learned, true, cov, vio, shown) in zip(axes[0], panels):
         own = -(true[:, 0] + true[:, 1]) / 2  # the instance's own rotation a (interval is (-pi/2 - a, pi/2 - a))
         order = torch.argsort(own)
@@ -67,8 +71,8 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
         ax.fill_between(a, lim[:, 0], lim[:, 1], color="C0", alpha=0.2, label="label-preserving")
         ax.vlines(a, got[:, 0], got[:, 1], color="C2", linewidth=1.5, label="learned range")
         ax.axhline(0, color="grey", linewidth=0.5)
-        title = label if math.isnan(cov) else f"{label}\ncoverage {100 * cov:.0f}%, violation {100 * vio:.0f}%"
-        ax.set_title(f"{title}\n{shown}", fontsize=9)
+        lines = [label] + ([] if math.isnan(cov) else [f"coverage {100 * cov:.0f}%, violation {100 * vio:.0f}%"])
+        ax.set_title("\n".join(textwrap.fill(t, width) for t in [*lines, shown]), fontsize=TITLE_SIZE)
         ax.set_xlabel("instance rotation a (deg)")
     axes[0, 0].set_ylabel("rotation applied (deg)")
     axes[0, 0].legend(fontsize=7, loc="lower left")
@@ -76,3 +80,9 @@ def fig5_rotation(ctx: PlotContext, benchmark: str | None, max_instances: int = 
     fig.suptitle(f"{bench}: learned per-instance rotation ranges (Figure 5){note}\neach panel one run: "
                  f"{SEED_RULE.format(metric=SHOWN_BY)}", fontsize=10)
     return fig
+
+
+def _title_chars(panel_inches: float, points: float) -> int:
+    """Characters of a `points`-sized title line that fit a panel `panel_inches` wide (with a margin):
+    wider titles wrap instead of running into the next panel's."""
+    return max(12, int(0.85 * panel_inches * 72 / (0.6 * points)))

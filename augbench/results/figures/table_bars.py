@@ -1,7 +1,8 @@
 """Tables as bars: a paper table (ours against the paper's number) and the generic table per benchmark.
 
 Bars always start at zero (a bar's length is its value); each bar is labelled with its mean, so
-differences of a point or two stay readable without cutting the axis.
+differences of a point or two stay readable without cutting the axis. The label sits past the end
+of the bar, of its error bar and of the paper's diamond, so none hides another.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
@@ -19,12 +21,40 @@ from augbench.results.cells import TableResult, auto_tables, paper_table
 from augbench.results.figures.common import MissingRuns, PlotContext, new_figure
 from augbench.results.units import GROUND_TRUTH_METRICS
 
+LABEL_ROOM = 0.14  # of the axis span, beyond the farthest bar end, error bar or diamond: room for the labels
+
+
+def _marks(ax: Axes) -> np.ndarray:
+    """(x, y) of everything drawn beside the bars: error bars and their caps, the paper's diamonds."""
+    points = [line.get_xydata() for line in ax.lines]
+    points += [np.asarray(c.get_offsets()) for c in ax.collections]
+    if not points:
+        return np.empty((0, 2))
+    stacked = np.concatenate([np.asarray(p, dtype=float).reshape(-1, 2) for p in points])
+    return stacked[np.isfinite(stacked).all(axis=1)]
+
 
 def _label_means(ax: Axes) -> None:
-    """Write each bar's value (its mean) just past its end."""
+    """Write each bar's value (its mean) past the end of the bar and of whatever marks its row (the error
+    bar, the paper's diamond), then widen the axis so the labels stay inside it."""
+    marks = _marks(ax)
+    ends = [0.0]
     for bars in ax.containers:
-        if isinstance(bars, BarContainer):
-            ax.bar_label(bars, fmt="%.1f", padding=3, fontsize=6)
+        if not isinstance(bars, BarContainer):
+            continue
+        for patch, datum in zip(bars.patches, np.asarray(bars.datavalues, dtype=float)):
+            value = float(datum)
+            if not math.isfinite(value):
+                continue
+            y0, y1 = sorted((patch.get_y(), patch.get_y() + patch.get_height()))
+            row = [float(x) for x in marks[(marks[:, 1] >= y0) & (marks[:, 1] <= y1), 0]]
+            end = max([value, *row]) if value >= 0 else min([value, *row])
+            ends.append(end)
+            ax.annotate(f"{value:.1f}", (end, (y0 + y1) / 2), xytext=(3 if value >= 0 else -3, 0),
+                        textcoords="offset points", ha="left" if value >= 0 else "right", va="center", fontsize=6)
+    low, high = min(ends), max(ends)
+    span = (high - low) or 1.0
+    ax.set_xlim(low - LABEL_ROOM * span if low < 0 else 0.0, high + LABEL_ROOM * span)
 
 
 def fig_table(ctx: PlotContext, table_id: str) -> Figure:
@@ -50,9 +80,7 @@ def fig_table(ctx: PlotContext, table_id: str) -> Figure:
                        label="paper")
             ax.legend(loc="lower right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels)
-        values = list(data["value"]) + [p for p, _ in paper]
         _label_means(ax)
-        ax.set_xlim(0.0, min(100.0, max(values) * 1.12) if values and max(values) > 0 else 100.0)
         ax.set_xlabel(col)
         ax.set_ylabel("")
     fig.suptitle(f"Table {res.id}: {res.title}", fontsize=9)
@@ -84,13 +112,9 @@ def fig_bars(ctx: PlotContext, benchmark: str | None) -> Iterator[tuple[str, Fig
                         ax=ax, capsize=0.15, err_kws={"linewidth": 1})
             ax.set_xlabel(xlabel)
             ax.set_ylabel("")
-            _label_means(ax)
-            low = float(data["value"].min())
-            if low < 0:  # gains over chance can be negative: show them, left of a zero line
-                ax.set_xlim(left=1.1 * low - 5.0)
+            _label_means(ax)  # gains over chance can be negative: shown left of a zero line
+            if float(data["value"].min()) < 0:
                 ax.axvline(0.0, color="grey", linewidth=0.8)
-            else:
-                ax.set_xlim(left=0.0)
             sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), title=None, fontsize=7,
                             ncol=2, frameon=False)
         fig.suptitle(f"{res.benchmark}: mean ± sd over seeds", fontsize=10)
