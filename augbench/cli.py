@@ -38,12 +38,16 @@ def describe_run(trainer: Any) -> str:
     changed = {k: v for k, v in trainer.method.hp.items() if v != trainer.method.hparams[k].default}
     lines = [f"  data     {trainer.bench.name}: {data.num_classes} classes, {c}x{h}x{w}, "
              f"{len(trainer.train_split)} train / {val} validation / {len(trainer.test_split)} test images",
-             f"  compute  {trainer.device}, {torch.get_num_threads()} threads, {trainer.epochs} epochs of "
-             f"{trainer.steps_per_epoch} steps",
+             f"  compute  {trainer.device}, {torch.get_num_threads()} threads, {_count(trainer.epochs, 'epoch')} of "
+             f"{_count(trainer.steps_per_epoch, 'step')}",
              f"  method   {trainer.method.name}" + (
                  f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else " (defaults)"),
              f"  numbers  {provenance.DETERMINISM}"]
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def format_metrics(metrics: Mapping[str, Any], arrows: bool = True) -> str:

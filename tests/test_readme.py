@@ -45,6 +45,11 @@ def test_readme_shows_concrete_commands():
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
 def test_readme_command_runs(argv, tmp_path, capsys, monkeypatch):
     argv = list(argv)
+    if argv == ["--version"]:
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0 and capsys.readouterr().out.startswith("augbench ")
+        return
     if argv[0] == "demo":  # the demo itself runs end to end in tests/test_results_cli.py (a small grid)
         import augbench.demo
         from augbench.sweep.grid import load_grid
@@ -53,7 +58,9 @@ def test_readme_command_runs(argv, tmp_path, capsys, monkeypatch):
         monkeypatch.setattr(augbench.demo, "run_demo", lambda root, out, par, seeds, sets, grid: seen.update(
             runs=len(load_grid(grid).expand(sets, seeds=range(seeds)).runs), root=root, out=out) or 0)
         assert main(argv) == 0, capsys.readouterr().err
-        assert seen["runs"] > 0 and seen["root"].startswith("runs/") and seen["out"].startswith("results")
+        assert seen["runs"] > 0 and Path(seen["root"]).parts[0] == augbench.demo.DEMO_DIR
+        named = argv[argv.index("--out") + 1] if "--out" in argv else None  # the maintainer's regeneration
+        assert seen["out"] == named if named else Path(seen["out"]).parts[0] == augbench.demo.DEMO_DIR
         return
     if argv[0] == "run":
         argv += ["--dry-run", "--out", str(tmp_path / "run")]
@@ -72,3 +79,11 @@ def test_readme_command_runs(argv, tmp_path, capsys, monkeypatch):
             argv[argv.index("--out") + 1] = str(tmp_path / "out")
     assert main(argv) == 0, capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # a dry run writes nothing
+
+
+def test_ci_runs_readmes_test_command_in_a_scratch_folder_of_its_own():
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    command = ci[ci.index("# README's test command (keep identical):") + 1]
+    assert f"    {command}" in (REPO / "README.md").read_text().splitlines()
+    assert "mktemp -d" in "\n".join(ci) and "/tmp/augbench-ci" not in "\n".join(ci)
+    assert any(line.startswith("scripts/wheel_smoke.sh") for line in ci)  # the wheel, installed, after the tests
