@@ -7,8 +7,8 @@ image through the model once plain and once per test-time view. The final evalua
 as long as the training (1000 test images x 10 views), so the time left sums every remaining
 phase at its measured rate: seconds per training step, and seconds per image of a validation
 pass. A test image costs 1 + VIEW_COST x views such images until the final evaluation has
-begun; from its first batch on, its own rate counts. Before one rate is measured it is derived
-from the other (FORWARD_SHARE_OF_STEP).
+begun; from its first batch on, its own rate counts. Until a validation pass is timed, the time
+left counts the training alone and says it is a lower bound.
 
 Evaluation loops call `advance(images)` after each batch: it moves the bar of the run evaluating
 in this thread, and does nothing otherwise, so tasks need not know who evaluates them.
@@ -32,10 +32,8 @@ from augbench.log import STDERR, logger
 STATUS_SECONDS = 60.0  # off a terminal, a status line at most this often
 # Measured on the embedded benchmarks (2-core CPU, default settings, 6 method/benchmark pairs): a
 # test-time view costs 0.2-0.7 of an image's validation pass (the views go through the model in
-# large batches, the method's inspect runs once), and an image's validation pass 1/14-1/2 of its
-# share of a training step (median about 1/4).
+# large batches, the method's inspect runs once).
 VIEW_COST = 0.6
-FORWARD_SHARE_OF_STEP = 1 / 4
 
 
 def duration(seconds: float) -> str:
@@ -118,30 +116,34 @@ class RunProgress:
 
     # ------------------------------------------------------------------ rates and the time left
     def rates(self) -> tuple[float | None, float | None]:
-        """(seconds per training step, seconds per image of a validation pass), measured or derived;
-        None if nothing is measured yet."""
+        """(seconds per training step, seconds per image of a validation pass), as measured in this
+        attempt; None where nothing was timed yet."""
         step = self.spent["training"] / self._steps_timed if self._steps_timed else None
         image = self.spent["validation"] / self._images_validated if self._images_validated else None
-        per_step = self.plan.batch_size * FORWARD_SHARE_OF_STEP
-        if step is None and image is not None:
-            step = image * per_step
-        if image is None and step is not None:
-            image = step / per_step
         return step, image
 
-    def remaining(self) -> float | None:
-        """Seconds the run still needs: training steps, validation passes and checks, final evaluation."""
+    def remaining(self) -> tuple[float, bool] | None:
+        """(seconds the run still needs, whether that is only a lower bound); None before anything is timed.
+
+        The training steps, validation passes and checks and the final evaluation left, each at its
+        measured rate. Until a validation pass is timed the evaluations have no rate: the seconds
+        are the training's alone, a lower bound (an image's evaluation costs 1/14 to 1/2 of its
+        share of a training step, depending on the method: no guess from the steps is close enough)."""
         step, image = self.rates()
         phase = self._phase
         current = phase.own_rate() if phase is not None else None
-        if step is None or image is None:
-            if current is None:
-                return None
-            step = image = 0.0  # only the evaluation under way is left to count (a run with nothing to train)
         p = self.plan
         steps = p.total_steps - self.steps_done
+        if (steps and step is None) or (step is None and image is None and current is None):
+            return None
+        left = steps * (step or 0.0)
+        if image is None:  # the evaluations are not timed yet, but for the one under way
+            if current is not None:
+                left += (phase.total - min(phase.n, phase.total)) * current  # type: ignore[union-attr]
+            bound = phase is None or phase.name != "final evaluation" or current is None
+            return max(0.0, left), bound
         passes = (p.epochs - self.vals_done if p.val_images else 0) + p.checks_per_epoch * p.epochs - self.checks_done
-        left = steps * step + passes * p.val_images * image
+        left += passes * p.val_images * image
         if not self.final_done:
             left += p.test_images * (1 + VIEW_COST * p.test_views) * image
         if phase is not None and phase.cost:  # the evaluation under way: what it has done is done
@@ -149,11 +151,14 @@ class RunProgress:
             left -= done * phase.cost * image
             if current is not None:  # and what it still has to do, at its own pace
                 left += (phase.total - done) * (current - phase.cost * image)
-        return max(0.0, left)
+        return max(0.0, left), False
 
     def _left(self) -> str:
-        left = self.remaining()
-        return f"run ~{duration(left)} left" if left is not None else "run's time left: after the first steps"
+        estimate = self.remaining()
+        if estimate is None:
+            return "run's time left: after the first steps"
+        left, bound = estimate
+        return f"run >{duration(left)} left (evaluation not timed yet)" if bound else f"run ~{duration(left)} left"
 
     def _postfix_text(self) -> str:
         """The training step's loss and accuracy (training phases only), then the run's time left."""
@@ -293,8 +298,8 @@ class RunProgress:
         p = self.plan
         if self.show:
             views = f", {p.test_views} test-time views each" if p.test_views else ""
-            left = self.remaining()
-            about = f" (about {duration(left)})" if left is not None else ""
+            estimate = self.remaining()
+            about = f" (about {duration(estimate[0])})" if estimate is not None and not estimate[1] else ""
             logger.info(f"final evaluation: {p.test_images} test images{views}{about}")
         return self.evaluation("final evaluation", p.test_images, 1 + VIEW_COST * p.test_views)
 

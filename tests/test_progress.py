@@ -15,7 +15,7 @@ import pytest
 from augbench import progress as progress_mod
 from augbench.cli import format_metrics, main
 from augbench.log import STDERR, Format
-from augbench.progress import FORWARD_SHARE_OF_STEP, VIEW_COST, RunPlan, RunProgress, advance, duration
+from augbench.progress import VIEW_COST, RunPlan, RunProgress, advance, duration
 from augbench.runs import execute, resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,24 +40,24 @@ def clock(monkeypatch):
 
 def test_the_time_left_counts_validation_and_the_final_evaluation(clock):
     p = RunProgress(PLAN, show=False)
-    assert p.remaining() is None  # nothing measured yet
+    assert p.remaining() is None  # nothing timed yet
     p.start_epoch(0, 0)
     for _ in range(5):
         clock.now += 1.0
         p.step(1.0, {"loss": 1.0})
-    # 1 s per step of 12 images: an image's validation pass is derived as 1 / (12 x FORWARD_SHARE_OF_STEP) s
-    image = 1.0 / (12 * FORWARD_SHARE_OF_STEP)
-    steps = 15 * 1.0
-    validation = (2 + 2) * 20 * image  # 2 epoch-end passes and 2 checks of 20 images
-    final = 100 * (1 + VIEW_COST * 9) * image  # the test split, plain and through 9 views each
-    assert p.remaining() == pytest.approx(steps + validation + final)
-    with p.evaluation("validation check", 20):  # measured: 20 images in 2 s
+    assert p.remaining() == (pytest.approx(15 * 1.0), True)  # the training alone: a lower bound, said so
+    assert p._left() == "run >15s left (evaluation not timed yet)"
+    with p.evaluation("validation check", 20):  # timed: 20 images in 2 s, 0.1 s per image
         advance(10)
         clock.now += 2.0
         advance(10)
     assert p.checks_done == 1
-    assert p.remaining() == pytest.approx(15 * 1.0 + 3 * 20 * 0.1 + 100 * (1 + VIEW_COST * 9) * 0.1)
-    assert p.remaining() > 2 * 15 * 1.0  # the evaluation outweighs the training left: the ETA must show it
+    steps = 15 * 1.0
+    validation = (2 + 1) * 20 * 0.1  # 2 epoch-end passes and the other check, of 20 images
+    final = 100 * (1 + VIEW_COST * 9) * 0.1  # the test split, plain and through 9 views each
+    assert p.remaining() == (pytest.approx(steps + validation + final), False)
+    assert final > steps  # the evaluation outweighs the training left: the time left must count it
+    assert p._left() == f"run ~{duration(steps + validation + final)} left"
 
 
 def test_the_final_evaluation_counts_at_its_own_pace_once_begun(clock):
@@ -65,13 +65,23 @@ def test_the_final_evaluation_counts_at_its_own_pace_once_begun(clock):
     with p.evaluation("validation", 20):
         clock.now += 2.0  # 0.1 s per image
     p.vals_done = 2
-    assert p.remaining() == pytest.approx(100 * (1 + VIEW_COST * 9) * 0.1)
+    assert p.remaining() == (pytest.approx(100 * (1 + VIEW_COST * 9) * 0.1), False)
     with p.final_evaluation():
         advance(50)
         clock.now += 100.0  # 2 s per test image, slower than estimated: the rest is counted at that pace
-        assert p.remaining() == pytest.approx(50 * 2.0)
+        assert p.remaining() == (pytest.approx(50 * 2.0), False)
     p.finish(123.0)
-    assert p.remaining() == 0.0
+    assert p.remaining() == (0.0, False)
+
+
+def test_without_a_validation_split_the_final_evaluation_times_itself(clock):
+    p = RunProgress(RunPlan(epochs=1, steps_per_epoch=4, batch_size=8, val_images=0, checks_per_epoch=0,
+                            test_images=40, test_views=4), show=False, epoch=1, step=4)
+    with p.final_evaluation():
+        assert p.remaining() is None
+        advance(10)
+        clock.now += 5.0
+        assert p.remaining() == (pytest.approx(30 * 0.5), False)
 
 
 def test_advance_outside_an_evaluation_is_a_no_op():
