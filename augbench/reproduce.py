@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 
 from augbench import provenance
 from augbench.errors import ConfigError
+from augbench.log import logger
 
 SPREAD = 2.0  # a difference is within the seed spread when |new - recorded| <= SPREAD x std over seeds
 SPREAD_NAME = f"{SPREAD:g} x the std over the configuration's recorded seeds"
@@ -245,7 +245,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.runs is not None and args.runs < 1:
         raise ConfigError(f"--runs must be at least 1, got {args.runs}")
     return reproduce(args.paths, args.runs, Path(args.root) if args.root else None, args.device, args.dry_run,
-                     lambda line: print(f"augbench: {line}", file=sys.stderr))
+                     logger.info)
 
 
 def register(subparsers: Any) -> None:

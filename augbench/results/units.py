@@ -107,8 +107,9 @@ def format_value(metric: str, value: object) -> str:
     """One value as a person reads it, without its unit: 97.31 (a percent metric), 10 (a count), 0.0812."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return str(value)
-    if not math.isfinite(value):
-        return format_number(value, missing="-")
-    if isinstance(value, numbers.Integral) or (is_integer(metric) and float(value).is_integer()):
-        return format_number(int(value), "d")
-    return format_number(100 * value if is_percent(metric) else value, ".2f" if is_percent(metric) else ".4g")
+    number = float(value)
+    if not math.isfinite(number):
+        return format_number(number, missing="-")
+    if isinstance(value, numbers.Integral) or (is_integer(metric) and number.is_integer()):
+        return format_number(int(number), "d")
+    return format_number(100 * number if is_percent(metric) else number, ".2f" if is_percent(metric) else ".4g")
