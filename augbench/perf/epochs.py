@@ -15,7 +15,6 @@ one final evaluation, and compared with a budget (one hour by default).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ import torch
 
 from augbench.device import device_name, resolve_device
 from augbench.errors import AugbenchError, ConfigError
+from augbench.log import configure, logger
 from augbench.overrides import parse_sets, route
 from augbench.perf.harness import synthetic_dataset
 from augbench.perf.measure import synchronize
@@ -47,7 +47,7 @@ def time_epochs(benchmark: str, method: str, *, epochs: int = 2, device: str = "
     Returns the per-epoch seconds (train, val, checkpoint), the final evaluation's seconds, the
     run's configuration and the extrapolation to the benchmark's whole schedule.
     """
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or logger.info
     if benchmark not in REAL_SIZES and size is None:
         raise ConfigError(f"epochs: no dataset size known for {benchmark!r}; give --size or use one of "
                           f"{', '.join(REAL_SIZES)}")
@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="synthetic data of this size instead of the real dataset's (3 channels)")
     p.add_argument("--budget-hours", type=float, default=1.0)
     args = p.parse_args(argv)
+    configure()
     try:
         routed = route(parse_sets(args.set))
         overrides = {**routed.settings, **routed.hparams, **routed.per_method.get(args.method, {})}
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = time_epochs(args.benchmark, args.method, epochs=args.epochs, device=args.device,
                              overrides=overrides, size=size)
     except AugbenchError as exc:
-        print(f"augbench: {exc}", file=sys.stderr)
+        logger.error(str(exc))
         return 2
     print(format_epochs(result, args.budget_hours * 3600))
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import statistics
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from augbench.errors import ConfigError
+from augbench.log import logger
 from augbench.methods import MethodContext, StepContext, create_method
 from augbench.perf.measure import calls_for, clock_for, synchronize, time_calls
 
@@ -196,7 +196,7 @@ def run_op_bench(sizes: Sequence[tuple[int, int]] = SIZES, *, device: str | torc
 
     ``cases``: names from `CASES` (default all). kornia is measured when installed.
     """
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or logger.info
     dev = torch.device(device)
     timer = clock_for(clock, dev)
     if reps < 1 or min_time < 0:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import tempfile
 import traceback
 import warnings
@@ -34,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from augbench.log import configure, logger
 
 if TYPE_CHECKING:
     from augbench.perf.harness import MethodHarness
@@ -227,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="benchmark setting")
     p.add_argument("--out", help="CSV of the counts")
     args = p.parse_args(argv)
+    configure()
     cfg = get_config(args.config)
     overrides: dict[str, Any] = {**cfg.settings, "run.device": args.device, "run.progress": False}
     overrides.update(item.split("=", 1) for item in args.set)
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(row)
         except Exception as exc:  # noqa: BLE001 - one failing method must not hide the others' counts
             failed = True
-            print(f"{name}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+            logger.error(f"{name}: FAILED {type(exc).__name__}: {exc}")
     import pandas as pd
 
     df = pd.DataFrame(rows)

@@ -144,6 +144,8 @@ class Trainer:
         self.first_loss: float | None = None  # the first step's task loss: where `diverged` measures from
         self._last_ckpt_time = time.monotonic()
         self._elapsed_before, self._started = 0.0, time.monotonic()  # wall time of earlier attempts; this one's start
+        # silent until `fit` starts the run's own (epochs timed outside `fit`, as `augbench bench` does, show nothing)
+        self.progress = self._start_progress(show=False)
 
     # ------------------------------------------------------------------ setup helpers
     def _model_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -321,7 +323,7 @@ class Trainer:
         stats.update(logs)
         return _scalars(stats)
 
-    def _start_progress(self) -> RunProgress:
+    def _start_progress(self, show: bool = True) -> RunProgress:
         """The run's progress from where it stands (after a resume: the checks already run count as done)."""
         checks = len(self._check_steps)
         val = len(self.val_split) if self.val_split is not None else 0
@@ -329,7 +331,7 @@ class Trainer:
                        val_images=val, checks_per_epoch=checks if val else 0, test_images=len(self.test_split),
                        test_views=views_evaluated(self.method, self.s["eval.tta_views"]))
         done = self.epoch * checks + sum(s <= self.step_in_epoch for s in self._check_steps)
-        show = bool(self.s["run.progress"]) and self.replicas.main and showing_progress()
+        show = show and bool(self.s["run.progress"]) and self.replicas.main and showing_progress()
         return RunProgress(plan, show, epoch=self.epoch, step=self.epoch * self.steps_per_epoch + self.step_in_epoch,
                            checks_done=done if val else 0)
 
