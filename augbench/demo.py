@@ -9,6 +9,10 @@ Entries whose benchmark or method is not registered are skipped with a note.
 Everything goes under `./augbench-demo/` by default (ignored by the repository's .gitignore), so a
 newcomer's first command leaves a clone clean; the committed `results/` are regenerated only by
 naming them: `augbench demo --out results` (and `augbench demo --full --out results/full`).
+
+`--full` runs in parts (`FULL_PARTS`), one grid each with its own run root, outputs and `none`
+baseline: a part is sized for about an hour on 2 cores, so a maintainer regenerates one part from
+one clean commit, and each committed part names the commit that made it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from augbench.atomic import write_if_changed
+from augbench.errors import ConfigError
 from augbench.log import logger
 from augbench.overrides import parse_sets
 from augbench.rundir import RunState
@@ -28,10 +33,18 @@ from augbench.sweep.grid import load_grid
 DEMO_GRID = "demo"  # benchmarks/grids/demo.toml
 DEMO_SEEDS = 2
 DEMO_DIR = "augbench-demo"  # under the working directory, outside the tracked tree
-# `--full`: the stand-ins at their benchmarks' own sizes and schedules, 5 seeds (over 2 hours
-# on 2 cores): where learned crops and colour ranges have the steps to show input dependence
-FULL: dict[str, Any] = {"grid": "demo_full", "root": f"{DEMO_DIR}/full/runs", "out": f"{DEMO_DIR}/full/results",
-                        "seeds": 5}
+# `--full`: the stand-ins at their benchmarks' own sizes and schedules, 5 seeds: where learned
+# crops and colour ranges have the steps to show input dependence. Part PART runs under ROOT/PART
+# and writes OUT/PART.
+FULL_PARTS: dict[str, str] = {
+    "crop": "demo_full_crop",  # InstaAug, its input-free ablation, random crop, none
+    "crop-learned": "demo_full_crop_learned",  # FlowInv, MADAug, TeachAugment, none
+    "crop-magnitude": "demo_full_crop_magnitude",  # EntAugment, AdaAugment, SRA, none
+    "color": "demo_full_color",  # InstaAug, random colour, none
+    "color-learned": "demo_full_color_learned",  # MADAug, TeachAugment, none
+    "color-magnitude": "demo_full_color_magnitude",  # EntAugment, AdaAugment, SRA, none
+}
+FULL: dict[str, Any] = {"root": f"{DEMO_DIR}/full/runs", "out": f"{DEMO_DIR}/full/results", "seeds": 5}
 QUICK: dict[str, Any] = {"grid": DEMO_GRID, "root": f"{DEMO_DIR}/runs", "out": f"{DEMO_DIR}/results",
                          "seeds": DEMO_SEEDS}
 DEMO_PARALLEL = max(1, min(4, os.cpu_count() or 1))  # local processes by default
@@ -104,11 +117,20 @@ def run_demo(root: Path | str = QUICK["root"], out: Path | str = QUICK["out"], m
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    defaults = FULL if args.full else QUICK  # where the user gave none
-    given = {"grid": args.grid, "root": args.root, "out": args.out, "seeds": args.seeds}
-    chosen = {k: defaults[k] if v is None else v for k, v in given.items()}
-    failed = run_demo(chosen["root"], chosen["out"], args.max_parallel, chosen["seeds"], parse_sets(args.set),
-                      grid=chosen["grid"])
+    sets = parse_sets(args.set)
+    if args.full is None:
+        chosen = {k: QUICK[k] if v is None else v for k, v in
+                  {"grid": args.grid, "root": args.root, "out": args.out, "seeds": args.seeds}.items()}
+        failed = run_demo(chosen["root"], chosen["out"], args.max_parallel, chosen["seeds"], sets, grid=chosen["grid"])
+    else:
+        if args.grid is not None:
+            raise ConfigError("demo: --full runs its own grids (its parts); give --grid without --full")
+        root, out = Path(args.root or FULL["root"]), Path(args.out or FULL["out"])
+        seeds = FULL["seeds"] if args.seeds is None else args.seeds
+        failed = 0
+        for part in dict.fromkeys(args.full or FULL_PARTS):  # the named parts, once each, in order
+            logger.info(f"demo: --full part {part!r} (grid {FULL_PARTS[part]})")
+            failed += run_demo(root / part, out / part, args.max_parallel, seeds, sets, grid=FULL_PARTS[part])
     if failed:
         logger.error(f"{failed} run(s) failed; their status.json holds the reason and traceback")
     return 1 if failed else 0
@@ -117,9 +139,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add `augbench demo` to the `augbench` parser."""
     p = subparsers.add_parser("demo", help="run a small grid on the embedded benchmarks, write tables and figures")
-    p.add_argument("--full", action="store_true",
-                   help="the stand-ins at their own sizes and 15-epoch schedules, 5 seeds (grid demo_full; "
-                        f"over 2 hours on 2 cores; defaults --root {FULL['root']} --out {FULL['out']})")
+    p.add_argument("--full", nargs="*", metavar="PART", choices=list(FULL_PARTS), default=None,
+                   help="the stand-ins at their own sizes and 15-epoch schedules, 5 seeds, in parts of about an "
+                        f"hour on 2 cores each (all by default; parts: {', '.join(FULL_PARTS)}); part PART runs "
+                        f"under ROOT/PART and writes OUT/PART (defaults --root {FULL['root']} --out {FULL['out']})")
     p.add_argument("--root", default=None, help=f"run directories (default: {QUICK['root']}; resumes)")
     p.add_argument("--out", default=None,
                    help=f"tables, figures and leaderboard (default: {QUICK['out']}; the committed copies: results)")

@@ -66,3 +66,31 @@ def test_the_demo_in_a_fresh_clone_leaves_git_status_clean(tmp_path):
     assert (clone / demo.DEMO_DIR / "results" / "results.csv").is_file()
     assert (clone / demo.DEMO_DIR / "results" / "leaderboard" / "index.html").is_file()
     assert _git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
+
+
+def test_each_full_part_is_one_benchmark_with_its_own_none_baseline():
+    """A part's tables compare against `none` in the same part (one commit), and no configuration
+    is run by two parts but the baseline."""
+    from augbench.sweep.grid import load_grid
+
+    seen: dict[tuple[str, str, str], str] = {}
+    for part, grid in demo.FULL_PARTS.items():
+        runs = load_grid(grid).expand({}, seeds=range(demo.FULL["seeds"])).runs
+        benchmarks = {r.config.benchmark for r in runs}
+        assert len(benchmarks) == 1, f"{part}: {benchmarks}"
+        assert {r.config.seed for r in runs if r.config.method == "none"} == set(range(demo.FULL["seeds"]))
+        for r in runs:
+            key = (r.config.benchmark, r.label, str(r.config.hparams))
+            if r.config.method != "none":
+                assert seen.setdefault(key, part) == part, f"{key} in parts {seen[key]} and {part}"
+
+
+def test_full_parts_are_chosen_by_name_and_a_wrong_name_is_refused(capsys):
+    from augbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--full", "crops"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'crops'" in err and "crop-learned" in err
+    assert main(["demo", "--full", "--grid", "demo"]) == 2
+    assert "--full runs its own grids" in capsys.readouterr().err

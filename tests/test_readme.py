@@ -54,13 +54,19 @@ def test_readme_command_runs(argv, tmp_path, capsys, monkeypatch):
         import augbench.demo
         from augbench.sweep.grid import load_grid
 
-        seen = {}
-        monkeypatch.setattr(augbench.demo, "run_demo", lambda root, out, par, seeds, sets, grid: seen.update(
-            runs=len(load_grid(grid).expand(sets, seeds=range(seeds)).runs), root=root, out=out) or 0)
+        calls = []  # one per grid: the quick demo's, or each --full part's
+        monkeypatch.setattr(augbench.demo, "run_demo", lambda root, out, par, seeds, sets, grid: calls.append(dict(
+            runs=len(load_grid(grid).expand(sets, seeds=range(seeds)).runs), root=Path(root), out=Path(out))) or 0)
         assert main(argv) == 0, capsys.readouterr().err
-        assert seen["runs"] > 0 and Path(seen["root"]).parts[0] == augbench.demo.DEMO_DIR
+        assert calls and all(c["runs"] > 0 and c["root"].parts[0] == augbench.demo.DEMO_DIR for c in calls)
         named = argv[argv.index("--out") + 1] if "--out" in argv else None  # the maintainer's regeneration
-        assert seen["out"] == named if named else Path(seen["out"]).parts[0] == augbench.demo.DEMO_DIR
+        for c in calls:  # --full's parts write OUT/PART
+            assert (c["out"] == Path(named) or c["out"].parent == Path(named)) if named else \
+                c["out"].parts[0] == augbench.demo.DEMO_DIR
+        if "--full" in argv:
+            after = argv[argv.index("--full") + 1:]
+            named_parts = after[:next((i for i, a in enumerate(after) if a.startswith("-")), len(after))]
+            assert [c["out"].name for c in calls] == list(named_parts or augbench.demo.FULL_PARTS)
         return
     if argv[0] == "run":
         argv += ["--dry-run", "--out", str(tmp_path / "run")]
