@@ -87,4 +87,17 @@ def test_seeds_needed_reaches_80_percent_power_with_the_noncentral_t():
         n = seeds_needed(diff, std)
         assert n is not None and power(n, diff / std) >= 0.8 and (n == 2 or power(n - 1, diff / std) < 0.8)
     assert seeds_needed(1.0, 1.0) == 10  # the textbook value for a paired t-test at d = 1
-    assert seeds_needed(0.0, 1.0) is None and seeds_needed(1.0, 0.0) == 2 and seeds_needed(0.001, 10.0) is None
+    assert seeds_needed(0.0, 1.0) is None and seeds_needed(1.0, 0.0) == 6 and seeds_needed(0.001, 10.0) is None
+
+
+def test_differences_that_do_not_vary_are_judged_by_the_exact_sign_test():
+    """Two seeds that both differ by -1.67 points give a t-interval of zero width; they must not
+    separate the methods. Six pairs of one sign do (two-sided p = 2 / 2**6 < 0.05), five do not."""
+    a = {0: 80.0, 1: 81.0}
+    b = {0: 81.67, 1: 82.67}
+    p = paired(a, b, sign=1)
+    assert p.std == 0 and p.diff < 0 and p.better == 0 and p.seeds_needed == 6
+    five = paired({s: 1.0 for s in range(5)}, {s: 0.0 for s in range(5)}, sign=1)
+    six = paired({s: 1.0 for s in range(6)}, {s: 0.0 for s in range(6)}, sign=1)
+    assert five.better == 0 and six.better == 1
+    assert paired({s: 1.0 for s in range(6)}, {s: 1.0 for s in range(6)}, sign=1).better == 0

@@ -99,13 +99,13 @@ def seeds_needed(diff: float, std: float, power: float = POWER, level: float = L
     `diff` between pairs of standard deviation `std` with probability `power` (exact noncentral t,
     searched upwards; the normal approximation ((1.96 + 0.84) s / d)^2 is where it starts).
 
-    2 when the differences do not vary; None when there is no difference to detect or more than
-    `MAX_SEEDS` would be needed.
+    When the differences do not vary, the sign test's count (`sign_test_seeds`); None when there
+    is no difference to detect or more than `MAX_SEEDS` would be needed.
     """
     if math.isnan(diff) or math.isnan(std) or diff == 0:
         return None
     if std == 0:
-        return 2
+        return sign_test_seeds(level)
     alpha = 1 - level
     effect = abs(diff) / std
     guess = max(2, int(((st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) / effect) ** 2))
@@ -128,6 +128,20 @@ def seeds_needed(diff: float, std: float, power: float = POWER, level: float = L
         n += 1
         if n > MAX_SEEDS:
             return None
+    return n
+
+
+def sign_test_seeds(level: float = LEVEL) -> int:
+    """Fewest pairs whose differences, all of one sign, reject "no difference" in a two-sided exact
+    sign test at 1 - `level` (6 at 95%).
+
+    A paired t-interval needs a spread: seeds that all differ by the same amount (common when a
+    metric counts a few hundred test images) give it zero width, and n=2 identical differences would
+    "separate" two methods. Such a comparison is judged by the sign test instead, which needs no
+    spread."""
+    n = 1
+    while 2 * 0.5 ** n >= 1 - level:
+        n += 1
     return n
 
 
@@ -167,8 +181,11 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], sign: int,
     p_low, p_high = bootstrap_mean(better)
     verdict = 0
     if n >= 2 and not math.isnan(iv.half):
-        if iv.low > 0 or iv.high < 0:
-            verdict = sign if iv.low > 0 else -sign
+        separates = iv.low > 0 or iv.high < 0
+        if iv.std == 0:  # no spread: the t-interval has zero width; the exact sign test decides
+            separates = iv.mean != 0 and n >= sign_test_seeds()
+        if separates:
+            verdict = sign if iv.mean > 0 else -sign
     need = seeds_needed(iv.mean, iv.std) if n >= 2 else None
     return Paired(n, iv.mean, iv.low if n >= 2 else math.nan, iv.high if n >= 2 else math.nan,
                   float(better.mean()), p_low, p_high, verdict, need, iv.std)
