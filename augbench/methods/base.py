@@ -287,6 +287,24 @@ class AugmentationMethod(nn.Module):
         """The optimizer of the method's own parameters, or None when it has none."""
         return None
 
+    def train_copies(self) -> int:
+        """Draws per training view whose outputs `combine_train_copies` merges into one prediction
+        before the task's loss (FlowInv's public CIFAR code: the mean logit of 20 draws); default 1.
+
+        `sample` is then asked for n_views * copies views, view-major, so draw c of view v is
+        view c * n_views + v; `objective` gets the task's losses of the n_views combined views.
+        """
+        return 1
+
+    def combine_train_copies(self, outs: Tensor) -> Tensor:
+        """Outputs (copies, V*B, K) of the copies of each training view -> (V*B, K); default the mean."""
+        return outs.mean(0)
+
+    def classifier_label_smoothing(self) -> float:
+        """Label smoothing of the classifier's cross-entropy that this method's recipe asks for (default 0:
+        plain cross-entropy, the same loss for every method)."""
+        return 0.0
+
     def explore(self, x: Tensor, y: Tensor, ctx: StepContext, head: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
         """A search step on a validation batch (AdaAug); called only for methods with `explores`."""
         return {}

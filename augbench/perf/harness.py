@@ -102,7 +102,7 @@ class MethodHarness:
         t = self.trainer
         ctx = StepContext(y=y, features=self._features, training=True, epoch=t.epoch, step=t.global_step + offset,
                           lr=t.classifier_lr(), index=index)
-        return t.method.sample(x, ctx, t.task.n_views)
+        return t.method.sample(x, ctx, t.task.n_views * t.method.train_copies())
 
     def step(self, idx: Tensor) -> None:
         """One training step of the trainer itself (augment, forward, loss, backward, optimizers)."""

@@ -84,8 +84,11 @@ class Task:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
-    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int) -> Tensor:
-        """(V*B,) loss of each view; the method's objective turns it into the step's scalar."""
+    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int, label_smoothing: float = 0.0) -> Tensor:
+        """(V*B,) loss of each view; the method's objective turns it into the step's scalar.
+
+        `label_smoothing`: what the method's recipe asks of a cross-entropy on labels (MADAug's code: 0.1).
+        """
         raise NotImplementedError
 
     def view_credit(self, out: Tensor, per_sample_loss: Tensor, n_views: int) -> Tensor | None:

@@ -29,8 +29,8 @@ class Classification(Task):
         s = self.bench.s
         return build_model(s["model.name"], self.dataset.num_classes, width=s["model.width"])
 
-    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int) -> Tensor:
-        return F.cross_entropy(out, y.repeat(n_views), reduction="none")
+    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int, label_smoothing: float = 0.0) -> Tensor:
+        return F.cross_entropy(out, y.repeat(n_views), reduction="none", label_smoothing=label_smoothing)
 
     def step_metrics(self, out: Tensor, y: Tensor, n_views: int) -> dict[str, Tensor]:
         return {"acc": (out.detach().argmax(-1) == y.repeat(n_views)).float().mean()}

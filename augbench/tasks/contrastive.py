@@ -332,7 +332,9 @@ class Contrastive(Task):
                               s["train.jitter_hue"], s["train.jitter_p"], s["train.grayscale_p"])
         return ContrastiveModel(net, augment)
 
-    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int) -> Tensor:
+    def per_sample_loss(self, out: Tensor, y: Tensor, n_views: int, label_smoothing: float = 0.0) -> Tensor:
+        if label_smoothing:
+            raise ConfigError("the contrastive task has no labels to smooth (label_smoothing must be 0)")
         if n_views != 2:
             raise ConfigError(f"the contrastive task compares 2 views per image, got {n_views}")
         return nt_xent(out, self.bench.s["train.temperature"])

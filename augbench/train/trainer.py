@@ -273,13 +273,15 @@ class Trainer:
             x = hflip(x, torch.rand(x.shape[0], device=x.device) < 0.5)
         ctx = StepContext(y=y, features=model_features(self.model), training=True, epoch=self.epoch,
                           step=self.global_step, lr=self.classifier_lr(), index=idx)
-        n_views = self.task.n_views
-        views = self.method.sample(x, ctx, n_views)
+        n_views, copies = self.task.n_views, self.method.train_copies()
+        views = self.method.sample(x, ctx, n_views * copies)
         inputs = views.x.contiguous(memory_format=torch.channels_last) if self.s["run.channels_last"] else views.x
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             out = self.forward(inputs)
-            per_sample = self.task.per_sample_loss(out, y, n_views).float()
+            if copies > 1:  # the draws of each view give one prediction (FlowInv: the mean logit)
+                out = self.method.combine_train_copies(out.view(copies, -1, *out.shape[1:]))
+            per_sample = self.task.per_sample_loss(out, y, n_views, self.method.classifier_label_smoothing()).float()
         if views.log_prob is not None:  # what each view's transformation is credited with (REINFORCE)
             views.credit = self.task.view_credit(out.detach(), per_sample.detach(), n_views)
         views.outputs = out
