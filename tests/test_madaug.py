@@ -138,12 +138,14 @@ class ToyNet(nn.Module):
         return self.head(self.features(x))
 
 
-def test_hypergradient_equals_finite_differences_of_the_one_step_validation_loss():
-    """J(phi) = L_val(w - eta grad_w L_train(w, phi)), differentiated by central differences in float64."""
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_hypergradient_equals_finite_differences_of_the_one_step_validation_loss(smoothing):
+    """J(phi) = L_val(w - eta grad_w L_train(w, phi)), differentiated by central differences in float64;
+    with label smoothing (MADAug's code: 0.1) both losses are label-smoothed cross-entropies."""
     torch.manual_seed(0)
     net = ToyNet().double()
     ctx = MethodContext(num_classes=3, image_shape=(3, 4, 4), families=frozenset({"color"}), feature_dim=5)
-    method = create_method("madaug", ctx, inner_lr=0.7).double()
+    method = create_method("madaug", ctx, inner_lr=0.7, label_smoothing=smoothing).double()
     method.op_set = ToyOps()
     with torch.no_grad():
         method.policy.linear.weight.normal_(0, 0.5)
@@ -159,9 +161,10 @@ def test_hypergradient_equals_finite_differences_of_the_one_step_validation_loss
     def objective() -> float:
         mag, logits = method.policy(feats)
         mixed = (torch.softmax(logits, -1).view(6, -1, 1, 1, 1) * method.op_set.apply_all(xt, mag)).sum(1)
-        g = torch.autograd.grad(F.cross_entropy(net(mixed), yt), list(named.values()))
+        ce_train = F.cross_entropy(net(mixed), yt, label_smoothing=smoothing)
+        g = torch.autograd.grad(ce_train, list(named.values()))
         stepped = {n: w - 0.7 * gi for (n, w), gi in zip(named.items(), g)}
-        return F.cross_entropy(functional_call(net, stepped, (xv,)), yv).item()
+        return F.cross_entropy(functional_call(net, stepped, (xv,)), yv, label_smoothing=smoothing).item()
 
     eps = 1e-6
     for p, grad in zip(params, grads):
@@ -288,6 +291,54 @@ def test_cutout_hides_a_square_on_every_image():
     peak(method, ["Identity"])
     changed = (method.sample(x, c).x != x).flatten(1).sum(1)
     assert (changed > 0).all() and (changed <= 3 * 4 * 4).all()
+
+
+def test_test_views_carry_no_cutout():
+    """The public code cuts out training images only (its test transform has none): a test view is the
+    training distribution's draw without the hole, and a training view the same draw with it."""
+    views = {}
+    for side in (0, 8):
+        method, model, x, y, c = setup(family="crop", b=16, size=16, cutout=side, curriculum_epochs=0.0)
+        method.eval()
+        torch.manual_seed(7)
+        views[side, "test"] = method.test_views(x, 3, StepContext(training=False, features=model.features))
+        torch.manual_seed(7)
+        views[side, "train"] = method.sample(x, c, 3).x
+    assert torch.equal(views[8, "test"], views[0, "test"])
+    changed = (views[8, "train"] != views[0, "train"]).any(1).flatten(1).sum(1)  # pixels the hole changed
+    assert (changed > 0).all() and (changed <= 8 * 8).all()  # one square of at most 8 x 8 per training view
+
+
+def test_the_look_ahead_reads_16_validation_images_and_smoothing_reaches_the_classifier():
+    method, model, x, y, c = setup(family="crop", seed=2, curriculum_epochs=0.0)
+    assert method.hp["explore_samples"] == 16 and method.classifier_label_smoothing() == 0.0
+    xv, yv = torch.rand(40, 3, 16, 16), torch.randint(0, 3, (40,))
+    updated = []
+    for n in (40, 16):  # the first 16 of a larger validation batch, or exactly those 16
+        method, model, x, y, c = setup(family="crop", seed=2, curriculum_epochs=0.0)
+        torch.manual_seed(3)
+        method.sample(x, c)
+        method.explore(xv[:n], yv[:n], c, model.head)
+        updated.append([p.detach().clone() for p in method.policy.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*updated))
+    smoothed = setup(family="crop", label_smoothing=0.1)[0]
+    assert smoothed.classifier_label_smoothing() == 0.1
+
+
+def test_the_classifier_loss_is_label_smoothed_when_the_method_asks(tmp_path, tiny):
+    from augbench.benchmarks import create_benchmark
+    from augbench.train.trainer import Trainer
+
+    losses = {}
+    for eps in (0.0, 0.1):
+        cfg = resolve("clutter-crop", "madaug", 0, {**tiny, "run.device": "cpu", "label_smoothing": eps})
+        trainer = Trainer(create_benchmark(cfg.benchmark, cfg.settings), "madaug", cfg.hparams, 0,
+                          tmp_path / f"run{eps}", {"run_id": "t"})
+        out, y = torch.randn(6, 4), torch.randint(0, 4, (6,))
+        loss = trainer.task.per_sample_loss(out, y, 1, trainer.method.classifier_label_smoothing())
+        losses[eps] = loss
+        torch.testing.assert_close(loss, F.cross_entropy(out, y, reduction="none", label_smoothing=eps))
+    assert not torch.allclose(losses[0.0], losses[0.1])
 
 
 def test_same_seed_same_views_and_same_policy_update():

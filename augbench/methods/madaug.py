@@ -15,8 +15,9 @@ Curriculum ("when"): at epoch e only the first floor(r(e) B) images of a batch g
 r(e) = min(tanh(e / tau) + 0.01, 1) with tau = 40 epochs (the code's ``split_rate`` and
 ``--threshold``); the rest get the base pipeline only. augbench picks that many images at
 random (the public code takes the first rows of a shuffled batch: the same distribution).
-Every image then gets a 16 px Cutout when `cutout` is set (the code's ``after_transforms``
-with ``--cutout_length 16``).
+Every training image then gets a 16 px Cutout when `cutout` is set (the code's
+``after_transforms`` with ``--cutout_length 16``); test-time views get none (the code's test
+transform has no Cutout).
 
 Bi-level update (every `explore_every` steps, 3 on CIFAR-10): the TRAINING batch goes through
 all 17 ops; the augmented images are mixed in image space by the op probabilities
@@ -27,7 +28,16 @@ unaugmented validation batch; its gradient w.r.t. the policy phi goes through w'
 order), computed exactly for one step as
     dL_val(w')/dphi = -eta d/dphi [grad_w L_train(w, phi) . sg(grad_w' L_val(w'))],
 one double-backward pass; the classifier gets no gradient (the code uses ``higher``).
-The maintainers run it from the first epoch (``bi_epochs`` = 0).
+The maintainers run it from the first epoch (``bi_epochs`` = 0). The validation batch has
+`explore_samples` images (the code's search batches: 16 for its WRN-28-10, from a pool of
+training images the classifier never trains on); augbench draws them from its validation
+split, that pool's counterpart.
+
+Label smoothing (`label_smoothing`): the code trains the classifier, and computes both losses
+of the look-ahead, with label-smoothed cross-entropy (eps 0.1). augbench's default is plain
+cross-entropy, the loss of every other method, so that benchmarks compare augmentations and not
+losses; `label_smoothing=0.1` gives the code's losses (the classifier's through
+`classifier_label_smoothing`).
 
 augbench differences, all from the trainer's order and interface: the trainer calls
 `explore` right after the classifier's step, so the look-ahead starts from the updated
@@ -36,8 +46,7 @@ eta is the classifier's current learning rate, as in the code (`inner_lr` fixes 
 and the virtual step is plain SGD (no momentum or weight decay,
 which do not depend on phi); the classifier is in eval mode during the look-ahead, as in the
 public code (``predict_aug_params`` puts the look-ahead model in eval mode), so BatchNorm
-statistics are neither used per batch nor updated; losses are the task's cross-entropy (the
-code's runs use label smoothing 0.1 for the classifier, hence for the look-ahead too).
+statistics are neither used per batch nor updated.
 
 `inspect` adds "crop_boxes": the windows of the original image that stay visible after the
 base crop and the policy's TranslateX / TranslateY draws (shears, rotations and Cutout are not
@@ -73,8 +82,7 @@ from augbench.transforms.ops import cutout
 from augbench.transforms.policies import ADAAUG_NAMES, adaaug_values
 
 CURRICULUM_FLOOR = 0.01  # r(0): the public code's "+ 0.01"
-_SHARED = ("delta", "lr", "weight_decay", "explore_samples", "explore_chunk", "base_crop", "base_pad",
-           "base_scale_min")
+_SHARED = ("delta", "lr", "weight_decay", "explore_chunk", "base_crop", "base_pad", "base_scale_min")
 
 
 def curriculum_ratio(epoch: int, tau: float) -> float:
@@ -141,6 +149,11 @@ class MADAug(AdaAug):
         "temperature": HParam(3.0, float, low=1e-3,
                               help="exploitation temperature T of softmax(logits / T) (CIFAR-10: 3, SVHN: 2)"),
         **{name: AdaAug.hparams[name] for name in _SHARED},
+        "explore_samples": HParam(16, int, low=0, help="validation images per look-ahead (MADAug's search batches "
+                                                       "for WRN-28-10: 16); 0: a training batch's worth"),
+        "label_smoothing": HParam(0.0, float, low=0.0, high=1.0,
+                                  help="label smoothing of the classifier's loss and the look-ahead's losses "
+                                       "(MADAug's code: 0.1); 0: plain cross-entropy, as for every method"),
         "explore_every": HParam(3, int, low=1, help="training steps per bi-level policy update (MADAug CIFAR-10: 3)"),
         "curriculum_epochs": HParam(40.0, float, low=0.0,
                                     help="tau of the augmented fraction min(tanh(epoch / tau) + 0.01, 1) (MADAug: "
@@ -199,7 +212,7 @@ class MADAug(AdaAug):
                 m = jitter_magnitudes(mag.gather(1, picked), self.hp["delta"])
                 out = views.index_copy(0, rows, self.op_set.apply(part, picked, m))
                 ops.index_copy_(0, rows, picked)
-            if self.hp["cutout"]:
+            if self.hp["cutout"] and ctx.training:  # training images only: the code's test views have none
                 side = torch.full((out.shape[0],), self.hp["cutout"] / out.shape[-1], device=out.device)
                 out = cutout(out, side)
         return Views(out, n_views, info={"ops": ops, "augmented": chosen})
@@ -246,10 +259,12 @@ class MADAug(AdaAug):
             mag, logits = self.policy(feats)
             assert mag is not None
             mixed = mix_ops(self.op_set, x_train, mag, F.softmax(logits, dim=-1))  # temperature 1
-            loss_train = F.cross_entropy(self._checked(model(mixed)), y_train)
+            eps = self.hp["label_smoothing"]
+            loss_train = F.cross_entropy(self._checked(model(mixed)), y_train, label_smoothing=eps)
             g = torch.autograd.grad(loss_train, weights, create_graph=True)
             fast = {n: (w.detach() - eta * gi.detach()).requires_grad_() for (n, w), gi in zip(named, g)}
-            loss_val = F.cross_entropy(self._checked(functional_call(model, fast, (x_val,))), y_val)
+            val_logits = self._checked(functional_call(model, fast, (x_val,)))
+            loss_val = F.cross_entropy(val_logits, y_val, label_smoothing=eps)
             v = torch.autograd.grad(loss_val, list(fast.values()))
             inner = torch.stack([(gi * vi).sum() for gi, vi in zip(g, v)]).sum()
             grads = torch.autograd.grad(-eta * inner, params, allow_unused=True)
@@ -262,6 +277,9 @@ class MADAug(AdaAug):
                               f"outputs of shape {tuple(out.shape)}; it supports tasks: "
                               f"{', '.join(sorted(self.tasks))}")
         return out
+
+    def classifier_label_smoothing(self) -> float:
+        return float(self.hp["label_smoothing"])
 
     # ------------------------------------------------------------------ introspection
     def base_boxes(self, shape: tuple[int, ...], image_hw: tuple[int, int], device: torch.device) -> Tensor:
