@@ -260,6 +260,37 @@ def test_pid_rule_uses_the_previous_steps_alpha_and_needs_a_band():
     assert logs["alpha"].item() == pytest.approx(0.01) and m.alpha > 0.01  # entropy far below the band
 
 
+def test_training_averages_the_logits_of_train_views_draws(tmp_path, tiny):
+    """The public CIFAR code's loss: cross-entropy of the mean logit over 20 draws per image (none in burn-in)."""
+    from augbench.benchmarks import create_benchmark
+    from augbench.train.trainer import Trainer
+
+    m = create_method("flowinv", ctx(), burnin_epochs=2)
+    assert m.hp["train_views"] == 20 and m.hp["train_combine"] == "logit" and m.train_copies() == 1
+    m.begin_epoch(2)
+    assert m.train_copies() == 20
+    cfg = resolve("glyphs-rotation", "flowinv", 0, {**tiny, "train_views": 3, "burnin_epochs": 0})
+    trainer = Trainer(create_benchmark(cfg.benchmark, cfg.settings), "flowinv", cfg.hparams, 0, tmp_path / "run",
+                      {"run_id": "t"})
+    seen: dict[str, torch.Tensor] = {}
+    forward, loss = trainer.forward, trainer.task.per_sample_loss
+
+    def spy_forward(x):
+        seen["out"] = forward(x)
+        return seen["out"]
+
+    def spy_loss(out, y, n_views, label_smoothing=0.0):
+        seen["combined"], seen["y"] = out, y
+        return loss(out, y, n_views, label_smoothing)
+
+    trainer.forward, trainer.task.per_sample_loss = spy_forward, spy_loss
+    trainer.method.begin_epoch(0)
+    trainer._step(torch.arange(8))
+    b = len(seen["y"])
+    assert seen["out"].shape[0] == 3 * b
+    torch.testing.assert_close(seen["combined"], seen["out"].view(3, b, -1).mean(0))
+
+
 # ------------------------------------------------------------------------------ end to end
 def test_glyphs_rotation_end_to_end_reports_coverage(tmp_path, tiny):
     cfg = resolve("glyphs-rotation", "flowinv", 0, tiny)

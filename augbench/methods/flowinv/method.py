@@ -18,10 +18,13 @@ The first `burnin_epochs` train on untransformed images, the flow untouched (pub
 Test time (paper Eq. 7-8): predictions averaged over draws of g(T; x): the mean probability
 (`tta_combine="prob"`), or the public CIFAR code's mean logit ("logit").
 
-Settings the paper leaves open, chosen here: training draws `n_views` views per input as the
-task asks (one for classification; the public CIFAR code averages the logits of 20 draws per
-image); the crop space's box map and start (`spaces`); the base means' bound (|mu| <= 3, the
-public code clamps at 1), needed for the crop start.
+Training draws `train_views` transformations per view and averages their logits before the
+loss (`train_combine`), as the public CIFAR code does (20 draws, the mean logit; its Mario-Iggy
+script draws 1): the classifier learns the averaged function that test time uses, and the
+flow's gradient is that of the loss of the average.
+
+Settings the paper leaves open, chosen here: the crop space's box map and start (`spaces`);
+the base means' bound (|mu| <= 3, the public code clamps at 1), needed for the crop start.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ from augbench.methods import AugmentationMethod, MethodContext, StepContext, Vie
 from augbench.methods.flowinv.controller import EntropyController
 from augbench.methods.flowinv.flow import ConditionalFlow, EmbeddingNet
 from augbench.methods.flowinv.spaces import FAMILIES, SPACES, build_space
+
+
+def combine(outs: Tensor, rule: str) -> Tensor:
+    """Outputs (V, B, K) of V draws -> (B, K): the mean logit ("logit") or the log of the mean probability ("prob")."""
+    if rule == "logit":
+        return outs.mean(0)
+    return torch.log_softmax(outs, -1).logsumexp(0) - math.log(outs.shape[0])
 
 
 @register_method("flowinv")
@@ -91,6 +101,10 @@ class FlowInv(AugmentationMethod):
         "inspect_samples": HParam(256, int, low=2, help="draws per input behind inspect's ranges and entropy"),
         "range_quantile": HParam(0.01, float, low=0.0, high=0.49,
                                  help="rotation_range = [q, 1-q] quantiles of the drawn angles (public plots: 1%)"),
+        "train_views": HParam(20, int, low=1, help="draws per training view, combined before the loss (public "
+                                                   "CIFAR code: 20; Mario-Iggy script: 1)"),
+        "train_combine": HParam("logit", str, choices=("prob", "logit"),
+                                help="how the training draws combine: mean logit (public code) or mean probability"),
         "tta_combine": HParam("prob", str, choices=("prob", "logit"),
                               help="test-time average: probabilities (paper Eq. 8) or logits (public CIFAR code)"),
     }
@@ -109,6 +123,7 @@ class FlowInv(AugmentationMethod):
         self.flow = ConditionalFlow(self.space.dim, hp["emb_dim"], hp["flow_layers"], hp["flow_width"],
                                     hp["n_modes"], hp["loc_std"], hp["start_scale"], hp["tanh_width"],
                                     hp["gumbel_tau"], start=self.space.start(hp["tanh_width"]))
+        self._epoch = 0  # the training epoch (`begin_epoch`): no copies during burn-in
         self.controller: EntropyController | None = None
         if hp["alpha_rule"] == "pid":
             if hp["h_min"] is None or hp["h_max"] is None or hp["h_min"] > hp["h_max"]:
@@ -160,12 +175,20 @@ class FlowInv(AugmentationMethod):
     def end_epoch(self, epoch: int, val_stats: Any) -> dict[str, float]:
         return {"alpha": self.alpha, "burnin": float(epoch < self.hp["burnin_epochs"])}
 
+    def begin_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    def train_copies(self) -> int:
+        """`train_views`, or 1 during burn-in (the public code feeds each image once then)."""
+        return 1 if self._epoch < self.hp["burnin_epochs"] else int(self.hp["train_views"])
+
+    def combine_train_copies(self, outs: Tensor) -> Tensor:
+        return combine(outs, self.hp["train_combine"])
+
     # ------------------------------------------------------------------ evaluation
     def combine_views(self, outs: Tensor) -> Tensor:
         """(V, B, K) -> (B, K): log of the mean probability (Eq. 8) or the mean logit."""
-        if self.hp["tta_combine"] == "logit":
-            return outs.mean(0)
-        return torch.log_softmax(outs, -1).logsumexp(0) - math.log(outs.shape[0])
+        return combine(outs, self.hp["tta_combine"])
 
     @torch.no_grad()
     def inspect(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
