@@ -9,7 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from augbench.methods import MethodContext, StepContext, create_method
-from augbench.methods.teachaugment import affine_rotation, fold_unit, non_saturating_loss, train_mode
+from augbench.methods.teachaugment import (
+    GroupBatchNorm1d,
+    GroupBatchNorm2d,
+    affine_rotation,
+    batch_groups,
+    fold_unit,
+    non_saturating_loss,
+    train_mode,
+)
 from augbench.runs import execute, resolve
 
 K = 3
@@ -166,6 +174,53 @@ def test_teacher_gets_no_gradient_through_a_training_step():
     assert all(p.grad is not None for p in model.parameters())
     assert all(p.grad is None for p in method.teacher.parameters())
     assert all(p.grad is None for p in method.augmenter.parameters())
+
+
+def test_the_default_model_learns_both_parts_on_every_family():
+    """The paper's augmentation model is colour then geometric everywhere; auto keeps the family's part."""
+    for family in ("crop", "rotation", "color"):
+        ctx = MethodContext(num_classes=K, image_shape=(3, 8, 8), families=frozenset({family}))
+        assert create_method("teachaugment", ctx).parts == ("color", "geometric")
+    assert make("auto", family="crop").parts == ("geometric",) and make("auto", family="color").parts == ("color",)
+
+
+@pytest.mark.parametrize("shape, bn", [((10, 6), GroupBatchNorm1d), ((10, 4, 3, 5), GroupBatchNorm2d)])
+def test_group_batch_norm_is_one_batch_norm_pass_per_group(shape, bn):
+    torch.manual_seed(0)
+    norm = bn(shape[1], track_running_stats=False)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(*shape) * 3 + 1
+    groups = torch.tensor([0, 0, 2, 1, 1, 2, 2, 0, 1, 1])
+    with batch_groups(norm, groups):
+        out = norm(x)
+    for g in range(3):
+        rows = groups == g
+        torch.testing.assert_close(out[rows], norm(x[rows]))  # outside the block: plain batch statistics
+    assert norm.groups is None
+
+
+def test_with_a_replay_buffer_each_group_of_8_is_its_own_forward_pass():
+    """The public code augments each 8-image chunk in its own pass once the buffer holds a copy: an
+    image's augmentation must not depend on the images of other groups (BatchNorm statistics)."""
+    method = make(dropout=0.0)
+    method.train()
+    with torch.no_grad():  # away from the identity it starts at (zero output layers)
+        for p in method.augmenter.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    x, y = batch(n=24)
+    other = x.clone()
+    other[8:] = torch.rand(16, 3, 8, 8)  # the other groups' images changed, the first group's kept
+    outs = {}
+    for replay in (False, True):
+        if replay:
+            method.replay.append(method._frozen_copy())
+        for name, images in (("same", x), ("other", other)):
+            torch.manual_seed(4)
+            outs[replay, name] = method.draw(images, y)
+    assert torch.equal(outs[True, "same"][:8], outs[True, "other"][:8])
+    assert not torch.allclose(outs[False, "same"][:8], outs[False, "other"][:8])  # one pass: shared statistics
 
 
 def test_sample_is_deterministic_for_a_seed():

@@ -34,11 +34,16 @@ with the wrong sign, the wrong loss and at every step. Its optimizer holds no gr
 trainer steps, so the trainer leaves it alone (AdaAug's pattern); its state is checkpointed.
 
 Replay buffer (the paper's ensemble trick): every `replay_every` epochs a frozen copy of the
-augmentation model is stored; the classifier's batches are cut into groups of `replay_group`
-images, each group augmented by a copy drawn with priority decay^age (the current model 1).
+augmentation model is stored; once it holds one, the classifier's batches are cut into groups
+of `replay_group` images, each group augmented by a copy drawn with priority decay^age (the
+current model 1), and each group is its own forward pass: the models' BatchNorm normalises by
+that group's statistics, as the public code's forward per 8-image chunk does. augbench runs
+every group of a copy in one batched pass (`GroupBatchNorm` keeps the statistics apart).
 
-Families: colour (colour part), crop and rotation (geometric part); `space="auto"` uses the
-part of the benchmark's family, "both" the paper's full model. Labels only: classification.
+Parts (`space`): the paper's model learns both, colour then geometric, on every dataset
+("both", the default); "color" or "geometric" keeps one part, and "auto" the part of the
+benchmark's family (colour on colour benchmarks, geometric on crop/rotation). Labels only:
+classification.
 """
 
 from __future__ import annotations
@@ -199,6 +204,55 @@ def train_mode(*modules: nn.Module) -> Iterator[None]:
             m.training = flag
 
 
+class GroupBatchNorm:
+    """BatchNorm on batch statistics that, inside `batch_groups`, normalises each group of rows by its own.
+
+    A mixin for `nn.BatchNorm1d`/`2d` built with `track_running_stats=False` (the same parameters
+    and state keys): one batched pass over several groups gives what a pass per group gives.
+    """
+
+    groups: Tensor | None = None  # (N,) group id of each row, ids 0..G-1; None: the whole batch
+
+    def forward(self, x: Tensor) -> Tensor:
+        groups = self.groups
+        if groups is None:
+            return super().forward(x)  # type: ignore[misc]
+        n, c = x.shape[:2]
+        flat = x.reshape(n, c, -1)
+        g = int(groups.max()) + 1
+        count = torch.zeros(g, device=x.device, dtype=x.dtype).index_add_(
+            0, groups, torch.full((n,), float(flat.shape[-1]), device=x.device, dtype=x.dtype))[:, None]
+        mean = torch.zeros(g, c, device=x.device, dtype=x.dtype).index_add_(0, groups, flat.sum(-1)) / count
+        centred = flat - mean[groups][..., None]
+        var = torch.zeros(g, c, device=x.device, dtype=x.dtype).index_add_(0, groups, centred.pow(2).sum(-1)) / count
+        out = centred / (var[groups][..., None] + self.eps).sqrt()  # type: ignore[attr-defined]
+        if self.affine:  # type: ignore[attr-defined]
+            out = out * self.weight[:, None] + self.bias[:, None]  # type: ignore[attr-defined]
+        return out.reshape(x.shape)
+
+
+class GroupBatchNorm1d(GroupBatchNorm, nn.BatchNorm1d):
+    pass
+
+
+class GroupBatchNorm2d(GroupBatchNorm, nn.BatchNorm2d):
+    pass
+
+
+@contextlib.contextmanager
+def batch_groups(module: nn.Module, groups: Tensor | None) -> Iterator[None]:
+    """Inside the block, every `GroupBatchNorm` of `module` normalises the rows of each group of `groups`
+    (N,) (ids 0..G-1) by that group's statistics; None: by the whole batch's."""
+    norms = [m for m in module.modules() if isinstance(m, GroupBatchNorm)]
+    for m in norms:
+        m.groups = groups
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.groups = None
+
+
 def _init_weights(module: nn.Module) -> None:
     """The public code's init: Kaiming-normal (leaky ReLU 0.2, fan out) for every linear and conv."""
     for m in module.modules():
@@ -218,9 +272,9 @@ class NoiseMLP(nn.Module):
     def __init__(self, n_in: int, hidden: int, n_out: int, dropout: float) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Linear(n_in, hidden, bias=False), nn.BatchNorm1d(hidden, track_running_stats=False),
+            nn.Linear(n_in, hidden, bias=False), GroupBatchNorm1d(hidden, track_running_stats=False),
             nn.LeakyReLU(LEAK), _dropout(dropout),
-            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden, track_running_stats=False),
+            nn.Linear(hidden, hidden, bias=False), GroupBatchNorm1d(hidden, track_running_stats=False),
             nn.LeakyReLU(LEAK), _dropout(dropout),
         )
         self.out = nn.Linear(hidden, n_out, bias=False)
@@ -241,9 +295,9 @@ class ColorAugmentation(nn.Module):
         self.context_layer = nn.Conv2d(num_classes, hidden, 1, bias=False) if context else None
         self.pixel_in = nn.Conv2d(3, hidden, 1, bias=False)
         self.pixel_body = nn.Sequential(
-            nn.BatchNorm2d(hidden, track_running_stats=False), nn.LeakyReLU(LEAK), _dropout(dropout, True),
+            GroupBatchNorm2d(hidden, track_running_stats=False), nn.LeakyReLU(LEAK), _dropout(dropout, True),
             nn.Conv2d(hidden, hidden, 1, bias=False),
-            nn.BatchNorm2d(hidden, track_running_stats=False), nn.LeakyReLU(LEAK), _dropout(dropout, True),
+            GroupBatchNorm2d(hidden, track_running_stats=False), nn.LeakyReLU(LEAK), _dropout(dropout, True),
         )
         self.pixel_out = nn.Conv2d(hidden, 6, 1, bias=False)
         self.global_net = NoiseMLP(noise_dim + (num_classes if context else 0), 4 * noise_dim, 2, dropout)
@@ -336,7 +390,7 @@ class AugmentationModel(nn.Module):
 
 
 def choose_parts(space: str, families: frozenset[str]) -> tuple[str, ...]:
-    """The parts of the augmentation model for `space` ("auto": the benchmark family's part)."""
+    """The parts of the augmentation model for `space` ("both": the paper's; "auto": the benchmark family's part)."""
     if space != "auto":
         return PARTS[space]
     if families == frozenset({"color"}):
@@ -363,9 +417,9 @@ class TeachAugment(AugmentationMethod):
         "cifar100-crop": {"base_pad": 4, "cutout": 16, "label_smoothing": 0.1},
     }
     hparams = {
-        "space": HParam("auto", str, choices=("auto", "color", "geometric", "both"),
-                        help="parts of the augmentation model; auto: colour on colour benchmarks, geometric on "
-                             "crop/rotation; both: the paper's full model"),
+        "space": HParam("both", str, choices=("both", "color", "geometric", "auto"),
+                        help="parts of the augmentation model: both (the paper's, colour then geometric), one of "
+                             "them, or auto (colour on colour benchmarks, geometric on crop/rotation)"),
         "ema_decay": HParam(0.999, float, low=0.0, high=1.0, help="teacher EMA decay (public code: 0.999)"),
         "update_every": HParam(5, int, low=1, help="training steps per augmentation-model update (public code: 5)"),
         "label_smoothing": HParam(0.1, float, low=0.0, high=1.0,
@@ -494,18 +548,23 @@ class TeachAugment(AugmentationMethod):
 
     @torch.no_grad()
     def draw(self, x: Tensor, labels: Tensor) -> Tensor:
-        """The classifier's augmentation of `x`: groups of images each from a copy drawn from the buffer."""
+        """The classifier's augmentation of `x`: with a replay buffer, groups of `replay_group` images,
+        each from a copy drawn from the buffer and normalised by its own BatchNorm statistics."""
         policies = [*self.replay, self.augmenter]
         with train_mode(*policies):  # the distribution trained is the one with dropout on
             if len(policies) == 1:
                 return self.augmenter(x, labels)[0]
             group = self.hp["replay_group"]
-            choice = torch.multinomial(self.replay_priorities(), math.ceil(x.shape[0] / group), replacement=True)
-            per_image = choice.to(x.device).repeat_interleave(group)[: x.shape[0]]
+            n_groups = math.ceil(x.shape[0] / group)
+            choice = torch.multinomial(self.replay_priorities(), n_groups, replacement=True).to(x.device)
+            group_of = torch.arange(x.shape[0], device=x.device) // group
+            per_image = choice[group_of]
             out = torch.empty_like(x)
-            for j in choice.unique().tolist():
+            for j in choice.unique().tolist():  # one pass per copy drawn, every group of it at once
                 rows = (per_image == j).nonzero().squeeze(1)
-                out[rows] = policies[j](x[rows], labels[rows])[0]
+                ids = torch.unique(group_of[rows], return_inverse=True)[1]
+                with batch_groups(policies[j], ids):
+                    out[rows] = policies[j](x[rows], labels[rows])[0]
             return out
 
     @property
