@@ -119,7 +119,9 @@ def test_a_cells_logit_depends_on_the_image_around_that_cell():
     A 3x3 stride-2 conv with padding 1 centres output i on input pixel 2i, so a cell of total
     stride S sees pixels centred S/2 - 0.5 px up-left of its block's centre (the box centre):
     1.5 px at layer 2, 3.5 px at layer 3 (documented in lrp.py). Anything mirrored or transposed
-    would be tens of pixels off.
+    would be tens of pixels off (at least 24 px for these cells). The saliency's centre also moves
+    with the random weights and where the border cuts the receptive field (up to ~3 px with the
+    public code's He initialisation), hence a 4 px tolerance.
     """
     torch.manual_seed(0)
     layers, prior, max_outside = default_lrp_config((64, 64))
@@ -134,7 +136,7 @@ def test_a_cells_logit_depends_on_the_image_around_that_cell():
         box_r, box_c = box[0].item() * 64 - 0.5, box[1].item() * 64 - 0.5  # pixel-index coordinates
         assert box_r == (cell[0] + 0.5) * stride - 0.5 and box_c == (cell[1] + 0.5) * stride - 0.5
         offset = stride / 2 - 0.5
-        assert abs(r - (box_r - offset)) < 1.5 and abs(c - (box_c - offset)) < 1.5
+        assert abs(r - (box_r - offset)) < 4 and abs(c - (box_c - offset)) < 4
 
 
 # ----------------------------------------------------------------------------- sampling and entropy

@@ -403,7 +403,7 @@ class AugmentationMethod(nn.Module):
 
 def build_param_optimizer(params: list[nn.Parameter], hp: Mapping[str, Any],
                           prefix: str = "") -> torch.optim.Optimizer | None:
-    """SGD/Adam from the conventional `optimizer`, `lr`, `momentum`, `weight_decay` hyperparameters."""
+    """SGD/Adam from the conventional `optimizer`, `lr`, `momentum`, `nesterov`, `weight_decay` hyperparameters."""
     params = [p for p in params if p.requires_grad]
     if not params:
         return None
@@ -411,5 +411,7 @@ def build_param_optimizer(params: list[nn.Parameter], hp: Mapping[str, Any],
     lr = hp[prefix + "lr"]
     wd = hp.get(prefix + "weight_decay", 0.0)
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=hp.get(prefix + "momentum", 0.9), weight_decay=wd)
+        momentum = hp.get(prefix + "momentum", 0.9)
+        nesterov = bool(hp.get(prefix + "nesterov", False)) and momentum > 0  # Nesterov needs momentum
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd, nesterov=nesterov)
     return torch.optim.Adam(params, lr=lr, weight_decay=wd)

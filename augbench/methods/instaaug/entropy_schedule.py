@@ -14,11 +14,14 @@ the VALIDATION split (the public code used the test set). The paper checks once 
 As in the public scheduler, once the condition has held for `patience` checks lambda moves at
 every further check the condition still holds. State lives in buffers, so checkpoints carry it.
 
-Two rules of the public scheduler that the paper does not state are options, off by default:
-`hold` skips a change while the entropy already moves toward the band by more than `hold`
-nats since the previous check (public: 0.005 per epoch; it keeps lambda from winding up while
-phi is still catching up with it), and `max_steps` caps lambda at that many net
-factor steps above or below lambda0 (public: 50).
+Two rules of the public scheduler (the rule behind the paper's numbers) that the paper does not
+state are on by default, with the public values: `hold` skips a change while the entropy already
+moves toward the band by more than `hold` nats since the previous check (0.005 per epoch: it
+keeps lambda from winding up while phi is still catching up with it; without it an entropy that
+rises 0.01 per epoch from 1.0 toward [3.0, 3.5] drives lambda from 0.2 to ~1e11 in 150 epochs),
+and `max_steps` caps lambda at that many net factor steps above or below lambda0 (50). With
+the defaults the lambda trajectory is the public code's on any entropy sequence (the
+comparison `h > last + hold` is the code's, in float64); None turns either rule off.
 
 The public contrastive runs use another rule instead: a penalty
 0.3 * (mean H - H_target(t))^2 whose target is ramped linearly over the first N epochs.
@@ -32,6 +35,10 @@ import torch
 from torch import Tensor, nn
 
 from augbench.errors import ConfigError
+
+#: The public scheduler's hold (nats per check) and cap (net factor steps): DynamicLambda's defaults.
+PUBLIC_HOLD = 0.005
+PUBLIC_MAX_STEPS = 50
 
 
 class DynamicLambda(nn.Module):
@@ -48,11 +55,12 @@ class DynamicLambda(nn.Module):
     lam: Tensor
     below: Tensor
     above: Tensor
-    last: Tensor  # only with `hold`
+    last: Tensor  # only with `hold` (float64: the hold compares entropies as the public code does)
     steps: Tensor  # only with `max_steps`
 
     def __init__(self, lam0: float, factor: float = 1.2, patience: int = 2, h_min: float | Sequence[float] = 3.0,
-                 h_max: float | Sequence[float] = 3.5, hold: float | None = None, max_steps: int | None = None) -> None:
+                 h_max: float | Sequence[float] = 3.5, hold: float | None = PUBLIC_HOLD,
+                 max_steps: int | None = PUBLIC_MAX_STEPS) -> None:
         super().__init__()
         lo, hi = torch.as_tensor(h_min, dtype=torch.float64), torch.as_tensor(h_max, dtype=torch.float64)
         if lo.shape != hi.shape or lo.dim() > 1:
@@ -70,7 +78,7 @@ class DynamicLambda(nn.Module):
         # the options' state only when they are on, so default checkpoints keep their keys
         self.hold, self.max_steps = hold, max_steps
         if hold is not None:
-            self.register_buffer("last", torch.full(shape, float("nan")))  # previous check's entropy
+            self.register_buffer("last", torch.full(shape, float("nan"), dtype=torch.float64))  # previous check
         if max_steps is not None:
             self.register_buffer("steps", torch.zeros(shape, dtype=torch.long))  # net factor steps taken
 
@@ -92,9 +100,9 @@ class DynamicLambda(nn.Module):
         up = below & (n_below >= self.patience)
         down = above & (n_above >= self.patience)
         if self.hold is not None:  # e.g. below the band but risen by more than `hold` since the last check
-            moving = h - self.last.cpu().double()  # NaN at the first check: never holds
-            up &= ~(moving > self.hold)
-            down &= ~(-moving > self.hold)
+            last = self.last.cpu().double()  # NaN at the first check: never holds
+            up &= ~(h > last + self.hold)
+            down &= ~(h < last - self.hold)
             self.last.copy_(h)
         if self.max_steps is not None:
             steps = self.steps.cpu()

@@ -6,6 +6,7 @@ extra layer for large inputs). Every cell of a chosen layer is one candidate cro
 the cell, with a side close to the cell's receptive field (4, 12, 24, 48, 96, 192 px for layers
 0..5); one more "global" candidate is the whole image. A 1x1 head (no bias, weights / 10 at
 init) gives each cell a logit; the global logit comes from a conv covering the whole last map.
+Every convolution starts from the public code's He truncated normal (heads then / 10).
 
     logit_k = head_k(x) + cell_bias_k + prior[layer(k)] - ln(#cells of layer(k))
 
@@ -40,7 +41,7 @@ from torch import Tensor, nn
 from augbench.errors import ConfigError
 from augbench.methods import Views, repeat_views
 from augbench.methods.instaaug.parameterization import INSPECT_SAMPLES, Parameterization
-from augbench.models.networks import PreActBlock
+from augbench.models.networks import PreActBlock, he_truncated_normal_
 from augbench.transforms.geometry import crop
 
 GLOBAL = -1  # layer id of the whole-image candidate
@@ -237,12 +238,25 @@ class PhiTrunk(nn.Module):
         self.stem = nn.Conv2d(in_channels, chans[0], 3, 2, 1, bias=False)
         self.blocks = nn.ModuleList(
             PreActBlock(chans[i - 1], chans[i], 1 if i == 1 else 2) for i in range(1, depth + 1))
+        for m in self.modules():  # the public code's initialisation of phi
+            if isinstance(m, nn.Conv2d):
+                he_truncated_normal_(m.weight)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         maps = [self.stem(x * 2 - 1)]
         for block in self.blocks:
             maps.append(block(maps[-1]))
         return maps
+
+
+def head_conv(channels: int, out: int, kernel: tuple[int, int]) -> nn.Conv2d:
+    """A bias-free head conv, He truncated normal divided by 10 ("stabilise training": the
+    distribution starts at the prior), as the public code initialises phi's output convs."""
+    conv = nn.Conv2d(channels, out, kernel, bias=False)
+    he_truncated_normal_(conv.weight)
+    with torch.no_grad():
+        conv.weight.div_(10)
+    return conv
 
 
 class GlobalHead(nn.Module):
@@ -253,9 +267,7 @@ class GlobalHead(nn.Module):
 
     def __init__(self, channels: int, map_hw: tuple[int, int], out: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, out, (map_hw[0], map_hw[1]), bias=False)
-        with torch.no_grad():
-            self.conv.weight.div_(10)
+        self.conv = head_conv(channels, out, map_hw)
         self.bias = nn.Parameter(torch.zeros(out))
 
     def forward(self, fmap: Tensor) -> Tensor:
@@ -286,12 +298,9 @@ class LRPNet(nn.Module):
         heads = []
         for layer in self.candidates.layers:
             if layer == GLOBAL:
-                conv = nn.Conv2d(self.trunk.channels[depth], 1, sizes[depth], bias=False)
+                heads.append(head_conv(self.trunk.channels[depth], 1, sizes[depth]))
             else:
-                conv = nn.Conv2d(self.trunk.channels[layer], 1, 1, bias=False)
-            with torch.no_grad():
-                conv.weight.div_(10)  # "stabilise training": start at the prior
-            heads.append(conv)
+                heads.append(head_conv(self.trunk.channels[layer], 1, (1, 1)))
         self.heads = nn.ModuleList(heads)
         self.cell_bias = nn.Parameter(torch.zeros(len(self.candidates)))
         offset = prior_logits(self.candidates, prior)

@@ -26,6 +26,13 @@ Test-time augmentation (`tta`): "sample" draws n transformations from p(tau; the
 trainer averages logits (Appendix C.2); "topk" (LRP only) takes the n most probable crops (the
 public code's rule; its probability averaging with the top crop weighted 0.2 is `combine_views`).
 
+Training copies (`train_views`, the public ImageNet config's `train_copies: 10`): n crops per
+training image, their log-probabilities averaged into one prediction before the loss (the code's
+rule); each crop is credited with that shared loss (moving-average baseline).
+
+phi's optimizer is SGD with momentum 0.9, weight decay 1e-4 and Nesterov momentum: in the public
+code phi is a parameter group of the classifier's Nesterov SGD (the paper gives SGD and phi's lr).
+
 Entropy bounds Hmin/Hmax default by parameterization and input size (None: the
 parameterization's `default_entropy_bounds`). `target_spread` states the band in the family's
 own units instead (LRP: the effective number of candidate crops exp(H); ranges: the width of
@@ -56,7 +63,7 @@ from augbench.methods import (
     repeat_views,
 )
 from augbench.methods.instaaug.conditioning import CONDITIONINGS, build_conditioner
-from augbench.methods.instaaug.entropy_schedule import DynamicLambda, EntropyTarget
+from augbench.methods.instaaug.entropy_schedule import PUBLIC_HOLD, PUBLIC_MAX_STEPS, DynamicLambda, EntropyTarget
 from augbench.methods.instaaug.lrp import LRPParameterization
 from augbench.methods.instaaug.parameterization import Parameterization
 from augbench.methods.instaaug.recipes import RECIPES
@@ -168,12 +175,12 @@ class InstaAug(AugmentationMethod):
                                 help="lambda is multiplied/divided by this when entropy leaves [h_min, h_max]"),
         "lambda_patience": HParam(2, int, low=1, help="consecutive validation checks (train.val_checks per epoch) "
                                                       "outside the bounds before lambda moves"),
-        "lambda_hold": HParam(None, float, low=0.0, nullable=True,
+        "lambda_hold": HParam(PUBLIC_HOLD, float, low=0.0, nullable=True,
                               help="skip a lambda change while the entropy already moves toward [h_min, h_max] by "
-                                   "more than this per check (public scheduler: 0.005); None: never (paper)"),
-        "lambda_max_steps": HParam(None, int, low=0, nullable=True,
-                                   help="cap lambda at this many net factor steps above/below lambda0 (public "
-                                        "scheduler: 50); None: no cap (paper)"),
+                                   "more than this per check (the public scheduler's 0.005); None: never"),
+        "lambda_max_steps": HParam(PUBLIC_MAX_STEPS, int, low=0, nullable=True,
+                                   help="cap lambda at this many net factor steps above/below lambda0 (the public "
+                                        "scheduler's 50); None: no cap"),
         "h_min": HParam(None, float, nullable=True, help="lower entropy bound (nats); None: by parameterization/size"),
         "h_max": HParam(None, float, nullable=True, help="upper entropy bound (nats); None: by parameterization/size"),
         "target_spread": HParam(None, float, is_list=True, nullable=True,
@@ -205,7 +212,12 @@ class InstaAug(AugmentationMethod):
                      help="phi's learning rate; None: 1e-5 (paper), 0.1 with conditioning=class (public "
                           "class-specific config: a table row learns only from its own class's samples)"),
         "momentum": HParam(0.9, float, low=0.0, high=1.0),
+        "nesterov": HParam(True, bool, help="phi's SGD with Nesterov momentum (the public code's: phi shares the "
+                                            "classifier's Nesterov SGD); no effect with momentum 0"),
         "weight_decay": HParam(1e-4, float, low=0.0),
+        "train_views": HParam(1, int, low=1,
+                              help="crops per training image whose log-probabilities are averaged into one "
+                                   "prediction before the loss (public ImageNet config: train_copies 10)"),
         "tta": HParam("sample", str, choices=("sample", "topk"),
                       help="test-time views: samples of p(tau; phi(x)) (C.2) or the top-n LRP crops (public code)"),
         "tta_top_weight": HParam(0.2, float, low=0.0, help="topk: weight of the most probable crop in `combine_views`"),
@@ -280,6 +292,7 @@ class InstaAug(AugmentationMethod):
         self.register_buffer("train_entropy_n", torch.zeros((), dtype=torch.long))
         self._optimizer: torch.optim.Optimizer | None = None
         self._t = 0.0  # epochs since InstaAug started, for the target rule (derived from the step)
+        self._epoch = 0  # the training epoch (`begin_epoch`): no copies while pretraining
 
     def _bounds(self) -> tuple[float | list[float], float | list[float]]:
         """(Hmin, Hmax): from target_spread (a list per part when the distribution has several
@@ -378,11 +391,22 @@ class InstaAug(AugmentationMethod):
         if views.log_prob is not None:  # REINFORCE on the detached losses of this very forward pass
             credit = views.credit  # the task's: every loss each view's choice changes (None: its own)
             detached = (per_sample_loss if credit is None else credit).detach()
-            advantage = detached - self._baseline(detached, views.n_views, shared=credit is not None)
+            copies = views.log_prob.numel() // detached.numel()  # `train_views` crops share each loss
+            if copies > 1:
+                detached = detached.repeat(copies)
+            advantage = detached - self._baseline(detached, views.n_views, shared=credit is not None or copies > 1)
             loss = loss + (advantage * views.log_prob).mean()
             logs["advantage_std"] = advantage.std() if advantage.numel() > 1 else advantage.abs().mean()
         logs.update(self.distribution.step_logs(views))
         return loss, logs
+
+    def train_copies(self) -> int:
+        """`train_views`, 1 while pretraining (identity views)."""
+        return 1 if self._epoch < self.hp["pretrain_epochs"] else int(self.hp["train_views"])
+
+    def combine_train_copies(self, outs: Tensor) -> Tensor:
+        """The public code's rule: the mean log-probability over the crops (the loss then re-normalises it)."""
+        return torch.log_softmax(outs, -1).mean(0)
 
     def make_optimizer(self) -> torch.optim.Optimizer | None:
         self._optimizer = build_param_optimizer(list(self.parameters()), {**self.hp, "lr": self.phi_lr})
@@ -398,6 +422,7 @@ class InstaAug(AugmentationMethod):
         return 1.0 if warm == 0 else min(1.0, (epoch - start + 1) / warm)
 
     def begin_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
         if self._optimizer is not None:  # idempotent: the lr is a function of the epoch alone
             for group in self._optimizer.param_groups:
                 group["lr"] = self.phi_lr * self.lr_factor(epoch)
