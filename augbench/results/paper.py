@@ -130,6 +130,8 @@ TABLE_1 = TableSpec(
         RowSpec("- w/o LRP", "instaaug", "uniform", extra=_instance("yes")),
         RowSpec("- w/o input", "instaaug", "input-free", extra=_instance("no")),
         RowSpec("- class-specific", "instaaug", "class-specific", extra=_instance("class")),
+        # not in the InstaAug paper: FlowInv's own Tiny-ImageNet number (its paper's Table 1), beside augbench's runs
+        RowSpec("FlowInv (Singhal et al., 2023)", "flowinv", extra=_instance("yes")),
     ),
     columns=_ACC, extra_columns=("Instance",), protocol=PROTOCOL_SELECTED_ON_TEST,
 )
