@@ -262,7 +262,7 @@ def test_pid_rule_uses_the_previous_steps_alpha_and_needs_a_band():
 
 def test_training_averages_the_logits_of_train_views_draws(tmp_path, tiny):
     """The public CIFAR code's loss: cross-entropy of the mean logit over 20 draws per image (none in burn-in)."""
-    from augbench.benchmarks import create_benchmark
+    from augbench.settings import create_benchmark
     from augbench.train.trainer import Trainer
 
     m = create_method("flowinv", ctx(), burnin_epochs=2)

@@ -326,7 +326,7 @@ def test_the_look_ahead_reads_16_validation_images_and_smoothing_reaches_the_cla
 
 
 def test_the_classifier_loss_is_label_smoothed_when_the_method_asks(tmp_path, tiny):
-    from augbench.benchmarks import create_benchmark
+    from augbench.settings import create_benchmark
     from augbench.train.trainer import Trainer
 
     losses = {}

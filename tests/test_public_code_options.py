@@ -117,3 +117,32 @@ def test_train_views_average_log_probabilities_and_credit_each_crop_with_the_sha
     expected = loss.mean() - lam * views.entropy.mean() + (loss.repeat(3) * views.log_prob).mean()
     torch.testing.assert_close(total, expected)  # moving-average baseline: none before the first step
     assert float(m.baseline_ema) == pytest.approx(2.5)  # then the shared losses' mean
+
+
+def test_the_classifier_warms_up_linearly_over_the_first_steps_and_keeps_its_schedule(tmp_path):
+    """train.warmup_steps (Tiny-ImageNet 1000, contrastive 500: the public code's): step s of the first N
+    takes (s + 1) / N of the learning rate; the optimizer's own lr, which schedules see, stays unscaled."""
+    from test_datasets_tinyimagenet import make_tree
+
+    assert resolve("tinyimagenet-crop", "none").settings["train.warmup_steps"] == 1000
+    assert resolve("tinyimagenet-contrastive", "none").settings["train.warmup_steps"] == 500
+    root = make_tree(tmp_path / "tiny")
+    cfg = resolve("tinyimagenet-crop", "none", 0, {"data.root": str(root), "model.name": "small_cnn", "train.lr": 0.1,
+                                                   "train.batch_size": 2, "train.warmup_steps": 3,
+                                                   "run.progress": False})
+    trainer = Trainer(create_benchmark(cfg.benchmark, cfg.settings), "none", cfg.hparams, 0, tmp_path / "run", {})
+    used: list[float] = []
+    step = trainer.model_opt.step
+
+    def recording_step(*args, **kwargs):
+        used.append(trainer.model_opt.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    trainer.model_opt.step = recording_step
+    lrs = []
+    for _ in range(4):
+        lrs.append(trainer.classifier_lr())
+        trainer._step(torch.arange(2))
+        trainer.global_step += 1
+    assert used == pytest.approx([0.1 / 3, 0.2 / 3, 0.1, 0.1]) and lrs == pytest.approx(used)
+    assert trainer.model_opt.param_groups[0]["lr"] == pytest.approx(0.1)

@@ -297,8 +297,17 @@ class Trainer:
         return self._stats(loss, per_sample, out, y, n_views, views, logs)
 
     def classifier_lr(self) -> float | None:
-        """The classifier's current learning rate (`StepContext.lr`); None when it does not train."""
-        return float(self.model_opt.param_groups[0]["lr"]) if self.model_opt is not None else None
+        """The classifier's learning rate this step (`StepContext.lr`, warm-up included); None if it does not train."""
+        if self.model_opt is None:
+            return None
+        return float(self.model_opt.param_groups[0]["lr"]) * self.warmup_factor()
+
+    def warmup_factor(self) -> float:
+        """The classifier's linear lr warm-up at this step: (step + 1) / N for the first N = `train.warmup_steps`
+        steps (declared by the benchmarks whose recipe warms up: the public Tiny-ImageNet and contrastive
+        code), else 1. It scales the step only: schedulers and checkpoints keep the unscaled lr."""
+        n = int(self.s.get("train.warmup_steps", 0))
+        return (self.global_step + 1) / n if self.global_step < n else 1.0
 
     def _optimize(self, loss: torch.Tensor) -> None:
         """One backward pass, then a step of every optimizer whose parameters got a gradient."""
@@ -309,9 +318,18 @@ class Trainer:
         if self.method_opt is not None:  # the classifier's gradients are averaged by DDP, the method's here
             self.replicas.average_grads(p for group in self.method_opt.param_groups for p in group["params"])
         stepped = False
+        warm = self.warmup_factor()
         for opt in optimizers:
             if any(p.grad is not None for group in opt.param_groups for p in group["params"]):
+                scaled = opt is self.model_opt and warm < 1.0
+                if scaled:
+                    lrs = [group["lr"] for group in opt.param_groups]
+                    for group in opt.param_groups:
+                        group["lr"] *= warm
                 self.scaler.step(opt)
+                if scaled:
+                    for group, lr in zip(opt.param_groups, lrs):
+                        group["lr"] = lr
                 stepped = True
         if stepped:
             self.scaler.update()

@@ -59,13 +59,15 @@ class FlowInv(AugmentationMethod):
     recipes = {
         # FlowInv's code: 10 epochs before the flow (CIFAR)
         "tinyimagenet-crop": {"burnin_epochs": 10},
-        "cifar10-crop": {"burnin_epochs": 10},
-        "cifar100-crop": {"burnin_epochs": 10},
-        "clutter-crop": {"lr": 1e-3, "burnin_epochs": 2},  # as instaaug's short schedule there
+        # the CIFAR code's full affine flow (6 generators)
+        "cifar10-crop": {"burnin_epochs": 10, "space": "affine"},
+        "cifar100-crop": {"burnin_epochs": 10, "space": "affine"},
+        # as instaaug's short schedule there; one draw per image, as the Mario-Iggy script (a CPU budget)
+        "clutter-crop": {"lr": 1e-3, "burnin_epochs": 2, "train_views": 1},
         # FlowInv's Mario-Iggy +-90 script (4 couplings, Adam 1e-3, 1 epoch without augmentation, PID
-        # alpha in [1e-3, 0.5]) with instaaug's entropy band there in FlowInv's units (minus log pi)
+        # alpha in [1e-3, 0.5], one draw per image) with instaaug's entropy band there in FlowInv's units (minus log pi)
         "glyphs-rotation": {"flow_layers": 4, "lr": 1e-3, "burnin_epochs": 1, "alpha_rule": "pid",
-                            "h_min": -0.145, "h_max": 0.005, "alpha_min": 1e-3, "alpha_max": 0.5},
+                            "h_min": -0.145, "h_max": 0.005, "alpha_min": 1e-3, "alpha_max": 0.5, "train_views": 1},
     }
     hparams = {
         "space": HParam("auto", str, choices=("auto", *SPACES),

@@ -204,7 +204,11 @@ class InstaAug(AugmentationMethod):
         "pretrain_fraction": HParam(None, float, low=0.0, high=1.0, nullable=True,
                                     help="pretraining as a fraction of train.epochs (at least one epoch, rounded "
                                          "up): sets pretrain_epochs at resolve time; None: pretrain_epochs as given"),
-        "warmup_epochs": HParam(0, int, low=0, help="linear warm-up of phi's lr after pretraining (paper: 10)"),
+        "freeze_epochs": HParam(0, int, low=0,
+                                help="epochs after pretraining with phi's lr 0 while views are drawn from its "
+                                     "initial distribution (public contrastive code: no_train_period 50)"),
+        "warmup_epochs": HParam(0, int, low=0, help="linear warm-up of phi's lr after pretraining and freezing "
+                                                    "(public code: 10)"),
         "allow_frozen_phi": HParam(False, bool, identity=False,
                                    help="accept train.epochs <= pretrain_epochs (phi's lr 0 all run: the prior)"),
         "optimizer": HParam("sgd", str, choices=("sgd", "adam"), help="phi's optimizer (paper: SGD)"),
@@ -255,11 +259,12 @@ class InstaAug(AugmentationMethod):
 
     @classmethod
     def check(cls, hp: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
-        """Refuse a run whose phi never trains: its lr is 0 for every epoch < pretrain_epochs."""
+        """Refuse a run whose phi never trains: its lr is 0 for every epoch < pretrain_epochs + freeze_epochs."""
         epochs = settings.get("train.epochs")
-        if epochs is not None and epochs <= hp["pretrain_epochs"] and not hp["allow_frozen_phi"]:
-            raise ConfigError(f"instaaug: train.epochs={epochs} <= pretrain_epochs={hp['pretrain_epochs']}, so phi's "
-                              f"learning rate is 0 for the whole run; raise train.epochs, lower pretrain_epochs, or "
+        still = hp["pretrain_epochs"] + hp["freeze_epochs"]
+        if epochs is not None and epochs <= still and not hp["allow_frozen_phi"]:
+            raise ConfigError(f"instaaug: train.epochs={epochs} <= pretrain_epochs + freeze_epochs={still}, so phi's "
+                              f"learning rate is 0 for the whole run; raise train.epochs, lower those epochs, or "
                               f"set allow_frozen_phi=true")
 
     def __init__(self, ctx: MethodContext, **hp: Any) -> None:
@@ -414,8 +419,8 @@ class InstaAug(AugmentationMethod):
 
     # ------------------------------------------------------------------ schedules
     def lr_factor(self, epoch: int) -> float:
-        """phi's lr multiplier at `epoch`: 0 while pretraining, then a linear warm-up to 1."""
-        start = self.hp["pretrain_epochs"]
+        """phi's lr multiplier at `epoch`: 0 while pretraining and frozen, then a linear warm-up to 1."""
+        start = self.hp["pretrain_epochs"] + self.hp["freeze_epochs"]
         if epoch < start:
             return 0.0
         warm = self.hp["warmup_epochs"]
