@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from public_lambda_rule import public_lambdas
 
 from augbench.errors import ConfigError
 from augbench.methods import MethodContext, StepContext, Views, create_method
 from augbench.methods.instaaug.entropy_schedule import DynamicLambda, EntropyTarget
+from augbench.runs import resolve
 
 ROT = MethodContext(num_classes=4, image_shape=(3, 16, 16), families=frozenset({"rotation"}), steps_per_epoch=10)
 
@@ -114,6 +118,17 @@ def test_phi_lr_warms_up_linearly_after_pretraining_and_begin_epoch_is_idempoten
     assert sgd.param_groups[0]["weight_decay"] == 1e-4
 
 
+def test_freeze_keeps_phi_still_while_its_initial_distribution_crops():
+    """The public contrastive code's no_train_period: phi's lr 0 for the first epochs, views still drawn."""
+    m = _method(pretrain_epochs=1, freeze_epochs=2, warmup_epochs=2)
+    assert [m.lr_factor(e) for e in range(6)] == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])
+    x = torch.rand(4, 3, 16, 16)
+    assert m.sample(x, StepContext(training=True, epoch=0), 1).entropy is None  # pretraining: identity views
+    assert m.sample(x, StepContext(training=True, epoch=1), 1).entropy is not None  # frozen: drawn from phi
+    with pytest.raises(ConfigError, match="freeze_epochs"):
+        resolve("glyphs-rotation", "instaaug", 0, {"freeze_epochs": 20})
+
+
 # ------------------------------------------------------------------ targets in the family's units
 COLOR = MethodContext(num_classes=4, image_shape=(3, 16, 16), families=frozenset({"color"}), steps_per_epoch=10)
 CROP32 = MethodContext(num_classes=4, image_shape=(3, 32, 32), families=frozenset({"crop"}), steps_per_epoch=10)
@@ -172,19 +187,92 @@ def test_the_trainer_runs_val_checks_per_epoch_and_lambda_reacts_at_each(tmp_pat
 
     tiny = {"data.n_train": 80, "data.n_test": 8, "data.image_size": 16, "train.batch_size": 8, "train.epochs": 2,
             "model.width": 0.25, "run.device": "cpu", "run.progress": False, "train.val_checks": 3,
-            "lambda_patience": 1, "h_min": 50.0, "h_max": 60.0}  # far above: lambda rises at every check
+            "lambda_patience": 1, "lambda_hold": None,  # no hold: lambda rises at every check
+            "h_min": 50.0, "h_max": 60.0}  # far above the entropy
     cfg = resolve("glyphs-rotation", "instaaug", 0, tiny)
     trainer = Trainer(create_benchmark("glyphs-rotation", cfg.settings), "instaaug", cfg.hparams, 0, tmp_path,
                       {"run_id": "t"})
     assert trainer.steps_per_epoch == 9 and trainer._check_steps == {3, 6}
     seen: list[tuple[int, int]] = []
+    lambdas: list[float] = []
     check = trainer.method.validation_check
 
     def recording(epoch, stats):
         seen.append((epoch, trainer.step_in_epoch))
-        return check(epoch, stats)
+        logs = check(epoch, stats)
+        lambdas.append(logs["lambda"])
+        return logs
 
     trainer.method.validation_check = recording
     trainer.fit()
     assert seen == [(0, 3), (0, 6), (0, 9), (1, 3), (1, 6), (1, 9)]  # two mid-epoch checks, then end_epoch's
-    assert trainer.method.lam.value == pytest.approx(0.3 * 1.2 ** 6)
+    # every check moved lambda (the final report may restore an earlier epoch's state: the best one)
+    assert lambdas == pytest.approx([0.3 * 1.2 ** k for k in range(1, 7)])
+
+
+# ------------------------------------------------------------------ the public rule, on recorded sequences
+TRAJECTORIES = Path(__file__).parent / "data" / "entropy_trajectories.json"
+
+
+def _synthetic_trajectories() -> list[list[float]]:
+    """Sequences that exercise every branch: ramps at, below and above the hold, plateaus long
+    enough to reach the cap, crossings of the band, noise at the bounds."""
+    gen = torch.Generator().manual_seed(0)
+    out = [[1.0 + 0.01 * e for e in range(150)],  # rising 0.01 per epoch toward [3.0, 3.5]: always held
+           [1.0 + 0.005 * e for e in range(150)],  # exactly the hold: the public `>` decides
+           [5.0 - 0.004 * e for e in range(150)],  # falling slower than the hold: moves every epoch
+           [1.0] * 80 + [5.0] * 120,  # long plateaus: the cap of 50 steps both ways
+           [3.0, 2.99, 3.5, 3.51, 3.5, 2.0, 2.0, 4.0, 4.0, 3.2] * 8]  # on and across the bounds
+    for _ in range(60):
+        start = float(torch.empty(()).uniform_(0.5, 6.0, generator=gen))
+        drift = float(torch.empty(()).uniform_(-0.02, 0.02, generator=gen))
+        noise = float(torch.empty(()).uniform_(0.0, 0.02, generator=gen))
+        steps = drift + noise * torch.randn(150, generator=gen, dtype=torch.float64)
+        out.append((start + steps.cumsum(0)).tolist())
+    return out
+
+
+def _recorded_trajectories() -> list[list[float]]:
+    """Validation entropies of real InstaAug runs (scripts/record_entropy_trajectories.py)."""
+    return [t["entropy"] for t in json.loads(TRAJECTORIES.read_text())["trajectories"]]
+
+
+def _bands(seq: list[float]) -> list[tuple[float, float]]:
+    """Bands around, below and above a sequence, so its checks fall on every side of them."""
+    q = torch.tensor(seq, dtype=torch.float64).quantile(torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9], dtype=torch.float64))
+    lo, q3, mid, q7, hi = q.tolist()
+    return [(3.0, 3.5), (lo, q3), (q3, q7), (q7, hi), (mid, mid), (min(seq) - 1, min(seq) - 0.5),
+            (max(seq) + 0.5, max(seq) + 1)]
+
+
+def test_default_lambda_follows_the_public_scheduler_on_recorded_and_synthetic_entropies():
+    """With InstaAug's defaults (factor 1.2, patience 2, hold 0.005, cap 50, lambda0 0.2) lambda
+    after every check is the public code's, on every sequence and band."""
+    recorded = _recorded_trajectories()
+    sequences = recorded + _synthetic_trajectories()
+    assert len(recorded) >= 8 and sum(len(s) for s in sequences) > 9_000
+    moved = 0
+    for seq in sequences:
+        for h_min, h_max in _bands(seq):
+            m = create_method("instaaug", ROT, h_min=h_min, h_max=h_max)
+            ours = [m.end_epoch(e, {"entropy": h})["lambda"] for e, h in enumerate(seq)]
+            public = public_lambdas(seq, 0.2, h_min, h_max)
+            steps = _steps(public)
+            assert _steps(ours) == steps, (h_min, h_max, seq)  # the same decision at every check
+            assert ours == pytest.approx(public, rel=1e-5)  # augbench keeps lambda in float32
+            moved += sum(s != 0 for s in steps)
+    assert moved > 1000  # the comparison covers many changes, not just flat lambdas
+
+
+def _steps(lams: list[float], lam0: float = 0.2) -> list[int]:
+    """Each check's decision from a lambda trajectory: +1 (x1.2), -1 (/1.2) or 0."""
+    return [round(math.log(b / a) / math.log(1.2)) for a, b in zip([lam0, *lams], lams)]
+
+
+def test_the_public_rule_keeps_lambda_where_the_plain_rule_runs_away():
+    rising = [1.0 + 0.01 * e for e in range(150)]  # toward [3.0, 3.5], 0.01 per epoch
+    m = create_method("instaaug", ROT, h_min=3.0, h_max=3.5)
+    assert [m.end_epoch(e, {"entropy": h})["lambda"] for e, h in enumerate(rising)][-1] == pytest.approx(0.2)
+    plain = create_method("instaaug", ROT, h_min=3.0, h_max=3.5, lambda_hold=None, lambda_max_steps=None)
+    last = [plain.end_epoch(e, {"entropy": h})["lambda"] for e, h in enumerate(rising)][-1]
+    assert last == pytest.approx(0.2 * 1.2 ** 149, rel=1e-5) and last > 1e11

@@ -20,8 +20,9 @@ moves toward the band by more than `hold` nats since the previous check (0.005 p
 keeps lambda from winding up while phi is still catching up with it; without it an entropy that
 rises 0.01 per epoch from 1.0 toward [3.0, 3.5] drives lambda from 0.2 to ~1e11 in 150 epochs),
 and `max_steps` caps lambda at that many net factor steps above or below lambda0 (50). With
-the defaults the lambda trajectory is the public code's on any entropy sequence (the
-comparison `h > last + hold` is the code's, in float64); None turns either rule off.
+the defaults lambda makes the public code's decision at every check of any entropy sequence (the
+comparison `h > last + hold` is the code's, in float64; lambda itself is kept in float32); None
+turns either rule off.
 
 The public contrastive runs use another rule instead: a penalty
 0.3 * (mean H - H_target(t))^2 whose target is ramped linearly over the first N epochs.
