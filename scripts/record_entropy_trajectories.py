@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from augbench.log import configure, logger
 from augbench.rundir import read_records
 from augbench.runs import execute, resolve
 
@@ -48,7 +49,7 @@ def record(root: Path) -> list[dict[str, Any]]:
                 seq = [r["metrics"][key] for r in records if key in r["metrics"]]
                 out.append({"benchmark": benchmark, "overrides": overrides, "seed": seed, "key": key,
                             "entropy": seq})
-            print(f"{benchmark} {overrides} seed {seed}: {len(records)} checks", flush=True)
+            logger.info("%s %s seed %d: %d checks", benchmark, overrides, seed, len(records))
     return out
 
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("tests/data/entropy_trajectories.json"))
     parser.add_argument("--root", type=Path, default=None, help="run directories (default: a temporary folder)")
     args = parser.parse_args()
+    configure()
     with tempfile.TemporaryDirectory() as tmp:
         trajectories = record(args.root or Path(tmp))
     args.out.parent.mkdir(parents=True, exist_ok=True)
