@@ -22,6 +22,7 @@ from augbench.errors import AugbenchError
 from augbench.log import configure, logger
 from augbench.overrides import parse_sets
 from augbench.rundir import RunDir, to_jsonable
+from augbench.precheck import check_run
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
 COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo",
@@ -85,11 +86,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from augbench.runs import execute, resolve  # torch and the registries: not to build the parser
-
     overrides = parse_sets(args.set)
     if args.device:
         overrides["run.device"] = args.device
+    check_run(args.benchmark, args.method, overrides)  # names from the catalog: a typo fails before torch loads
+    from augbench.runs import execute, resolve  # torch and every method
+
     cfg = resolve(args.benchmark, args.method, args.seed, overrides)
     if args.dry_run:
         print(describe_config(cfg))

@@ -93,9 +93,6 @@ def run_demo(root: Path | str = QUICK["root"], out: Path | str = QUICK["out"], m
              report: Report | None = None) -> int:
     """Run the grid (inline, or `max_parallel` local processes), write tables and figures, print the
     generic tables; returns the number of runs that did not finish."""
-    from augbench.results.cells import auto_tables  # pandas, matplotlib: not to build the parser
-    from augbench.results.collect import collect
-    from augbench.results.tables import to_markdown
     from augbench.sweep import launch_sweep
 
     say = report or logger.info
@@ -106,6 +103,10 @@ def run_demo(root: Path | str = QUICK["root"], out: Path | str = QUICK["out"], m
                        max_parallel=max(1, max_parallel), wait=True, log=lambda line: say(f"demo: {line}"),
                        poll_seconds=2.0)
     say(f"demo: {len(rep.runs)} runs ({len(rep.done)} were already done, {len(rep.failed)} failed before)")
+    from augbench.results.cells import auto_tables  # torch and pandas: after the grid is validated
+    from augbench.results.collect import collect
+    from augbench.results.tables import to_markdown
+
     written = write_outputs(root, out, say)
     frame = collect(root, report=lambda line: None)
     for res in auto_tables(frame) if not frame.empty else []:

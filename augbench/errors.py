@@ -15,6 +15,12 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def unknown_name(kind: str, name: str, valid: Iterable[str]) -> ConfigError:
+    """"unknown <kind> 'x' (did you mean ...?); valid: ...": the one message for a name no registry holds."""
+    valid = sorted(valid)
+    return ConfigError(f"unknown {kind} {name!r}{did_you_mean(name, valid)}; valid: {', '.join(valid)}")
+
+
 class AugbenchError(ValueError):
     """Base class: a problem with what the user asked for, explained in one line."""
 

@@ -108,6 +108,16 @@ def check_hparams(routed: Routed, declared: Mapping[str, Collection[str]], where
                                   f"valid: {', '.join(accepted) or '(none)'}")
 
 
+def check_variant(method: str, name: str, variants: Collection[str]) -> None:
+    """Refuse a variant name `method` does not have (`variants`: its names), naming a close match."""
+    if name in variants:
+        return
+    if not variants:
+        raise ConfigError(f"method {method} has no named variants; set its hyperparameters instead")
+    raise ConfigError(f"method {method}: unknown variant {name!r}{did_you_mean(name, variants)}; "
+                      f"valid: {', '.join(sorted(variants))}")
+
+
 def split_overrides(overrides: Mapping[str, Any], bench_params: Iterable[str], method: str,
                     method_params: Iterable[str], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(benchmark settings, method hyperparameters) of one run; any key that reaches neither is an error."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from augbench.errors import ConfigError, did_you_mean
+from augbench.errors import ConfigError, unknown_name
 
 T = TypeVar("T")
 
@@ -58,8 +58,7 @@ class Registry(Generic[T]):
         """The class registered as `name`, or a one-line error listing the valid names."""
         self._load()
         if name not in self._items:
-            raise ConfigError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
-                              f"valid: {', '.join(self.names())}")
+            raise unknown_name(self.kind, name, self.names())
         return self._items[name]
 
     def names(self, pattern: str = "*") -> list[str]:

@@ -46,9 +46,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from augbench.errors import ConfigError, did_you_mean
 from augbench.hparams import HParam, Spec
-from augbench.overrides import VARIANT
+from augbench.overrides import VARIANT, check_variant
 
 
 @dataclass
@@ -217,12 +216,8 @@ class AugmentationMethod(nn.Module):
     @classmethod
     def variant_preset(cls, name: str) -> Mapping[str, Any]:
         """The hyperparameters of the named variant `name`; a one-line error naming a close match."""
-        if name in cls.variants:
-            return cls.variants[name]
-        if not cls.variants:
-            raise ConfigError(f"method {cls.name} has no named variants; set its hyperparameters instead")
-        raise ConfigError(f"method {cls.name}: unknown variant {name!r}{did_you_mean(name, cls.variants)}; "
-                          f"valid: {', '.join(sorted(cls.variants))}")
+        check_variant(cls.name, name, cls.variants)
+        return cls.variants[name]
 
     @classmethod
     def variant_name(cls, hp: Mapping[str, Any], family: str = "") -> str:

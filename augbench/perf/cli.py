@@ -10,17 +10,21 @@ from augbench.errors import ConfigError
 from augbench.log import logger
 from augbench.overrides import parse_sets, route
 from augbench.perf.configs import CONFIGS, MEASURES
+from augbench.precheck import check_names
 from augbench.threads import apply_threads
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.ops:  # --ops names op cases, not methods: the catalog does not check them
+        return _cmd_ops(args)
+    routed = route(parse_sets(args.set))
+    methods = [t.strip() for item in args.methods or [] for t in item.split(",") if t.strip()]
+    check_names("methods", methods)  # from the catalog: a typo fails before torch loads
+    check_names("benchmarks", [args.benchmark] if args.benchmark else [])
     # torch and pandas: only `bench` itself needs them, not the parser of every command
     from augbench.perf.bench import run_bench
     from augbench.perf.report import format_report
 
-    if args.ops:
-        return _cmd_ops(args)
-    routed = route(parse_sets(args.set))
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")

@@ -45,7 +45,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -238,15 +238,17 @@ class Grid:
         own = self.resources.get(benchmark)
         return base.merged(own) if own is not None else base
 
-    def points(self, overrides: Mapping[str, Any] | None = None,
-               seeds: Iterable[int] | None = None) -> list[GridPoint]:
+    def points(self, overrides: Mapping[str, Any] | None = None, seeds: Iterable[int] | None = None,
+               declared: Callable[[str], frozenset[str] | None] | None = None) -> list[GridPoint]:
         """Every (benchmark, method, seed, overrides) of the grid, seed-major, not yet validated.
 
         `overrides` are `--set` pairs: dotted names reach every run, others the runs whose
-        method declares them (an error when no method of the grid does).
+        method declares them (an error when no method of the grid does). `declared(method)`:
+        the names `--set` may give a method, None if unknown (default: from the registry).
         """
+        declared = declared or _declared_hparams
         routed = route(overrides or {})
-        _check_cli_hparams(self, routed)
+        _check_cli_hparams(self, routed, declared)
         out: list[tuple[int, int, GridPoint]] = []
         for entry in self.entries:
             entry_seeds = tuple(seeds) if seeds is not None else entry.seeds
@@ -255,7 +257,7 @@ class Grid:
             varying = [name for name, values in entry.axes if len(values) > 1]
             if len(entry.cases) > 1:
                 varying += [k for k in dict.fromkeys(k for c in entry.cases for k in c) if k not in varying]
-            extra = routed.for_method(entry.method, _declared_hparams(entry.method))
+            extra = routed.for_method(entry.method, declared(entry.method))
             settings = routed.settings
             for bench in entry.benchmarks:
                 for combo in combos:
@@ -276,6 +278,9 @@ class Grid:
         With `skip_unregistered`, entries whose method or benchmark is not registered (yet) are
         listed in `Expansion.skipped` instead of failing; other errors still raise.
         """
+        from augbench.precheck import check_grid
+
+        check_grid(self, overrides, seeds, skip_unregistered)  # names from the catalog: errors before torch loads
         from augbench.benchmarks import BENCHMARKS  # torch: parsing a grid needs no registry, expanding it does
         from augbench.methods import METHODS
         from augbench.runs import resolve
@@ -294,8 +299,7 @@ class Grid:
             try:
                 cfg = resolve(point.benchmark, point.method, point.seed, point.overrides)
             except ConfigError as exc:
-                raise ConfigError(f"{self.name}: runs[{point.entry}] ({point.label}) on {point.benchmark}: "
-                                  f"{exc}") from None
+                raise self.point_error(point, exc) from None
             if cfg.run_id in seen:
                 exp.duplicates += 1
                 continue
@@ -305,6 +309,11 @@ class Grid:
         return exp
 
 
+    def point_error(self, point: GridPoint, exc: ConfigError) -> ConfigError:
+        """A point's error, saying which entry of which grid on which benchmark it comes from."""
+        return ConfigError(f"{self.name}: runs[{point.entry}] ({point.label}) on {point.benchmark}: {exc}")
+
+
 def _declared_hparams(method: str) -> frozenset[str] | None:
     """The names `--set` may give the method, or None when it is not registered (expand reports it)."""
     from augbench.methods import METHODS, get_method  # torch: only to check an entry's method
@@ -312,11 +321,11 @@ def _declared_hparams(method: str) -> frozenset[str] | None:
     return get_method(method).settable() if method in METHODS else None
 
 
-def _check_cli_hparams(grid: Grid, routed: Routed) -> None:
+def _check_cli_hparams(grid: Grid, routed: Routed, declared_by: Callable[[str], frozenset[str] | None]) -> None:
     """`--set` hyperparameters by the one rule (`overrides.check_hparams`) over the grid's methods."""
     declared: dict[str, set[str]] = {}
     for entry in grid.entries:
-        names = _declared_hparams(entry.method)
+        names = declared_by(entry.method)
         if names is None:
             return  # an unregistered method might declare it; expand reports the method
         declared.setdefault(entry.method, set()).update(names)
@@ -435,7 +444,8 @@ def parse_grid(data: Mapping[str, Any], name: str, path: Path | None = None) -> 
 # --------------------------------------------------------------------------------- files
 def grids_dir() -> Path:
     """Where the shipped grids live (`augbench/benchmarks/grids/`)."""
-    return Path(str(importlib_resources.files("augbench.benchmarks") / "grids"))
+    # found from the top package: importing augbench.benchmarks would load torch to read a text file
+    return Path(str(importlib_resources.files("augbench") / "benchmarks" / "grids"))
 
 
 def list_grids() -> list[str]:
