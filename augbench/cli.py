@@ -21,8 +21,8 @@ from augbench.distenv import is_follower
 from augbench.errors import AugbenchError
 from augbench.log import configure, logger
 from augbench.overrides import parse_sets
-from augbench.rundir import RunDir, to_jsonable
 from augbench.precheck import check_run
+from augbench.rundir import RunDir, to_jsonable
 
 # Modules that add subcommands: each defines `register(subparsers)`, setting `func` on its parser.
 COMMAND_MODULES: list[str] = ["augbench.sweep.cli", "augbench.results.cli", "augbench.perf.cli", "augbench.demo",

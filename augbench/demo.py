@@ -26,6 +26,7 @@ from typing import Any
 from augbench.atomic import write_if_changed
 from augbench.errors import ConfigError
 from augbench.log import logger
+from augbench.outpaths import check_folder
 from augbench.overrides import parse_sets
 from augbench.rundir import RunState
 from augbench.sweep.grid import load_grid
@@ -122,14 +123,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.full is None:
         chosen = {k: QUICK[k] if v is None else v for k, v in
                   {"grid": args.grid, "root": args.root, "out": args.out, "seeds": args.seeds}.items()}
+        check_folder(chosen["root"], "run folder", "--root")
+        check_folder(chosen["out"], "output folder", "--out")
         failed = run_demo(chosen["root"], chosen["out"], args.max_parallel, chosen["seeds"], sets, grid=chosen["grid"])
     else:
         if args.grid is not None:
             raise ConfigError("demo: --full runs its own grids (its parts); give --grid without --full")
         root, out = Path(args.root or FULL["root"]), Path(args.out or FULL["out"])
         seeds = FULL["seeds"] if args.seeds is None else args.seeds
+        parts = list(dict.fromkeys(args.full or FULL_PARTS))  # the named parts, once each, in order
+        for part in parts:  # every part's folders before the first part runs
+            check_folder(root / part, "run folder", "--root")
+            check_folder(out / part, "output folder", "--out")
         failed = 0
-        for part in dict.fromkeys(args.full or FULL_PARTS):  # the named parts, once each, in order
+        for part in parts:
             logger.info(f"demo: --full part {part!r} (grid {FULL_PARTS[part]})")
             failed += run_demo(root / part, out / part, args.max_parallel, seeds, sets, grid=FULL_PARTS[part])
     if failed:

@@ -6,13 +6,13 @@ validated before any run starts and a typo is an error, never a silent default.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from augbench.errors import ConfigError
+from augbench.safeload import loads_json
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off"}
@@ -49,8 +49,8 @@ class HParam:
                 text = value.strip()
                 if text.startswith("["):
                     try:
-                        value = json.loads(text)
-                    except json.JSONDecodeError as exc:
+                        value = loads_json(text)
+                    except ValueError as exc:  # json.JSONDecodeError or safeload.NestingTooDeep
                         raise ConfigError(f"{name}: cannot parse list {value!r} ({exc.msg})") from None
                 else:
                     value = [v for v in text.split(",") if v.strip()]

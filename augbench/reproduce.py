@@ -30,6 +30,7 @@ from typing import Any
 from augbench import provenance
 from augbench.errors import ConfigError
 from augbench.log import logger
+from augbench.outpaths import check_folder
 
 SPREAD = 2.0  # a difference is within the seed spread when |new - recorded| <= SPREAD x std over seeds
 SPREAD_NAME = f"{SPREAD:g} x the std over the configuration's recorded seeds"
@@ -244,6 +245,8 @@ def reproduce(paths: Sequence[str], runs: int | None, root: Path | None, device:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.runs is not None and args.runs < 1:
         raise ConfigError(f"--runs must be at least 1, got {args.runs}")
+    if args.root:
+        check_folder(args.root, "scratch root", "--root")
     return reproduce(args.paths, args.runs, Path(args.root) if args.root else None, args.device, args.dry_run,
                      logger.info)
 

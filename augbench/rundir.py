@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 from augbench.atomic import atomic_write_text
 from augbench.errors import ConfigError
+from augbench.safeload import loads_json
 
 CONFIG = "config.json"
 RECORDS = "records.jsonl"
@@ -182,7 +183,7 @@ def to_jsonable(value: Any) -> Any:
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object file, or None if it is missing or unreadable."""
     try:
-        value = json.loads(Path(path).read_text())
+        value = loads_json(Path(path).read_text())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
@@ -233,7 +234,7 @@ def read_jsonl(path: Path, required: str, what: str = "line") -> ReadResult:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_json(line)
             if not isinstance(obj, dict) or required not in obj:
                 raise ValueError(f"not a {what}")
             out.records.append(obj)
@@ -470,7 +471,7 @@ class RunDir:
             with open(self.file(RECORDS), "rb") as fh:
                 for line in fh:
                     try:
-                        rec = json.loads(line)
+                        rec = loads_json(line)
                     except ValueError:
                         continue
                     if isinstance(rec, dict) and isinstance(rec.get("run_id"), str):

@@ -9,7 +9,6 @@ runs (e.g. the classifier a fixed-classifier task freezes) first.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from augbench.benchmarks import get_benchmark
 from augbench.distenv import is_follower
 from augbench.errors import AugbenchError, ConfigError
 from augbench.methods import get_method
+from augbench.outpaths import check_folder
 from augbench.overrides import VARIANT, split_overrides
 from augbench.rundir import RunConfig, RunDir, RunState
 from augbench.settings import create_benchmark, settings_spec
@@ -101,14 +101,7 @@ def run_prerequisites(config: RunConfig) -> None:
 
 def check_run_dir(run_dir: Path) -> None:
     """Refuse a run directory that cannot be one, before anything is written."""
-    for p in (run_dir, *run_dir.parents):
-        if p.exists():
-            if not p.is_dir():
-                what = "is" if p == run_dir else f"lies under {p}, which is"
-                raise ConfigError(f"run directory {run_dir} {what} a file, not a folder; choose another --out")
-            if not os.access(p, os.W_OK | os.X_OK):
-                raise ConfigError(f"run directory {run_dir}: {p} is not writable; choose another --out")
-            return
+    check_folder(run_dir, "run directory", "--out")
 
 
 def execute(config: RunConfig, run_dir: Path | str, *, locked: bool = False, wait_for_lock: bool = False,

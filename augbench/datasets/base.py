@@ -22,6 +22,7 @@ from torch import Tensor
 from augbench.atomic import atomic_torch_save
 from augbench.errors import DataError
 from augbench.log import logger
+from augbench.torchfile import UnreadableFile, load_tensors
 
 #: Bump when the cached layout (or anything that changes decoded values) changes: it is
 #: part of every cache key, so old files are simply never read again.
@@ -183,12 +184,13 @@ def cached(kind: str, key: dict, build: Callable[[], Dataset]) -> Dataset:
     path = cache_path(kind, key)
     if path.exists():
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if state.get("key") != key_json:
-                raise ValueError("stored key differs")
+            state = load_tensors(path)
+            if not isinstance(state, dict) or state.get("key") != key_json:
+                raise UnreadableFile(f"{path.name} was written for other data (its stored key differs)")
             return _from_state(state)
-        except Exception as e:  # corrupt, truncated or foreign file: rebuild
-            logger.warning(f"rebuilding unreadable cache file {path} ({type(e).__name__}: {e})")
+        except Exception as e:  # noqa: BLE001 - corrupt, truncated or foreign file: rebuild
+            why = str(e) if isinstance(e, UnreadableFile) else f"{path.name} does not hold a cached dataset"
+            logger.warning(f"rebuilding cache file {path}: {why}")
     ds = build()
     try:
         atomic_torch_save(path, _to_state(ds, key_json))  # readers never see half a file

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from augbench.errors import ConfigError, DataError
 from augbench.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_model
+from augbench.torchfile import UnreadableFile, load_tensors
 
 SOURCES = ("torchvision", "timm", "augbench")
 # Containers that may hold a state dict inside a checkpoint file (timm, Lightning, augbench runs).
@@ -98,10 +99,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         state: Any = load_file(str(path))
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle, zip or version errors: all mean "not a weights file"
-            first = (str(exc).splitlines() or [""])[0]
-            raise DataError(f"cannot read weights file {path} ({type(exc).__name__}: {first})") from None
+            state = load_tensors(path)
+        except UnreadableFile as exc:  # what is wrong with the file, in augbench's words
+            raise DataError(f"cannot read weights file {path}: {exc}") from None
     while isinstance(state, Mapping) and not any(isinstance(v, Tensor) for v in state.values()):
         key = next((k for k in _STATE_KEYS if isinstance(state.get(k), Mapping)), None)
         if key is None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from augbench.errors import ConfigError
 from augbench.log import logger
+from augbench.outpaths import check_file
 from augbench.overrides import parse_sets, route
 from augbench.perf.configs import CONFIGS, MEASURES
 from augbench.precheck import check_names
@@ -18,6 +19,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.ops:  # --ops names op cases, not methods: the catalog does not check them
         return _cmd_ops(args)
     routed = route(parse_sets(args.set))
+    check_file(args.out, "output file", "--out")
+    if args.figure:
+        check_file(args.figure, "figure", "--figure")
     methods = [t.strip() for item in args.methods or [] for t in item.split(",") if t.strip()]
     check_names("methods", methods)  # from the catalog: a typo fails before torch loads
     check_names("benchmarks", [args.benchmark] if args.benchmark else [])
@@ -60,6 +64,8 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def _cmd_ops(args: argparse.Namespace) -> int:
     """`bench --ops`: the per-op table against kornia and torchvision's per-image loop."""
+    out = Path(args.out if args.out_given else "results/perf-ops.csv")
+    check_file(out, "output file", "--out")  # before minutes of timing
     from augbench.device import resolve_device
     from augbench.perf.ops import SIZES, format_ops, run_op_bench
 
@@ -72,7 +78,6 @@ def _cmd_ops(args: argparse.Namespace) -> int:
     clock = args.clock if args.clock_given else ("process" if device.type == "cpu" else "wall")
     df = run_op_bench(sizes, device=device, reps=args.reps, min_time=args.min_time, clock=clock, seed=args.seed,
                       cases=args.methods, log=(lambda msg: None) if args.quiet else None)
-    out = Path(args.out if args.out_given else "results/perf-ops.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     print(format_ops(df))

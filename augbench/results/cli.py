@@ -9,6 +9,7 @@ from typing import Any
 from augbench import rundir
 from augbench.errors import ConfigError
 from augbench.log import logger
+from augbench.outpaths import check_file, check_folder
 
 
 def _say(line: str) -> None:
@@ -32,6 +33,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         return 0
     if args.root is None:
         raise ConfigError("collect needs ROOT, the folder of run directories (or --schema)")
+    if args.out:
+        check_file(args.out, "output file", "--out")
     frame = _frame(args.root, args.running_within)
     if args.out:
         path = write_frame(frame, args.out)
@@ -51,6 +54,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     if args.table not in ("auto", "all"):
         get_table(args.table)  # a bad id fails before any reading
+    if args.out:
+        check_folder(args.out, "output folder", "--out")
     frame = _frame(args.root)
     if frame.empty and args.table == "auto":
         raise ConfigError(f"no runs under {args.root}: nothing to tabulate")
@@ -72,6 +77,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if args.figure != "all" and args.figure not in FIGURES:
         raise ConfigError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}, all")
+    check_folder(args.out, "output folder", "--out")
     frame = _frame(args.root)
     out = Path(args.out)
     if args.figure == "all":
@@ -88,6 +94,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    check_folder(args.out, "output folder", "--out")
     from augbench.results.leaderboard import leaderboard  # jinja2, pandas, matplotlib: only this command
 
     written = leaderboard(args.roots, args.out, args.bench or [], report=_say)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from augbench.errors import ConfigError
+from augbench.outpaths import check_folder
 from augbench.overrides import parse_sets
 from augbench.rundir import RunState
 
@@ -43,6 +44,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     grid = load_grid(args.grid)
     root = Path(args.root) if args.root else Path("sweeps") / grid.name
+    check_folder(root, "sweep folder", "--root")
     rep = launch_sweep(grid, root, executor=args.executor, overrides=parse_sets(args.set),
                        seeds=parse_seeds(args.seeds), resources=_resources(args), max_parallel=args.max_parallel,
                        dry_run=args.dry_run, wait=args.wait, retry_failed=args.retry_failed)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources as importlib_resources
@@ -54,6 +53,7 @@ from typing import Any
 from augbench.errors import ConfigError
 from augbench.overrides import Routed, check_hparams, route
 from augbench.rundir import RunConfig
+from augbench.safeload import loads_toml
 
 GRID_SUFFIX = ".toml"
 TOP_KEYS = ("name", "description", "paper", "benchmark", "seeds", "settings", "resources", "runs")
@@ -469,10 +469,10 @@ def load_grid(name_or_path: str | Path) -> Grid:
     """Read and check a grid file (TOML) by path or shipped name."""
     path = find_grid(name_or_path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = loads_toml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); grid files are TOML in UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # a syntax error, or nesting too deep (`augbench.safeload`)
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: unreadable ({exc.strerror})") from None

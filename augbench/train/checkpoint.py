@@ -13,7 +13,8 @@ import torch
 
 from augbench.atomic import atomic_torch_save
 from augbench.errors import DataError
-from augbench.rundir import CHECKPOINT, CHECKPOINT_PREVIOUS, RecordWriter, failure_reason
+from augbench.rundir import CHECKPOINT, CHECKPOINT_PREVIOUS, RecordWriter
+from augbench.torchfile import UnreadableFile, load_tensors
 
 
 class CorruptCheckpoint(DataError):
@@ -67,9 +68,9 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read means the file cannot be trusted
-        raise CorruptCheckpoint(f"{path.name} is unreadable ({failure_reason(exc)})") from None
+        return load_tensors(path)
+    except UnreadableFile as exc:  # what is wrong with the file, in augbench's words (never torch's advice)
+        raise CorruptCheckpoint(str(exc)) from None
 
 
 def load_latest(paths: list[Path], warn: Callable[[str], None],

@@ -31,6 +31,7 @@ from augbench.results.selection import TIE_RULE, TIE_TOLERANCE, choose_config, d
 from augbench.results.stats import Paired
 from augbench.results.tables import comparisons, seeds_text, verdict
 from augbench.results.units import is_percent, metric_kind
+from augbench.safeload import loads_json
 
 HEADLINE = ("tta_acc", "acc")  # the index page's leaders: TTA accuracy where reported, else accuracy
 #: What a run's environment is, in the order pages list it: (label, collected column).
@@ -225,7 +226,7 @@ def read_bench(files: Sequence[Path | str]) -> dict[tuple[str, str, str], dict[s
             if r.get("status", "ok") != "ok" or not isinstance(r.get("benchmark"), str):
                 continue
             try:
-                hp = json.loads(r.get("hparams") or "{}")
+                hp = loads_json(r.get("hparams") or "{}")
             except (TypeError, ValueError):
                 hp = {}
             family = family_of(r["benchmark"])  # bench rows record no variant: the legacy rules name it

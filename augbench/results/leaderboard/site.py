@@ -43,6 +43,7 @@ from augbench.results.leaderboard.data import BenchmarkPage, benchmark_pages, en
 from augbench.results.schema import apply_dtypes, read_frame
 from augbench.results.selection import TIE_RULE
 from augbench.results.stats import IMPROVEMENT_NAME, INTERVAL_NAME, PAIRED_NAME, POWER
+from augbench.safeload import loads_json
 
 MARKER = ".augbench-leaderboard"
 BENCHMARK_FIGURES = (("fig5-rotation", "Figure 5: learned rotation ranges per instance"),
@@ -94,9 +95,11 @@ class _Writer:
         rel = sorted({p.relative_to(self.out).as_posix() for p in self.written})
         marker = self.out / MARKER
         try:
-            previous = json.loads(marker.read_text()) if marker.is_file() else []
+            previous = loads_json(marker.read_text()) if marker.is_file() else []
         except ValueError:
             previous = []
+        if not isinstance(previous, list) or not all(isinstance(p, str) for p in previous):
+            previous = []  # not a list of file names: not ours, forget it
         for old in sorted(set(previous) - set(rel)):
             path = self.out / old
             if path.is_file() and ".." not in Path(old).parts:
