@@ -138,3 +138,39 @@ def test_single_tree_errors(tmp_path):
         load_imagefolder(root, 8, cache=False)
     with pytest.raises(ConfigError, match="test_fraction"):
         load_imagefolder(root, 8, cache=False, test_fraction=1.0)
+
+
+@pytest.mark.parametrize("empty", ["train/bee", "val/bee", "dog"])
+def test_an_empty_class_folder_is_refused_in_one_line(tmp_path, empty):
+    """An empty class folder would be a class that no image teaches or tests: refused, naming the folder."""
+    root = make_tree(tmp_path / "data") if "/" in empty else make_single_tree(tmp_path / "data")
+    if empty.startswith("val/"):
+        _wide(root / "train" / "bee" / "1.png", (1, 1, 1), (1, 1, 1))
+    (root / empty).mkdir(parents=True)
+    with pytest.raises(DataError) as info:
+        load_imagefolder(root, 8, cache=False)
+    assert str(info.value).startswith(f"imagefolder: class folder {root / empty} holds no images (")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("layout", ["split", "single tree"])
+def test_a_tree_with_one_class_is_refused_in_one_line(tmp_path, layout):
+    root = tmp_path / "data"
+    if layout == "split":
+        for split in ("train", "val"):
+            for i in range(3):
+                _wide(root / split / "ant" / f"{i}.png", (i, 0, 0), (i, 0, 0), h=12, w=12)
+    else:
+        make_single_tree(root, counts=(("ant", 6),))
+    with pytest.raises(DataError, match=r"only one class \(ant\) in .*; a classification benchmark needs two or more"):
+        load_imagefolder(root, 8, cache=False)
+
+
+def test_a_run_on_a_one_class_tree_is_refused_and_leaves_nothing(tmp_path, capsys):
+    from augbench.cli import main
+
+    root, out = make_single_tree(tmp_path / "data", counts=(("ant", 6),)), tmp_path / "run"
+    assert main(["run", "imagefolder-crop", "--method", "none", "--out", str(out), "--set", f"data.root={root}",
+                 "--set", "data.image_size=8", "--set", "train.epochs=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "only one class (ant)" in err and not out.exists()

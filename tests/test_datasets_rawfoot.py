@@ -118,11 +118,13 @@ def _png16(img16):
 def test_16bit_pngs_are_rounded_to_8bit(tmp_path):
     root = tmp_path / "raw16"
     root.mkdir()
-    for l in (1, 2):
-        img8 = _image(3, l)
-        (root / f"0003-{l:02d}.png").write_bytes(_png16(img8.int() * 257))
+    for c in (3, 4):  # two classes: one would be refused
+        for l in (1, 2):
+            img8 = _image(c, l)
+            (root / f"{c:04d}-{l:02d}.png").write_bytes(_png16(img8.int() * 257))
     ds = _load(root, train_lightings=[1])
-    assert torch.equal(ds.train.x[:, 2], torch.full_like(ds.train.x[:, 2], 31))
+    blue = ds.train.x[ds.train.y == 0, 2]  # class 3 under lighting 1: 10 * 3 + 1
+    assert torch.equal(blue, torch.full_like(blue, 31))
     assert int(ds.test.x[:, 0].min()) >= H // 2
 
 
@@ -150,3 +152,12 @@ def test_errors(tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match="no files named like 0001-01.png"):
         _load(empty)
+
+
+def test_one_class_is_refused_in_one_line(tmp_path):
+    root = tmp_path / "raw"
+    root.mkdir()
+    for l in LIGHTINGS:
+        write_file(str(root / f"0003-{l:02d}.png"), encode_png(_image(3, l)))
+    with pytest.raises(DataError, match=r"only one class \(0003\) in .*needs two or more"):
+        _load(root)

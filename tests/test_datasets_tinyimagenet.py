@@ -109,3 +109,10 @@ def test_broken_trees_raise_one_line_data_errors(tmp_path, breakage, message):
 def test_missing_root(tmp_path):
     with pytest.raises(DataError, match="is not a directory .*official tiny-imagenet-200 layout"):
         load_tinyimagenet(tmp_path / "nowhere")
+
+
+def test_one_wnid_is_refused_in_one_line(tmp_path):
+    root = make_tree(tmp_path / "tiny")
+    (root / "wnids.txt").write_text("n02\n")
+    with pytest.raises(DataError, match=r"only one class \(n02\) in .*wnids.txt; a classification benchmark"):
+        load_tinyimagenet(root, cache=False)

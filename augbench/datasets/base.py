@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,17 @@ class Dataset:
     def image_shape(self) -> tuple[int, int, int]:
         c, h, w = self.train.x.shape[1:]
         return (int(c), int(h), int(w))
+
+
+def check_classes(dataset: str, classes: Sequence[str], where: Path | str) -> None:
+    """Refuse a class list a classifier cannot learn from: with one class every prediction is right.
+
+    For loaders that find their classes on disk (folders, file names, a class list), so a tree
+    with one class folder fails in one line instead of training to a meaningless 100%.
+    """
+    if len(classes) < 2:
+        found = f"only one class ({classes[0]})" if classes else "no classes"
+        raise DataError(f"{dataset}: {found} in {where}; a classification benchmark needs two or more")
 
 
 def cache_root() -> Path:

@@ -29,7 +29,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from augbench.datasets._io import IMAGE_SUFFIXES, decode_stack, fingerprint, list_images
-from augbench.datasets.base import Dataset, Split, cached
+from augbench.datasets.base import Dataset, Split, cached, check_classes
 from augbench.datasets.stream import FileImages, FileSplit, PathTable, should_stream
 from augbench.errors import ConfigError, DataError
 
@@ -50,6 +50,9 @@ def _index(folder: Path, label_of: dict[str, int]) -> tuple[list[Path], list[int
         if d.name not in label_of:
             raise DataError(f"{_NAME}: class folder {d} has no counterpart in train/ (expected {_LAYOUT})")
         files = list_images(d)
+        if not files:  # it would be a class no image teaches (or no image tests): a copy that went wrong
+            raise DataError(f"{_NAME}: class folder {d} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                            f"add its images or remove it")
         paths += files
         labels += [label_of[d.name]] * len(files)
     if not paths:
@@ -97,6 +100,7 @@ def _split_layout(root: Path) -> tuple[list[str], list[Path], list[int], list[Pa
         raise DataError(f"{_NAME}: no class folders in {train_dir} (expected {_LAYOUT})")
     label_of = {c: i for i, c in enumerate(classes)}
     train_paths, train_labels = _index(train_dir, label_of)
+    check_classes(_NAME, classes, train_dir)
     test_paths, test_labels = _index(test_dir, label_of)
     return classes, train_paths, train_labels, test_paths, test_labels, test_dir.name
 
@@ -128,6 +132,7 @@ def load_imagefolder(root: str | Path, image_size: int, cache: bool = True, test
         if not classes:
             raise DataError(f"{_NAME}: no train/ folder and no class folders in {root} (expected {_LAYOUT})")
         paths, labels = _index(root, {c: i for i, c in enumerate(classes)})
+        check_classes(_NAME, classes, root)
         is_test = seeded_split(torch.tensor(labels, dtype=torch.int64), test_fraction, split_seed)
         if not is_test.any():
             raise DataError(f"{_NAME}: too few images in {root} to hold any out for testing "

@@ -26,7 +26,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from augbench.datasets._io import decode_stack, fingerprint
-from augbench.datasets.base import Dataset, Split, cached
+from augbench.datasets.base import Dataset, Split, cached, check_classes
 from augbench.errors import ConfigError, DataError
 from augbench.seeds import data_generator
 
@@ -105,6 +105,7 @@ def load_rawfoot(
     root = Path(root).expanduser().resolve()
     files = _scan(root)
     class_ids = sorted({c for c, _ in files})
+    check_classes(_NAME, [f"{c:04d}" for c in class_ids], root)
     train_l = _check_lightings("train_lightings", train_lightings)
     test_l = (
         sorted({l for _, l in files}) if test_lightings is None else _check_lightings("test_lightings", test_lightings)

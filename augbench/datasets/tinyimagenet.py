@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from augbench.datasets._io import decode_stack, fingerprint
-from augbench.datasets.base import Dataset, Split, cached
+from augbench.datasets.base import Dataset, Split, cached, check_classes
 from augbench.errors import DataError
 
 _NAME = "tiny-imagenet"
@@ -102,6 +102,7 @@ def load_tinyimagenet(root: str | Path, cache: bool = True) -> Dataset:
     if not root.is_dir():
         raise _fail(f"{root} is not a directory")
     wnids = _read_wnids(root)
+    check_classes(_NAME, wnids, root / "wnids.txt")
     train_paths, train_labels = _index_train(root, wnids)
     val_paths, val_labels = _index_val(root, wnids)
     words = _read_words(root, wnids)
