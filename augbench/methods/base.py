@@ -46,6 +46,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from augbench.errors import ConfigError
 from augbench.hparams import HParam, Spec
 from augbench.overrides import VARIANT, check_variant
 
