@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
-    """Call `write` on a temp file in `path`'s folder, fsync it, then rename it over `path`."""
+def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None],
+                 before_replace: Callable[[], None] | None = None) -> None:
+    """Call `write` on a temp file in `path`'s folder, fsync it, then rename it over `path`.
+
+    `before_replace` runs once the new file is whole, just before the rename (a checkpoint keeps
+    the file it replaces under a second name there, so the two stay distinct files meanwhile).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -22,6 +27,8 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -69,7 +76,7 @@ def signals_deferred(signums: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
             signal.raise_signal(signum)
 
 
-def atomic_torch_save(path: Path | str, obj: Any) -> None:
+def atomic_torch_save(path: Path | str, obj: Any, before_replace: Callable[[], None] | None = None) -> None:
     """torch.save through `atomic_write`, with stop signals handled once the file is whole.
 
     A handler that raises inside torch.save's write callback (submitit's SystemExit on
@@ -79,7 +86,7 @@ def atomic_torch_save(path: Path | str, obj: Any) -> None:
     import torch  # here, so that reading run directories never needs torch
 
     with signals_deferred():
-        atomic_write(path, lambda fh: torch.save(obj, fh))
+        atomic_write(path, lambda fh: torch.save(obj, fh), before_replace)
 
 
 def write_if_changed(path: Path | str, data: bytes | str) -> bool:

@@ -89,3 +89,24 @@ def test_outside_the_main_thread_deferral_does_nothing_and_saves(tmp_path: Path)
     t.start()
     t.join()
     assert errors == [] and load_checkpoint(tmp_path / "ck.pt") is not None
+
+
+def test_while_a_checkpoint_is_written_the_last_two_stay_two_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Killed half-way through writing generation 3, the run keeps generations 2 and 1 as two files:
+    damage to one (a truncation, a bad block) leaves the other to resume from."""
+    latest, previous = tmp_path / "checkpoint.pt", tmp_path / "checkpoint.prev.pt"
+    save_checkpoint(latest, {"gen": 1}, previous=previous)
+    save_checkpoint(latest, {"gen": 2}, previous=previous)
+
+    def dies_half_way(obj: Any, fh: Any) -> None:
+        fh.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt  # stands for the SIGKILL that ends the process here
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(latest, {"gen": 3}, previous=previous)
+    monkeypatch.undo()
+    assert load_checkpoint(latest) == {"gen": 2} and load_checkpoint(previous) == {"gen": 1}
+    assert not latest.samefile(previous)
+    save_checkpoint(latest, {"gen": 3}, previous=previous)  # once whole, the two move on by one
+    assert load_checkpoint(latest) == {"gen": 3} and load_checkpoint(previous) == {"gen": 2}

@@ -44,10 +44,15 @@ def save_checkpoint(path: Path, payload: dict[str, Any], previous: Path | None =
     """torch.save atomically: a kill -9 mid-write leaves the previous checkpoint intact.
 
     With `previous`, the checkpoint being replaced is kept there (two generations), so a
-    checkpoint damaged after it was written still leaves one to resume from.
+    checkpoint damaged after it was written still leaves one to resume from. It moves there
+    only once the new one is whole: while the new one is written, `path` and `previous` stay
+    two files (the last two checkpoints), never two names of one file that one damage would hit.
     """
     path = Path(path)
-    if previous is not None and path.exists():
+
+    def keep_current() -> None:
+        if previous is None or not path.exists():
+            return
         # a second name for the current file, then the new one over it: `path` never disappears
         tmp = previous.with_name(f".{previous.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
@@ -56,7 +61,8 @@ def save_checkpoint(path: Path, payload: dict[str, Any], previous: Path | None =
         except OSError:  # no hard links here (some network file systems): copy instead
             shutil.copyfile(path, tmp)
         os.replace(tmp, previous)
-    atomic_torch_save(path, payload)
+
+    atomic_torch_save(path, payload, before_replace=keep_current)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
