@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from augbench import rundir as rec
+from augbench.cli import main
 from augbench.rundir import ATTEMPTS
 from augbench.sweep import collect_status, launch_sweep, parse_grid, wait_for
 from augbench.sweep.executors import slurm_states
@@ -100,10 +101,18 @@ def test_grid_through_job_arrays_runs_each_run_once_and_relaunch_submits_nothing
     assert (root / MANIFEST).read_bytes() == manifest
 
 
+def wait_for_progress(directory: Path, attempt: int) -> None:
+    """Until the `attempt`-th attempt has started and checkpointed past the step it resumed from."""
+    tries = wait_until(lambda: attempts(directory)[attempt - 1:], 300, f"attempt {attempt} to start")
+    start = (tries[0].get("resumed_from") or {}).get("step", 0)
+    wait_until(lambda: (checkpoint_position(directory) or {}).get("step", 0) > start, 300,
+               f"attempt {attempt} to checkpoint past step {start}")
+
+
 @pytest.mark.parametrize("how", ["requeue", "preempt"])
 def test_requeued_run_resumes_from_its_checkpoint_with_the_numbers_of_an_uninterrupted_run(
         tmp_path: Path, how: str) -> None:
-    """`scontrol requeue` kills and restarts the job; preemption (USR2, what submitit's
+    """`scontrol requeue` (twice) kills and restarts the job; preemption (USR2, what submitit's
     `job._interrupt()` sends) makes submitit call `SweepJob.checkpoint()` and requeue it."""
     grid = grid_of([{"method": "random-rotation"}], **{"data.n_train": 384, "train.epochs": 16,
                                                        "run.checkpoint_every_steps": 2})
@@ -112,43 +121,98 @@ def test_requeued_run_resumes_from_its_checkpoint_with_the_numbers_of_an_uninter
     (run,) = rep.runs
     job_id = rep.job_ids[run.run_id]
     d = run_dir(root, run.run_id)
-    wait_until(lambda: (checkpoint_position(d) or {}).get("step", 0) >= 2, 180, "the job's first checkpoint")
-    if how == "requeue":
-        cmd = ["scontrol", "requeue", job_id]
-    else:
-        cmd = ["scancel", job_id, "--signal", "USR2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    interruptions = 2 if how == "requeue" else 1
+    for n in range(interruptions):
+        wait_for_progress(d, n + 1)
+        cmd = ["scontrol", "requeue", job_id] if how == "requeue" else ["scancel", job_id, "--signal", "USR2"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        if n == 0:
+            launch_sweep(grid, ref_root, executor="inline", log=quiet)  # the uninterrupted reference, meanwhile
 
-    launch_sweep(grid, ref_root, executor="inline", log=quiet)  # the uninterrupted reference, meanwhile
-    finish(root, rep, timeout=400)
-    first, second = attempts(d)
-    assert (first["job_id"], second["job_id"]) == (job_id, job_id)
-    assert (first["restart"], first["resumed_from"]) == (0, None)
+    finish(root, rep, timeout=600)
+    tries = attempts(d)
+    assert [a["job_id"] for a in tries] == [job_id] * (interruptions + 1)
+    assert (tries[0]["restart"], tries[0]["resumed_from"]) == (0, None)
     steps = rec.read_json(d / rec.STATUS)["metrics"]["steps"]
-    assert second["restart"] >= 1 and 0 < second["resumed_from"]["step"] < steps  # resumed, then trained
+    for before, after in zip(tries, tries[1:]):  # each attempt resumed where the one before checkpointed
+        assert after["restart"] > before["restart"] and 0 < after["resumed_from"]["step"] < steps
+        assert after["resumed_from"]["step"] > ((before["resumed_from"] or {}).get("step") or 0)
     ref = run_dir(ref_root, run.run_id)
     assert rec.read_json(d / rec.STATUS)["metrics"] == rec.read_json(ref / rec.STATUS)["metrics"]
     assert metrics_by_split(d) == metrics_by_split(ref)
     ends = [e["state"] for e in read_manifest(root).events if e["event"] == "end"]
     # preemption interrupts Python (SystemExit from submitit's handler); requeue sends SIGTERM before its
     # SIGKILL, on which the job checkpoints after its current step and stops: both leave an "interrupted" end
-    assert ends == ["interrupted", "done"]
+    assert ends == ["interrupted"] * interruptions + ["done"]
     assert launch_sweep(grid, root, executor="slurm", log=quiet).submitted == []
 
 
-def test_relaunch_skips_the_running_job_and_cancel_scancels_it(tmp_path: Path) -> None:
+def test_relaunch_skips_the_running_jobs_and_scancel_shows_cancelled_in_sweep_status(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One job cancelled by the user's own `scancel`, the other by `augbench sweep cancel`: `augbench
+    sweep status` says cancelled for both, and neither is a failure."""
     root = tmp_path / "sweep"
-    grid = grid_of([{"method": "random-rotation"}], **{"data.n_train": 384, "train.epochs": 50})
-    rep = launch_sweep(grid, root, executor="slurm", log=quiet)
-    (run,) = rep.runs
-    wait_until(lambda: attempts(run_dir(root, run.run_id)), 120, "the job to start")
-    assert collect_status(root).runs[0].state == "running"
-    again = launch_sweep(grid, root, executor="slurm", log=quiet)  # the scheduler says it runs
-    assert again.submitted == [] and again.alive == [run.run_id]
-    assert cancel(root, log=quiet) == [run.run_id]
-    job_id = rep.job_ids[run.run_id]
-    wait_until(lambda: slurm_states([job_id]).get(job_id, "").startswith("CANCELLED"), 90, "SLURM to cancel the job")
-    (st,) = collect_status(root).runs
-    assert st.state == "cancelled" and st.job_id == job_id
-    assert not (run_dir(root, run.run_id) / rec.STATUS).exists()  # interrupted, not failed
+    grid = grid_of([{"method": "random-rotation", "hparams": {"max_angle": [20.0, 40.0]}}],
+                   **{"data.n_train": 384, "train.epochs": 50})
+    rep = launch_sweep(grid, root, executor="slurm", max_parallel=2, log=quiet)
+    first, second = rep.runs
+    wait_until(lambda: all(attempts(run_dir(root, r.run_id)) for r in rep.runs), 180, "both jobs to start")
+    assert {r.state for r in collect_status(root).runs} == {"running"}
+    again = launch_sweep(grid, root, executor="slurm", log=quiet)  # the scheduler says they run
+    assert again.submitted == [] and sorted(again.alive) == sorted(r.run_id for r in rep.runs)
+
+    by_user = rep.job_ids[first.run_id]
+    assert subprocess.run(["scancel", by_user], capture_output=True).returncode == 0
+    wait_until(lambda: slurm_states([by_user]).get(by_user, "").startswith("CANCELLED"), 90, "SLURM to cancel it")
+    states = {r.run_id: r.state for r in collect_status(root).runs}
+    assert states == {first.run_id: "cancelled", second.run_id: "running"}
+
+    assert cancel(root, log=quiet) == [second.run_id]
+    other = rep.job_ids[second.run_id]
+    wait_until(lambda: slurm_states([other]).get(other, "").startswith("CANCELLED"), 90, "SLURM to cancel the job")
+    capsys.readouterr()
+    assert main(["sweep", "status", str(root)]) == 0
+    shown = capsys.readouterr().out
+    for r in rep.runs:
+        (st,) = [x for x in collect_status(root).runs if x.run_id == r.run_id]
+        assert st.state == "cancelled" and st.job_id == rep.job_ids[r.run_id]
+        assert not (run_dir(root, r.run_id) / rec.STATUS).exists()  # interrupted, not failed
+    lines = {r.run_id: [line for line in shown.splitlines() if line.strip().startswith(r.run_id)] for r in rep.runs}
+    assert all(len(found) == 1 and ": cancelled at epoch" in found[0] for found in lines.values()), shown
+    assert "\nfailed:" not in shown and "\ncancelled:\n" in shown, shown
+
+
+def test_retry_failed_reruns_only_the_failed_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, grid = tmp_path / "sweep", tmp_path / "retry.toml"
+    grid.write_text(f"""name = "retry"
+benchmark = "glyphs-rotation"
+[settings]
+{chr(10).join(f'"{k}" = {v}' for k, v in TINY.items())}
+[resources]
+partition = "debug"
+cpus = 1
+time = 15
+[[runs]]
+method = "none"
+[[runs]]
+method = "random-rotation"
+settings = {{ "train.lr" = 1e12 }}
+""")  # the second diverges at its first step: failed
+    launch = ["sweep", "launch", str(grid), "--executor", "slurm", "--root", str(root)]
+    assert main([*launch, "--wait"]) == 1
+    st = {r.label: r for r in collect_status(root).runs}
+    ok, bad = st["none"], st["random-rotation"]
+    assert (ok.state, bad.state) == ("done", "failed") and "TrainingDiverged" in bad.detail
+    ok_dir, bad_dir = run_dir(root, ok.run_id), run_dir(root, bad.run_id)
+    done_status = (ok_dir / rec.STATUS).read_bytes()
+    capsys.readouterr()
+
+    assert main(launch) == 0  # without --retry-failed: nothing to submit, and the failure is named
+    out = capsys.readouterr().out
+    assert "nothing to submit" in out and "1 failed runs not retried" in out
+    assert main([*launch, "--retry-failed", "--wait"]) == 1  # it fails again: the same configuration
+    submitted = [e["run_id"] for e in read_manifest(root).events if e["event"] == "submit"]
+    assert (submitted.count(ok.run_id), submitted.count(bad.run_id)) == (1, 2)
+    assert len(attempts(ok_dir)) == 1 and len(attempts(bad_dir)) == 2
+    assert (ok_dir / rec.STATUS).read_bytes() == done_status  # the finished run untouched
