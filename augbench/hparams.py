@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json import JSONDecodeError
 from typing import Any
 
 from augbench.errors import ConfigError
-from augbench.safeload import loads_json
+from augbench.safeload import NestingTooDeep, loads_json
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off"}
@@ -50,7 +51,7 @@ class HParam:
                 if text.startswith("["):
                     try:
                         value = loads_json(text)
-                    except ValueError as exc:  # json.JSONDecodeError or safeload.NestingTooDeep
+                    except (JSONDecodeError, NestingTooDeep) as exc:
                         raise ConfigError(f"{name}: cannot parse list {value!r} ({exc.msg})") from None
                 else:
                     value = [v for v in text.split(",") if v.strip()]

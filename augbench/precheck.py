@@ -101,7 +101,9 @@ class CatalogNames:
 def check_names(section: str, names: Iterable[str]) -> None:
     """Refuse a name of `section` ("methods", "benchmarks") that no registry can hold (shell patterns pass)."""
     catalog = CatalogNames.load()
-    for name in names if catalog is not None else ():
+    if catalog is None:
+        return
+    for name in names:
         if not any(c in name for c in "*?["):
             catalog.known(section, name)
 

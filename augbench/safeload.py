@@ -60,6 +60,6 @@ def loads_json(text: str | bytes) -> Any:
 def loads_toml(text: str) -> dict[str, Any]:
     """`tomllib.loads`, refusing nesting deeper than MAX_DEPTH (NestingTooDeep, a ValueError)."""
     try:
-        return _bounded(tomllib.loads(text))  # type: ignore[no-any-return]
+        return _bounded(tomllib.loads(text))
     except RecursionError:
         raise NestingTooDeep from None

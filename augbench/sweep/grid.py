@@ -52,6 +52,7 @@ from typing import Any
 
 from augbench.errors import ConfigError
 from augbench.overrides import Routed, check_hparams, route
+from augbench.precheck import check_grid
 from augbench.rundir import RunConfig
 from augbench.safeload import loads_toml
 
@@ -278,8 +279,6 @@ class Grid:
         With `skip_unregistered`, entries whose method or benchmark is not registered (yet) are
         listed in `Expansion.skipped` instead of failing; other errors still raise.
         """
-        from augbench.precheck import check_grid
-
         check_grid(self, overrides, seeds, skip_unregistered)  # names from the catalog: errors before torch loads
         from augbench.benchmarks import BENCHMARKS  # torch: parsing a grid needs no registry, expanding it does
         from augbench.methods import METHODS
