@@ -23,7 +23,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from augbench.catalog import PACKAGES, committed, discovered_modules
+from augbench.catalog import PACKAGES, discovered_modules
+from augbench.catalog_file import committed
 from augbench.errors import ConfigError, unknown_name
 from augbench.overrides import VARIANT, check_variant, split_overrides
 

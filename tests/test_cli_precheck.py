@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from augbench.catalog import committed
+from augbench.catalog_file import committed
 from augbench.sweep.grid import list_grids, load_grid
 
 GRID = """benchmark = "clutter-crop"
