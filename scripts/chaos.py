@@ -254,11 +254,14 @@ def run_reference(config: str, work: Path) -> Reference:
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = _start([sys.executable, __file__, "_child", str(counts), "--", *augbench_args(config, out)], work,
                   work / config / "reference.log")
-    _wait_for(lambda: (out / "config.json").exists(), proc, TIMEOUT)
-    started = time.monotonic()
-    if proc.wait(timeout=TIMEOUT) != 0:
-        raise RuntimeError(f"{config}: the uninterrupted run failed; see {work / config / 'reference.log'}")
-    train_seconds = time.monotonic() - started
+    try:
+        _wait_for(lambda: (out / "config.json").exists(), proc, TIMEOUT)
+        started = time.monotonic()
+        if proc.wait(timeout=TIMEOUT) != 0:
+            raise RuntimeError(f"{config}: the uninterrupted run failed; see {work / config / 'reference.log'}")
+        train_seconds = time.monotonic() - started
+    finally:
+        _kill(proc)
     (work / config / "reference.json").write_text(json.dumps({"train_seconds": train_seconds}))
     return Reference(out, train_seconds, json.loads(counts.read_text()))
 
@@ -312,13 +315,15 @@ def run_trial(plan: Plan, ref: Reference, work: Path) -> Outcome:
     args = [sys.executable, __file__, "_child", str(folder / "counts.json"), *hook, "--",
             *augbench_args(plan.config, run)]
     proc = _start(args, work, folder / "killed.log")
-    killed = _wait_for(marker.exists, proc, TIMEOUT)
-    if killed and plan.kill == "after":
-        deadline = time.monotonic() + plan.delay * ref.gap
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        killed = proc.poll() is None
-    _kill(proc)
+    try:
+        killed = _wait_for(marker.exists, proc, TIMEOUT)
+        if killed and plan.kill == "after":
+            deadline = time.monotonic() + plan.delay * ref.gap
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            killed = proc.poll() is None
+    finally:
+        _kill(proc)  # also when this script is stopped: the run has a session of its own
     done = damage(run, plan)
     again = subprocess.run([sys.executable, "-m", "augbench", *augbench_args(plan.config, run)], env=_env(work),
                            capture_output=True, text=True, timeout=TIMEOUT)
@@ -428,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration {unknown[0]!r}; valid: {', '.join(CONFIGS)}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so each trial's run is killed too
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="augbench-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"chaos: {len(configs)} configurations x {args.trials} trials, seed {args.seed}, runs in {work}")
