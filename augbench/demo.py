@@ -98,8 +98,11 @@ def run_demo(root: Path | str = QUICK["root"], out: Path | str = QUICK["out"], m
 
     say = report or logger.info
     root, out = Path(root), Path(out)
+    loaded = load_grid(grid)
+    # bad names or values are one line, with no announcement before it (launch_sweep expands again: ms)
+    loaded.expand(overrides, range(seeds), skip_unregistered=True)
     say(f"demo: run directories under {root}/, tables, figures and leaderboard under {out}/")
-    rep = launch_sweep(load_grid(grid), root, executor="inline" if max_parallel <= 1 else "local",
+    rep = launch_sweep(loaded, root, executor="inline" if max_parallel <= 1 else "local",
                        overrides=overrides, seeds=range(seeds), skip_unregistered=True,
                        max_parallel=max(1, max_parallel), wait=True, log=lambda line: say(f"demo: {line}"),
                        poll_seconds=2.0)

@@ -74,6 +74,7 @@ def test_json_just_below_the_interpreters_limit_is_refused_too():
     ["collect", "{root}", "--out", "{file}/all.csv"],
     ["bench", "--methods", "none", "--out", "{file}/perf.csv"],
     ["bench", "--methods", "none", "--figure", "{file}/perf.png"],
+    ["bench", "--ops", "--out", "{file}/ops.csv"],
     ["sweep", "launch", "figure5", "--dry-run", "--root", "{file}"],
     ["demo", "--root", "{file}"],
     ["demo", "--root", "{root}/runs", "--out", "{file}/results"],
