@@ -135,9 +135,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         root, out = Path(args.root or FULL["root"]), Path(args.out or FULL["out"])
         seeds = FULL["seeds"] if args.seeds is None else args.seeds
         parts = list(dict.fromkeys(args.full or FULL_PARTS))  # the named parts, once each, in order
-        for part in parts:  # every part's folders before the first part runs
+        for part in parts:  # every part's folders and grid before the first part runs (an hour each)
             check_folder(root / part, "run folder", "--root")
             check_folder(out / part, "output folder", "--out")
+            load_grid(FULL_PARTS[part]).expand(sets, range(seeds), skip_unregistered=True)
         failed = 0
         for part in parts:
             logger.info(f"demo: --full part {part!r} (grid {FULL_PARTS[part]})")

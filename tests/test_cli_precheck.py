@@ -35,6 +35,7 @@ def _cases(tmp_path: Path) -> list[list[str]]:
         ["sweep", "launch", "figure5", "--dry-run", "--root", root, "--set", "h_mn=2"],
         ["sweep", "launch", "figure5", "--dry-run", "--root", root, "--set", "train.epoch=2"],
         ["demo", "--root", root, "--out", str(tmp_path / "results"), "--set", "train.epoch=1"],
+        ["demo", "--full", "--root", root, "--out", str(tmp_path / "results"), "--set", "train.epoch=1"],
         ["bench", "--methods", "instaug", "--out", str(tmp_path / "perf.csv")],
         ["bench", "--benchmark", "glyphs-rotaion", "--out", str(tmp_path / "perf.csv")],
     ]
