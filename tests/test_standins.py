@@ -26,7 +26,7 @@ def test_clutter_crop_instaaug_places_its_crops_on_the_object(tmp_path):
 def test_texture_color_instaaug_learns_wide_hue_ranges_only_where_hue_is_not_the_label(tmp_path):
     m = execute(resolve("texture-color", "instaaug", 0, QUIET), tmp_path / "run")
     # wider where hue does not define the label: 1.24x and 1.22x on seeds 0 and 1 with phi's public
-    # (He) initialisation, 1.7x over 5 seeds with PyTorch's default one (results/full/color/ has it)
+    # (He) initialisation; 1.7x over 5 seeds with PyTorch's default one, before it
     assert m["hue_width_free"] > 1.15 * m["hue_width_defined"], m
     # a global range that leaves no hue class's label-preserving arc covers at most 22% of the arcs
     # on average; wider global ones cross into the partner class (random colour at +-0.2 turns:
