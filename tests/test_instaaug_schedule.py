@@ -188,6 +188,7 @@ def test_the_trainer_runs_val_checks_per_epoch_and_lambda_reacts_at_each(tmp_pat
     tiny = {"data.n_train": 80, "data.n_test": 8, "data.image_size": 16, "train.batch_size": 8, "train.epochs": 2,
             "model.width": 0.25, "run.device": "cpu", "run.progress": False, "train.val_checks": 3,
             "lambda_patience": 1, "lambda_hold": None,  # no hold: lambda rises at every check
+            "pretrain_fraction": None,  # phi (and lambda) from the first step
             "h_min": 50.0, "h_max": 60.0}  # far above the entropy
     cfg = resolve("glyphs-rotation", "instaaug", 0, tiny)
     trainer = Trainer(create_benchmark("glyphs-rotation", cfg.settings), "instaaug", cfg.hparams, 0, tmp_path,
