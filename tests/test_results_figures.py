@@ -506,6 +506,19 @@ def test_no_figure_has_overlapping_text(every_figure):
 
 
 @pytest.mark.slow
+def test_no_figure_text_runs_off_the_canvas(every_figure):
+    """A title longer than the figure is cut off at its printed size (a class-ranges subtitle that
+    listed every series' seed did)."""
+    def outside(fig) -> list[str]:
+        width, height = fig.canvas.get_width_height()
+        return [t.get_text()[:60] for t, box in drawn_texts(fig)
+                if box.x0 < -1 or box.x1 > width + 1 or box.y0 < -1 or box.y1 > height + 1]
+
+    off = {name: outside(fig) for name, fig in every_figure.items()}
+    assert {name: texts for name, texts in off.items() if texts} == {}
+
+
+@pytest.mark.slow
 def test_bar_labels_clear_their_error_bars(every_figure):
     """A bar's value label starts past its error bar and the paper's diamond, never on them."""
     checked = 0
